@@ -1,0 +1,72 @@
+"""Option types and defaults, declared once.
+
+Every default the CLI shows and every library function falls back on lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal, get_args
+
+BaseModelName = Literal["spliceai", "openspliceai"]
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["float32", "bfloat16"]
+SubsetPolicy = Literal["error_total", "error_fp", "error_fn", "random", "hard", "custom", "all"]
+SiteType = Literal["donor", "acceptor"]
+SpliceType = Literal["donor", "acceptor", "neither"]
+PredType = Literal["TP", "FP", "FN", "TN"]
+
+BASE_MODELS: tuple[str, ...] = get_args(BaseModelName)
+DEVICES: tuple[str, ...] = get_args(Device)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+SUBSET_POLICIES: tuple[str, ...] = get_args(SubsetPolicy)
+
+#: nucleotides of real genomic context the base model reads on each side of a gene body
+FLANK = 5_000
+#: sites of a gene come from its transcripts with at least this many exons
+MIN_EXONS_FOR_SITES = 2
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that determines a build's rows. Stored in ``build.json``; a resume must match it."""
+
+    subset_policy: SubsetPolicy = "error_total"
+    n_genes: int | None = 1000
+    gene_ids: tuple[str, ...] | None = None  # resolved custom list (policy "custom")
+    gene_types: tuple[str, ...] | None = None
+    batch_size: int = 1000  # genes per batch
+    batch_rows: int = 500_000  # rows per Parquet row group (bounds memory)
+    threshold: float = 0.5
+    consensus_window: int = 2
+    hard_prob: float = 0.15
+    window: int = 75
+    easy_ratio: float = 0.5
+    kmer_sizes: tuple[int, ...] = (6,)
+    kmer_window: int = 500
+    seed: int = 42
+    base_model: BaseModelName = "spliceai"
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+
+DEFAULT_BUILD = BuildConfig()
+
+
+@dataclass(frozen=True)
+class PredictDefaults:
+    """Defaults of ``meta-spliceai predict``."""
+
+    batch_size: int = 8  # sequences per forward pass for short genes
+    device: Device = "auto"
+    precision: Precision = "float32"
+    base_model: BaseModelName = "spliceai"
+    chunk_size: int = 100_000  # output nucleotides per forward pass for long genes
+
+
+DEFAULT_PREDICT = PredictDefaults()
