@@ -35,6 +35,10 @@ def _is_bgzf(path: Path) -> bool:
     return len(head) >= 16 and head[:4] == b"\x1f\x8b\x08\x04" and head[12:14] == b"BC"
 
 
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
+
+
 class Genome:
     """A FASTA opened for random access; the ``.fai`` (and ``.gzi``) index is made when missing.
 
@@ -56,18 +60,23 @@ class Genome:
             )
         needed = [Path(f"{self.path}.fai")] + ([Path(f"{self.path}.gzi")] if compressed else [])
         missing = [p for p in needed if not p.is_file()]
-        if missing and not os.access(self.path.parent, os.W_OK):
-            raise InputError(
-                f"FASTA {self.path} has no index ({', '.join(p.name for p in missing)}) and its folder is "
-                f"read-only; index it where it can be written (samtools faidx {self.path.name}) or copy it "
-                "to a writable folder"
-            )
+        no_index = (
+            f"FASTA {self.path} has no index ({', '.join(p.name for p in missing)}) and its folder is read-only; "
+            f"index it where it can be written (samtools faidx {self.path.name}) or copy it to a writable folder"
+        )
+        if missing and not _writable(self.path.parent):
+            raise InputError(no_index)
         import pysam  # local: keeps `import meta_spliceai` light
 
         try:
             if missing:
                 log.info("indexing %s", self.path)
-                pysam.faidx(str(self.path))
+                try:
+                    pysam.faidx(str(self.path))
+                except (OSError, pysam.utils.SamtoolsError):
+                    if any(not p.is_file() for p in missing):
+                        raise InputError(no_index) from None
+                    raise
             self._fa = pysam.FastaFile(str(self.path))
         except (OSError, ValueError, pysam.utils.SamtoolsError) as err:
             raise InputError(f"cannot open FASTA {self.path}: {err} (is it a valid FASTA?)") from None

@@ -1,0 +1,459 @@
+"""Gene annotation (GTF 2.2 / GFF3, plain or gzip) to the tables every later stage reads.
+
+Tables (polars), coordinates **1-based closed** on the chromosome unless said otherwise:
+
+- ``genes``: gene_id, gene_name, gene_type, chrom, strand, start, end, length, transcript_count, exon_count
+- ``transcripts``: transcript_id, gene_id, transcript_type, chrom, strand, start, end, exon_count
+- ``exons``: gene_id, transcript_id, chrom, strand, start, end, exon_number (1 = first in transcription order)
+- ``splice_sites``: gene_id, chrom, strand, site_type, genomic_position (1-based), position (0-based index
+  into the gene body in transcription direction), transcript_ids, transcript_count
+
+A splice site is an exon-boundary base in transcription orientation: donor = last base of the upstream
+exon, acceptor = first base of the downstream exon; sites come from transcripts with >= 2 exons.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .config import MIN_EXONS_FOR_SITES
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+TABLES = ("genes", "transcripts", "exons", "splice_sites")
+_CACHE_VERSION = "1"
+_GTF_COLS = ["chrom", "source", "feature", "start", "end", "score", "strand", "frame", "attributes"]
+_GENE_LEVEL = ("gene",)
+_TX_LEVEL = ("transcript", "mRNA", "lnc_RNA", "ncRNA", "miRNA", "snRNA", "snoRNA", "rRNA", "tRNA",
+             "pseudogenic_transcript", "primary_transcript", "unconfirmed_transcript", "V_gene_segment",
+             "C_gene_segment", "D_gene_segment", "J_gene_segment", "scRNA", "scaRNA", "vault_RNA", "Y_RNA")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """The four annotation tables of one GTF/GFF file."""
+
+    genes: pl.DataFrame
+    transcripts: pl.DataFrame
+    exons: pl.DataFrame
+    splice_sites: pl.DataFrame
+    source: str = ""
+
+    def gene_sites(self, gene_id: str) -> pl.DataFrame:
+        return self.splice_sites.filter(pl.col("gene_id") == gene_id)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def file_checksum(path: str | os.PathLike[str]) -> str:
+    """blake2b digest (hex, 32 chars) of a file's bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 23), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_readable(path: Path, what: str, flag: str) -> None:
+    if not path.is_file():
+        raise InputError(f"{what} not found: {path} (give an existing file with {flag})")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{what} not readable: {path} (check its permissions)")
+
+
+def _is_gff3(path: Path, raw: bytes) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".gff3", ".gff")):
+        return True
+    if name.endswith(".gtf"):
+        return False
+    for line in raw.split(b"\n", 200)[:200]:
+        if line.startswith(b"##gff-version 3"):
+            return True
+        if line and not line.startswith(b"#"):
+            fields = line.split(b"\t")
+            return len(fields) == 9 and b"=" in fields[8] and b'"' not in fields[8]
+    return False
+
+
+def _read_raw(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    try:
+        if magic == b"\x1f\x8b":
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except (OSError, EOFError) as err:
+        raise InputError(f"cannot read annotation {path}: {err}") from None
+
+
+def _locate_bad_line(raw: bytes, path: Path) -> InputError:
+    """Scan line by line (slow path, only after the fast parser failed) for the first malformed line."""
+    for lineno, line in enumerate(io.BytesIO(raw), start=1):
+        text = line.rstrip(b"\r\n")
+        if not text or text.startswith(b"#"):
+            continue
+        fields = text.split(b"\t")
+        if len(fields) != 9:
+            return InputError(
+                f"{path}, line {lineno}: {len(fields)} tab-separated fields, a GTF/GFF line needs 9 "
+                "(check for spaces instead of tabs or a truncated file)"
+            )
+        for name, value in (("start", fields[3]), ("end", fields[4])):
+            if not value.strip().isdigit():
+                return InputError(
+                    f"{path}, line {lineno}: {name} coordinate {value.decode(errors='replace')!r} is not a "
+                    "positive integer"
+                )
+    return InputError(f"{path}: not a readable GTF/GFF file (no tab-separated 9-field lines)")
+
+
+def _line_of(raw: bytes, data_row: int) -> int:
+    """1-based line number of the ``data_row``-th (0-based) non-comment, non-empty line."""
+    seen = -1
+    for lineno, line in enumerate(io.BytesIO(raw), start=1):
+        if line.strip() and not line.startswith(b"#"):
+            seen += 1
+            if seen == data_row:
+                return lineno
+    return -1
+
+
+def _attr(key: str, gff: bool) -> pl.Expr:
+    if gff:
+        pattern = rf"(?:^|;)\s*{key}=([^;]*)"
+    else:
+        pattern = rf'(?:^|;)\s*{key}\s+"?([^";]*)"?'
+    return pl.col("attributes").str.extract(pattern, 1)
+
+
+def _first(*exprs: pl.Expr) -> pl.Expr:
+    return pl.coalesce(list(exprs))
+
+
+def _parse_lines(raw: bytes, path: Path) -> pl.DataFrame:
+    """Fast vectorised read of the 9 columns; keeps gene/transcript/exon-level lines with their row index."""
+    try:
+        df = pl.read_csv(
+            io.BytesIO(raw),
+            separator="\t",
+            has_header=False,
+            comment_prefix="#",
+            quote_char=None,
+            new_columns=_GTF_COLS,
+            schema_overrides={c: pl.Utf8 for c in _GTF_COLS},
+            infer_schema=False,
+        )
+    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.ShapeError, OSError):
+        raise _locate_bad_line(raw, path) from None
+    if df.width != 9 or df["attributes"].null_count():
+        raise _locate_bad_line(raw, path)
+    df = df.with_row_index("row").filter(pl.col("feature").is_in(("exon",) + _GENE_LEVEL + _TX_LEVEL))
+    coords = df.select(
+        pl.col("start").str.strip_chars().cast(pl.Int64, strict=False),
+        pl.col("end").str.strip_chars().cast(pl.Int64, strict=False),
+    )
+    bad = coords.select((pl.col("start").is_null() | pl.col("end").is_null()).arg_true()).to_series()
+    if len(bad):
+        raise _locate_bad_line(raw, path)
+    df = df.with_columns(coords["start"], coords["end"])
+    if df.height == 0 or not (df["feature"] == "exon").any():
+        raise InputError(f"{path}: no exon lines found (the annotation must list exons)")
+    return df
+
+
+def _validate_rows(df: pl.DataFrame, raw: bytes, path: Path) -> None:
+    for cond, msg in (
+        (pl.col("start") > pl.col("end"), "start {start} > end {end}"),
+        (~pl.col("strand").is_in(["+", "-"]), "unknown strand {strand!r} (use '+' or '-')"),
+        (pl.col("start") < 1, "start {start} < 1 (GTF/GFF coordinates are 1-based)"),
+    ):
+        hit = df.filter(cond)
+        if hit.height:
+            row = hit.row(0, named=True)
+            line = _line_of(raw, int(row["row"]))
+            raise InputError(f"{path}, line {line}: {row['feature']} line has " + msg.format(**row))
+
+
+def _gtf_tables(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Exons, transcript-level and gene-level records of a GTF (IDs from gene_id/transcript_id)."""
+    df = df.with_columns(
+        _attr("gene_id", False).alias("gene_id"),
+        _attr("transcript_id", False).alias("transcript_id"),
+        _attr("gene_name", False).alias("gene_name"),
+        _first(_attr("gene_type", False), _attr("gene_biotype", False)).alias("gene_type"),
+        _first(_attr("transcript_type", False), _attr("transcript_biotype", False)).alias("transcript_type"),
+    )
+    exons = df.filter(pl.col("feature") == "exon")
+    txs = df.filter(pl.col("feature") == "transcript")
+    genes = df.filter(pl.col("feature") == "gene")
+    return exons, txs, genes
+
+
+def _gff3_tables(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Exons, transcripts and genes of a GFF3 through the ID/Parent hierarchy."""
+    strip = r"^(?:gene|transcript):"
+    df = df.with_columns(
+        _attr("ID", True).str.replace(strip, "").alias("id"),
+        _attr("Parent", True).str.replace_all(r"(^|,)(?:gene|transcript):", "$1").alias("parent"),
+        _first(_attr("gene_name", True), _attr("Name", True)).alias("name"),
+        _first(_attr("gene_type", True), _attr("gene_biotype", True), _attr("biotype", True)).alias("gtype"),
+        _first(_attr("transcript_type", True), _attr("transcript_biotype", True), _attr("biotype", True)).alias(
+            "ttype"
+        ),
+    )
+    exons = (
+        df.filter(pl.col("feature") == "exon")
+        .with_columns(pl.col("parent").str.split(","))
+        .explode("parent")
+        .rename({"parent": "transcript_id"})
+    )
+    tx_ids = exons["transcript_id"].unique()
+    txs = df.filter(pl.col("id").is_in(tx_ids.implode()) & (pl.col("feature") != "exon")).select(
+        "row", "chrom", "feature", "start", "end", "strand",
+        pl.col("id").alias("transcript_id"),
+        pl.col("parent").str.split(",").list.first().alias("gene_id"),
+        pl.col("ttype").alias("transcript_type"),
+    )
+    genes = df.filter(pl.col("id").is_in(txs["gene_id"].unique().implode())).select(
+        "row", "chrom", "feature", "start", "end", "strand",
+        pl.col("id").alias("gene_id"),
+        pl.col("name").alias("gene_name"),
+        pl.col("gtype").alias("gene_type"),
+    )
+    tx_gene = txs.select("transcript_id", "gene_id", "transcript_type")
+    exons = exons.drop("id").join(tx_gene, on="transcript_id", how="left").with_columns(
+        # an exon whose parent is no transcript (gene -> exon directly) stands for a one-transcript gene
+        pl.coalesce("gene_id", "transcript_id").alias("gene_id"),
+        pl.col("gtype").alias("gene_type"),
+        pl.col("name").alias("gene_name"),
+    )
+    return exons, txs, genes
+
+
+def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, path: Path) -> Annotation:
+    missing = exons.filter(pl.col("gene_id").is_null() | pl.col("transcript_id").is_null())
+    if missing.height:
+        raise InputError(
+            f"{path}: exon line without gene_id/transcript_id (data line {int(missing['row'][0]) + 1}); "
+            "every exon needs both attributes (GTF) or a Parent (GFF3)"
+        )
+    # one gene, one contig and one strand
+    spread = (
+        exons.group_by("gene_id")
+        .agg(pl.col("chrom").n_unique().alias("nc"), pl.col("strand").n_unique().alias("ns"),
+             pl.col("chrom").unique().sort().alias("cs"), pl.col("strand").unique().sort().alias("ss"))
+        .filter((pl.col("nc") > 1) | (pl.col("ns") > 1))
+        .sort("gene_id")
+    )
+    if spread.height:
+        r = spread.row(0, named=True)
+        raise InputError(
+            f"{path}: gene {r['gene_id']} has exons on several contigs/strands "
+            f"({', '.join(r['cs'])} / {', '.join(r['ss'])}); fix or drop that gene "
+            f"({spread.height} such gene(s))"
+        )
+    exons = (
+        exons.select("gene_id", "transcript_id", "chrom", "strand", "start", "end", "gene_name", "gene_type",
+                     "transcript_type")
+        .unique(subset=["transcript_id", "start", "end"], keep="first", maintain_order=True)
+        .sort("transcript_id", "start")
+    )
+    tx = exons.group_by("transcript_id", maintain_order=True).agg(
+        pl.col("gene_id").first(), pl.col("transcript_type").first(), pl.col("chrom").first(),
+        pl.col("strand").first(), pl.col("start").min(), pl.col("end").max(), pl.len().alias("exon_count"),
+    )
+    if txs.height:  # prefer explicit transcript lines for types and spans
+        tx_lines = txs.unique("transcript_id", keep="first").select(
+            "transcript_id", pl.col("start").alias("t_start"), pl.col("end").alias("t_end"),
+            pl.col("transcript_type").alias("t_type"),
+        )
+        tx = tx.join(tx_lines, on="transcript_id", how="left").with_columns(
+            pl.min_horizontal("start", "t_start").alias("start"),
+            pl.max_horizontal("end", "t_end").alias("end"),
+            pl.coalesce("t_type", "transcript_type").alias("transcript_type"),
+        ).drop("t_start", "t_end", "t_type")
+    tx = tx.with_columns(pl.col("transcript_type").fill_null("unknown")).select(
+        "transcript_id", "gene_id", "transcript_type", "chrom", "strand", "start", "end", "exon_count"
+    ).sort("chrom", "start", "transcript_id")
+
+    g = exons.group_by("gene_id").agg(
+        pl.col("gene_name").drop_nulls().first(), pl.col("gene_type").drop_nulls().first(),
+        pl.col("chrom").first(), pl.col("strand").first(), pl.col("start").min(), pl.col("end").max(),
+        pl.col("transcript_id").n_unique().alias("transcript_count"),
+        pl.struct("start", "end").n_unique().alias("exon_count"),
+    )
+    if genes.height:
+        g_lines = genes.unique("gene_id", keep="first").select(
+            "gene_id", pl.col("start").alias("g_start"), pl.col("end").alias("g_end"),
+            pl.col("gene_name").alias("g_name"), pl.col("gene_type").alias("g_type"),
+        )
+        g = g.join(g_lines, on="gene_id", how="left").with_columns(
+            pl.min_horizontal("start", "g_start").alias("start"),
+            pl.max_horizontal("end", "g_end").alias("end"),
+            pl.coalesce("gene_name", "g_name").alias("gene_name"),
+            pl.coalesce("gene_type", "g_type").alias("gene_type"),
+        ).drop("g_start", "g_end", "g_name", "g_type")
+    g = g.with_columns(
+        pl.coalesce("gene_name", "gene_id").alias("gene_name"),
+        pl.col("gene_type").fill_null("unknown"),
+        (pl.col("end") - pl.col("start") + 1).alias("length"),
+    ).select("gene_id", "gene_name", "gene_type", "chrom", "strand", "start", "end", "length",
+             "transcript_count", "exon_count").sort("chrom", "start", "gene_id")
+
+    ex = exons.select("gene_id", "transcript_id", "chrom", "strand", "start", "end").with_columns(
+        pl.when(pl.col("strand") == "+")
+        .then(pl.int_range(1, pl.len() + 1).over("transcript_id"))
+        .otherwise(pl.int_range(pl.len(), 0, -1).over("transcript_id"))
+        .cast(pl.Int32)
+        .alias("exon_number")
+    )
+    sites = _splice_sites(ex, g)
+    return Annotation(genes=g, transcripts=tx, exons=ex, splice_sites=sites, source=str(path))
+
+
+def _splice_sites(exons: pl.DataFrame, genes: pl.DataFrame) -> pl.DataFrame:
+    """Union over multi-exon transcripts of exon-boundary sites (exons sorted by start within transcripts)."""
+    nxt = exons.with_columns(
+        pl.col("start").shift(-1).over("transcript_id").alias("next_start"),
+        pl.len().over("transcript_id").alias("n"),
+    ).filter(pl.col("next_start").is_not_null() & (pl.col("n") >= MIN_EXONS_FOR_SITES))
+    plus = pl.col("strand") == "+"
+    # + strand: donor = end of the lower exon, acceptor = start of the next; - strand: the reverse
+    donors = nxt.select("gene_id", "transcript_id", "chrom", "strand",
+                        pl.lit("donor").alias("site_type"),
+                        pl.when(plus).then(pl.col("end")).otherwise(pl.col("next_start")).alias("genomic_position"))
+    acceptors = nxt.select("gene_id", "transcript_id", "chrom", "strand",
+                           pl.lit("acceptor").alias("site_type"),
+                           pl.when(plus).then(pl.col("next_start")).otherwise(pl.col("end")).alias("genomic_position"))
+    spans = genes.select("gene_id", pl.col("start").alias("g_start"), pl.col("end").alias("g_end"))
+    return (
+        pl.concat([donors, acceptors])
+        .group_by("gene_id", "chrom", "strand", "site_type", "genomic_position")
+        .agg(pl.col("transcript_id").unique().sort().alias("transcript_ids"))
+        .with_columns(pl.col("transcript_ids").list.len().cast(pl.Int32).alias("transcript_count"))
+        .join(spans, on="gene_id")
+        .with_columns(
+            pl.when(plus).then(pl.col("genomic_position") - pl.col("g_start"))
+            .otherwise(pl.col("g_end") - pl.col("genomic_position")).alias("position")
+        )
+        .select("gene_id", "chrom", "strand", "site_type", "genomic_position", "position", "transcript_ids",
+                "transcript_count")
+        .sort("chrom", "gene_id", "genomic_position", "site_type")
+    )
+
+
+def parse_annotation(path: str | os.PathLike[str]) -> Annotation:
+    """Parse a GTF or GFF3 file (plain or gzip) into the four tables, without caching."""
+    path = Path(path)
+    _check_readable(path, "annotation", "--gtf")
+    raw = _read_raw(path)
+    if not raw.strip():
+        raise InputError(f"annotation {path} is empty (give a GTF/GFF3 with exon lines)")
+    gff = _is_gff3(path, raw)
+    df = _parse_lines(raw, path)
+    _validate_rows(df, raw, path)
+    exons, txs, genes = (_gff3_tables if gff else _gtf_tables)(df)
+    del df
+    return _build_tables(exons, txs, genes, path)
+
+
+def load_annotation(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> Annotation:
+    """Parsed tables of ``path``, read from ``cache_dir`` when a cache for the same file checksum exists."""
+    path = Path(path)
+    _check_readable(path, "annotation", "--gtf")
+    if cache_dir is None:
+        return parse_annotation(path)
+    cache = Path(cache_dir) / f"{file_checksum(path)}-v{_CACHE_VERSION}"
+    files = {t: cache / f"{t}.parquet" for t in TABLES}
+    if all(f.is_file() for f in files.values()):
+        log.info("annotation tables from cache %s", cache)
+        return Annotation(**{t: pl.read_parquet(f) for t, f in files.items()}, source=str(path))
+    ann = parse_annotation(path)
+    cache.mkdir(parents=True, exist_ok=True)
+    for t, f in files.items():
+        tmp = f.with_name(f".{f.name}.tmp")
+        getattr(ann, t).write_parquet(tmp)
+        os.replace(tmp, f)
+    return ann
+
+
+# --------------------------------------------------------------------------- gene lists
+
+
+def strip_version(gene_id: str) -> str:
+    """``ENSG00000123.4`` -> ``ENSG00000123`` (IDs without a numeric suffix are kept)."""
+    head, dot, tail = gene_id.rpartition(".")
+    return head if dot and tail.isdigit() and head else gene_id
+
+
+def read_gene_list(path: str | os.PathLike[str], gene_col: str | None = None) -> list[str]:
+    """Gene IDs or names from a text/TSV/CSV file: a column ``gene_col`` (or ``gene_id``), else one per line."""
+    path = Path(path)
+    _check_readable(path, "gene list", "--gene-ids-file")
+    lines = [ln.rstrip("\r\n") for ln in path.read_text().splitlines()]
+    lines = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        raise InputError(f"gene list {path} is empty (put one gene ID or name per line)")
+    sep = "\t" if "\t" in lines[0] else ("," if "," in lines[0] else None)
+    header = [h.strip() for h in lines[0].split(sep)] if sep else [lines[0].strip()]
+    col = gene_col or ("gene_id" if "gene_id" in header else None)
+    if col is None and sep is None:
+        ids = [ln.strip() for ln in lines]
+        if ids[0].lower() in ("gene", "genes", "gene_name", "gene_id"):
+            ids = ids[1:]
+    else:
+        if col is None or col not in header:
+            raise InputError(
+                f"gene list {path} has no column {col or 'gene_id'!r}; its columns are: {', '.join(header)} "
+                "(choose one with --gene-col)"
+            )
+        i = header.index(col)
+        ids = [ln.split(sep)[i].strip() if sep else ln.strip() for ln in lines[1:]]
+    ids = [x for x in dict.fromkeys(ids) if x]
+    if not ids:
+        raise InputError(f"gene list {path} is empty (put one gene ID or name per line)")
+    return ids
+
+
+def resolve_gene_ids(genes: pl.DataFrame, requested: Iterable[str], *, source: str = "the gene list") -> list[str]:
+    """Annotation gene_ids for IDs (with or without version suffix) or gene names, in request order."""
+    requested = list(dict.fromkeys(requested))
+    if not requested:
+        raise InputError(f"{source} is empty: name at least one gene")
+    exact = set(genes["gene_id"].to_list())
+    by_base: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    for gid, name in genes.select("gene_id", "gene_name").iter_rows():
+        by_base.setdefault(strip_version(gid), gid)
+        by_name.setdefault(name, gid)
+    out: list[str] = []
+    unknown: list[str] = []
+    for r in requested:
+        hit = r if r in exact else by_base.get(strip_version(r)) or by_name.get(r)
+        (out if hit else unknown).append(hit or r)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f", … ({len(unknown)} in all)" if len(unknown) > 5 else "")
+        raise InputError(f"genes in {source} not found in the annotation: {shown} (use gene IDs or names of the GTF)")
+    return list(dict.fromkeys(out))
+
+
+def order_genes(genes: pl.DataFrame) -> pl.DataFrame:
+    """Canonical gene order of the design: (chrom, start, gene_id)."""
+    return genes.sort("chrom", "start", "gene_id")
+
+
+def genes_subset(genes: pl.DataFrame, gene_ids: Sequence[str]) -> pl.DataFrame:
+    return order_genes(genes.filter(pl.col("gene_id").is_in(list(gene_ids))))

@@ -1,0 +1,272 @@
+"""The dataset's row schema, declared once: column names, roles, dtypes and version.
+
+Every row is one candidate position of one gene. Each column has a *role*:
+
+- ``id``: where the row is (gene, chromosome, strand, positions);
+- ``label``: the annotation's truth (``splice_type``) and the base model's outcome (``pred_type``);
+- ``metadata``: facts about the row that are not features (the site's transcripts, the batch,
+  why a true negative was kept);
+- ``feature``: what a meta-model may read. Features are computed the same way for every
+  position, whatever its label (see :mod:`meta_spliceai.features`).
+
+Roles, the schema version and the k-mer settings are stored in the Parquet schema metadata
+under the key ``b"meta_spliceai"`` (JSON), so any file can be interpreted on its own.
+
+Coordinates: ``genomic_position`` is 1-based on the chromosome; ``position`` is the 0-based
+index into the gene body in transcription direction (0 = gene start on ``+``, gene end on ``-``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, get_args
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from .errors import InputError
+
+#: bump when a column is added, removed, renamed or changes meaning or type
+SCHEMA_VERSION = 1
+#: key of the Parquet/Arrow schema metadata entry holding roles and version (JSON)
+METADATA_KEY = b"meta_spliceai"
+
+Role = Literal["id", "label", "metadata", "feature"]
+ROLES: tuple[str, ...] = get_args(Role)
+
+#: category orders (codes used internally are indices into these; alphabetical so code order = string order)
+SPLICE_TYPES: tuple[str, ...] = ("acceptor", "donor", "neither")
+PRED_TYPES: tuple[str, ...] = ("TP", "FP", "FN", "TN")
+#: why a true negative was kept: high score, near a TP/FP/FN, or drawn at random
+TN_KINDS: tuple[str, ...] = ("hard", "window", "easy")
+BASES = "ACGT"
+
+_STR = pa.large_string()  # what polars produces; no cast needed on write
+
+# --- fixed columns, in file order: (name, role, arrow type) ---------------------------------
+ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("gene_id", _STR),
+    ("gene_name", _STR),
+    ("chrom", _STR),
+    ("strand", _STR),
+    ("genomic_position", pa.int64()),  # 1-based on the chromosome
+    ("position", pa.int64()),  # 0-based in the gene body, transcription direction
+)
+LABEL_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("splice_type", _STR),  # donor / acceptor / neither (annotation truth at this position)
+    ("pred_type", _STR),  # TP / FP / FN / TN (base model's outcome)
+)
+METADATA_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("transcript_ids", pa.large_list(_STR)),  # transcripts annotating this site; empty for non-sites
+    ("transcript_count", pa.int32()),  # len(transcript_ids)
+    ("tn_kind", _STR),  # hard / window / easy for TN rows, null otherwise
+    ("batch", pa.int32()),
+)
+
+#: score columns: the three outputs at the position and both tracks at -2, -1, +1, +2
+SCORE_FEATURES: tuple[str, ...] = (
+    "donor_score",
+    "acceptor_score",
+    "neither_score",
+    *(f"{t}_score_{o}" for t in ("donor", "acceptor") for o in ("m2", "m1", "p1", "p2")),
+)
+#: features from the three scores at the position
+PROBABILITY_FEATURES: tuple[str, ...] = (
+    "relative_donor_probability",
+    "splice_probability",
+    "donor_acceptor_diff",
+    "splice_neither_diff",
+    "donor_acceptor_logodds",
+    "splice_neither_logodds",
+    "probability_entropy",
+)
+#: per-track context/shape features; each track (donor_, acceptor_) from its own scores
+TRACK_FEATURE_SUFFIXES: tuple[str, ...] = (
+    "context_neighbor_mean",
+    "context_asymmetry",
+    "context_max",
+    "diff_m2",
+    "diff_m1",
+    "diff_p1",
+    "diff_p2",
+    "surge_ratio",
+    "is_local_peak",
+    "weighted_context",
+    "peak_height_ratio",
+    "second_derivative",
+    "signal_strength",
+    "context_diff_ratio",
+)
+TRACK_FEATURES: tuple[str, ...] = tuple(f"{t}_{s}" for t in ("donor", "acceptor") for s in TRACK_FEATURE_SUFFIXES)
+CROSS_TRACK_FEATURES: tuple[str, ...] = (
+    "donor_acceptor_peak_ratio",
+    "type_signal_difference",
+    "score_difference_ratio",
+    "signal_strength_ratio",
+)
+#: gene-level structure: identical for every row of a gene
+GENE_FEATURES: tuple[str, ...] = (
+    "gene_length",
+    "gene_transcript_count",
+    "gene_exon_count",
+    "gene_type",
+    "relative_position",
+)
+#: sequence summary of the k-mer window (present when k-mers are)
+SEQUENCE_FEATURES: tuple[str, ...] = ("gc_content", "sequence_complexity")
+
+_F32 = pa.float32()
+_FEATURE_TYPES: dict[str, pa.DataType] = {
+    **{c: _F32 for c in SCORE_FEATURES + PROBABILITY_FEATURES + TRACK_FEATURES + CROSS_TRACK_FEATURES},
+    "donor_is_local_peak": pa.int8(),
+    "acceptor_is_local_peak": pa.int8(),
+    "gene_length": pa.int32(),
+    "gene_transcript_count": pa.int32(),
+    "gene_exon_count": pa.int32(),
+    "gene_type": _STR,  # categorical; trainers encode it
+    "relative_position": _F32,
+    "gc_content": _F32,
+    "sequence_complexity": _F32,
+}
+
+
+def kmer_names(k: int) -> list[str]:
+    """Column names of all 4^k k-mers, ``{k}mer_{ACGT…}``, in lexicographic (= code) order."""
+    if k < 1:
+        raise InputError(f"k-mer size must be >= 1, got {k} (use --kmer-sizes 0 for no k-mers)")
+    return [f"{k}mer_" + "".join(p) for p in itertools.product(BASES, repeat=k)]
+
+
+def kmer_span(kmer_window: int) -> int:
+    """Nucleotides in the k-mer window: ``position ± kmer_window // 2`` inclusive (501 for 500)."""
+    return 2 * (kmer_window // 2) + 1
+
+
+def kmer_count_type(k: int, kmer_window: int) -> pa.DataType:
+    """Smallest unsigned integer type that holds the largest possible count of one k-mer in the window."""
+    most = max(kmer_span(kmer_window) - k + 1, 0)
+    for t in (pa.uint8(), pa.uint16(), pa.uint32()):
+        if most <= np.iinfo(t.to_pandas_dtype()).max:
+            return t
+    return pa.uint64()
+
+
+def normalize_kmer_sizes(kmer_sizes: Iterable[int] | None) -> tuple[int, ...]:
+    """Sorted unique k-mer sizes; ``0`` (the CLI's "none") and ``None`` mean no k-mers."""
+    sizes = sorted({int(k) for k in (kmer_sizes or ()) if int(k) != 0})
+    for k in sizes:
+        if k < 0 or k > 8:
+            raise InputError(f"k-mer size {k} is out of range (1..8; 0 for none), check --kmer-sizes")
+    return tuple(sizes)
+
+
+def feature_fields(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) -> list[pa.Field]:
+    """Arrow fields of the feature columns, in file order."""
+    sizes = normalize_kmer_sizes(kmer_sizes)
+    names = SCORE_FEATURES + PROBABILITY_FEATURES + TRACK_FEATURES + CROSS_TRACK_FEATURES + GENE_FEATURES
+    fields = [pa.field(n, _FEATURE_TYPES[n], nullable=False) for n in names]
+    if sizes:
+        fields += [pa.field(n, _FEATURE_TYPES[n], nullable=False) for n in SEQUENCE_FEATURES]
+        for k in sizes:
+            t = kmer_count_type(k, kmer_window)
+            fields += [pa.field(n, t, nullable=False) for n in kmer_names(k)]
+    return fields
+
+
+def arrow_schema(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) -> pa.Schema:
+    """The dataset's Arrow schema for these k-mer settings, roles and version in its metadata."""
+    sizes = normalize_kmer_sizes(kmer_sizes)
+    fields: list[pa.Field] = []
+    roles: dict[str, str] = {}
+    for role, cols in (("id", ID_COLUMNS), ("label", LABEL_COLUMNS), ("metadata", METADATA_COLUMNS)):
+        for name, typ in cols:
+            fields.append(pa.field(name, typ, nullable=name == "tn_kind"))
+            roles[name] = role
+    for f in feature_fields(sizes, kmer_window):
+        fields.append(f)
+        roles[f.name] = "feature"
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "kmer_sizes": list(sizes),
+        "kmer_window": int(kmer_window),
+        "roles": roles,
+    }
+    return pa.schema(fields, metadata={METADATA_KEY: json.dumps(meta, separators=(",", ":")).encode()})
+
+
+def polars_schema(schema: pa.Schema) -> pl.Schema:
+    """The polars dtypes of an Arrow schema from :func:`arrow_schema`, in the same order."""
+    return pl.Schema(pl.from_arrow(schema.empty_table()).schema)
+
+
+def read_metadata(schema: pa.Schema) -> dict[str, object]:
+    """The ``meta_spliceai`` entry of a schema (e.g. ``pq.read_schema(path)``); error if absent."""
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise InputError(
+            "Parquet file has no meta_spliceai schema metadata (not a meta-spliceai dataset, or written "
+            "by a tool that dropped it); rebuild it with meta-spliceai build"
+        )
+    return json.loads(raw)
+
+
+def read_roles(schema: pa.Schema) -> dict[str, str]:
+    """Column name -> role, from a schema's metadata."""
+    return dict(read_metadata(schema)["roles"])  # type: ignore[arg-type]
+
+
+def _role_map(schema_or_names: pa.Schema | pl.Schema | Mapping[str, object] | Sequence[str]) -> dict[str, str]:
+    """Roles of the given columns: from metadata for an Arrow schema that has it, else by name."""
+    if isinstance(schema_or_names, pa.Schema) and METADATA_KEY in (schema_or_names.metadata or {}):
+        return read_roles(schema_or_names)
+    names = list(schema_or_names.names if isinstance(schema_or_names, pa.Schema) else schema_or_names)
+    return {n: role_of(n) for n in names}
+
+
+def role_of(name: str) -> str:
+    """Role of a column by its name (for frames without schema metadata)."""
+    for role, cols in (("id", ID_COLUMNS), ("label", LABEL_COLUMNS), ("metadata", METADATA_COLUMNS)):
+        if any(name == c for c, _ in cols):
+            return role
+    if name in _FEATURE_TYPES or _is_kmer_name(name):
+        return "feature"
+    raise InputError(f"column {name!r} is not part of the meta-spliceai row schema (version {SCHEMA_VERSION})")
+
+
+def _is_kmer_name(name: str) -> bool:
+    head, _, tail = name.partition("mer_")
+    return head.isdigit() and len(tail) == int(head) and set(tail) <= set(BASES)
+
+
+def columns_by_role(
+    schema_or_names: pa.Schema | pl.Schema | Mapping[str, object] | Sequence[str], role: Role
+) -> list[str]:
+    """Columns of one role, in the given order."""
+    if role not in ROLES:
+        raise InputError(f"unknown column role {role!r}; choose one of {', '.join(ROLES)}")
+    return [n for n, r in _role_map(schema_or_names).items() if r == role]
+
+
+def feature_columns(schema_or_names: pa.Schema | pl.Schema | Mapping[str, object] | Sequence[str]) -> list[str]:
+    """The columns a meta-model may read (role ``feature``), in the given order."""
+    return columns_by_role(schema_or_names, "feature")
+
+
+#: columns of gene_performance.tsv (one row per gene and site type)
+PERFORMANCE_COLUMNS: tuple[str, ...] = (
+    "gene_id",
+    "gene_name",
+    "splice_type",
+    "n_splice_sites",
+    "TP",
+    "FP",
+    "FN",
+    "TN",
+    "precision",
+    "recall",
+    "f1_score",
+    "topk_acc",
+)
