@@ -8,7 +8,7 @@ transcript_id gets a per-copy tag before its version suffix (``ENSG00000226266.2
 GENCODE feature mix (gene/transcript/exon/CDS/UTR/start_codon/stop_codon). The output is
 deterministic (same bytes on every run) and written atomically.
 
-Usage: python bench/make_gencode_like_gtf.py [OUT.gtf] [--lines 3400000] [--copies-per-contig 80]
+Usage: python bench/make_gencode_like_gtf.py [OUT.gtf] [--lines 3400000] [--copies-per-contig 40]
 """
 
 from __future__ import annotations
@@ -60,9 +60,8 @@ def write(out: Path, n_lines: int, copies_per_contig: int) -> int:
         copy = 0
         for u in range(n_units):
             contig = f"synth{u // copies_per_contig + 1}"
-            for mids, starts, ends, attrs in tpl:
-                base = (copy % copies_per_contig) * SLOT + 1 if False else ((u % copies_per_contig) * len(tpl)
-                                                                              + tpl.index((mids, starts, ends, attrs))) * SLOT + 1
+            for k, (mids, starts, ends, attrs) in enumerate(tpl):
+                base = ((u % copies_per_contig) * len(tpl) + k) * SLOT + 1  # slot start, 1-based
                 tag = f"_c{copy}"
                 fh.write("".join(
                     f"{contig}\t{m}\t{s + base}\t{e + base}\t{a.format(tag=tag)}\n"

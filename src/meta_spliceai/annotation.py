@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 TABLES = ("genes", "transcripts", "exons", "splice_sites")
 _CACHE_VERSION = "1"
+_HEAD_BYTES = 1 << 20  # bytes read up front to recognise GFF3 and empty files
 _GTF_COLS = ["chrom", "source", "feature", "start", "end", "score", "strand", "frame", "attributes"]
 _GENE_LEVEL = ("gene",)
 _TX_LEVEL = ("transcript", "mRNA", "lnc_RNA", "ncRNA", "miRNA", "snRNA", "snoRNA", "rRNA", "tRNA",
@@ -143,38 +144,57 @@ def _first(*exprs: pl.Expr) -> pl.Expr:
     return pl.coalesce(list(exprs))
 
 
-def _parse_lines(raw: bytes, path: Path) -> pl.DataFrame:
-    """Fast vectorised read of the 9 columns; keeps gene/transcript/exon-level lines with their row index."""
-    try:
-        df = pl.read_csv(
-            io.BytesIO(raw),
+def _gtf_attrs() -> list[pl.Expr]:
+    """The GTF attribute columns every table needs (extracted once, from gene/transcript/exon lines only)."""
+    return [
+        _attr("gene_id", False).alias("gene_id"),
+        _attr("transcript_id", False).alias("transcript_id"),
+        _attr("gene_name", False).alias("gene_name"),
+        _first(_attr("gene_type", False), _attr("gene_biotype", False)).alias("gene_type"),
+        _first(_attr("transcript_type", False), _attr("transcript_biotype", False)).alias("transcript_type"),
+    ]
+
+
+def _parse_lines(path: Path, source: Path | io.BytesIO, gff: bool) -> pl.DataFrame:
+    """Vectorised (streaming) read of gene/transcript/exon-level lines with their data-row index.
+
+    A plain file is scanned from disk, so neither its bytes nor its CDS/UTR/codon lines are ever held
+    in memory; GTF attributes are extracted inside the same scan and the attribute text dropped.
+    """
+    lf = (
+        pl.scan_csv(
+            source,
             separator="\t",
             has_header=False,
             comment_prefix="#",
             quote_char=None,
-            new_columns=_GTF_COLS,
-            schema_overrides={c: pl.Utf8 for c in _GTF_COLS},
-            infer_schema=False,
+            schema={c: pl.Utf8 for c in _GTF_COLS},
         )
-    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.ShapeError, OSError):
-        raise _locate_bad_line(raw, path) from None
-    if df.width != 9 or df["attributes"].null_count():
-        raise _locate_bad_line(raw, path)
-    df = df.with_row_index("row").filter(pl.col("feature").is_in(("exon",) + _GENE_LEVEL + _TX_LEVEL))
-    coords = df.select(
-        pl.col("start").str.strip_chars().cast(pl.Int64, strict=False),
-        pl.col("end").str.strip_chars().cast(pl.Int64, strict=False),
+        .with_row_index("row")
+        # short lines (null attributes) are kept so that they can be reported below
+        .filter(pl.col("feature").is_in(("exon",) + _GENE_LEVEL + _TX_LEVEL) | pl.col("attributes").is_null())
+        .with_columns(
+            pl.col("start").str.strip_chars().cast(pl.Int64, strict=False),
+            pl.col("end").str.strip_chars().cast(pl.Int64, strict=False),
+            pl.col("attributes").is_null().alias("_short"),
+        )
+        .drop("source", "score", "frame")
     )
-    bad = coords.select((pl.col("start").is_null() | pl.col("end").is_null()).arg_true()).to_series()
-    if len(bad):
-        raise _locate_bad_line(raw, path)
-    df = df.with_columns(coords["start"], coords["end"])
+    if not gff:
+        lf = lf.with_columns(_gtf_attrs()).drop("attributes")
+    try:
+        df = lf.collect(engine="streaming")
+    except (pl.exceptions.PolarsError, OSError):
+        raise _locate_bad_line(_read_raw(path), path) from None
+    if df["_short"].any() or (df["start"].is_null() | df["end"].is_null()).any():
+        raise _locate_bad_line(_read_raw(path), path)
+    df = df.drop("_short")
     if df.height == 0 or not (df["feature"] == "exon").any():
         raise InputError(f"{path}: no exon lines found (the annotation must list exons)")
     return df
 
 
-def _validate_rows(df: pl.DataFrame, raw: bytes, path: Path) -> None:
+def _validate_rows(df: pl.DataFrame, path: Path) -> None:
     for cond, msg in (
         (pl.col("start") > pl.col("end"), "start {start} > end {end}"),
         (~pl.col("strand").is_in(["+", "-"]), "unknown strand {strand!r} (use '+' or '-')"),
@@ -183,19 +203,12 @@ def _validate_rows(df: pl.DataFrame, raw: bytes, path: Path) -> None:
         hit = df.filter(cond)
         if hit.height:
             row = hit.row(0, named=True)
-            line = _line_of(raw, int(row["row"]))
+            line = _line_of(_read_raw(path), int(row["row"]))
             raise InputError(f"{path}, line {line}: {row['feature']} line has " + msg.format(**row))
 
 
 def _gtf_tables(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Exons, transcript-level and gene-level records of a GTF (IDs from gene_id/transcript_id)."""
-    df = df.with_columns(
-        _attr("gene_id", False).alias("gene_id"),
-        _attr("transcript_id", False).alias("transcript_id"),
-        _attr("gene_name", False).alias("gene_name"),
-        _first(_attr("gene_type", False), _attr("gene_biotype", False)).alias("gene_type"),
-        _first(_attr("transcript_type", False), _attr("transcript_biotype", False)).alias("transcript_type"),
-    )
+    """Exons, transcript-level and gene-level records of a GTF (attribute columns already extracted)."""
     exons = df.filter(pl.col("feature") == "exon")
     txs = df.filter(pl.col("feature") == "transcript")
     genes = df.filter(pl.col("feature") == "gene")
@@ -253,16 +266,17 @@ def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, p
     # one gene, one contig and one strand
     spread = (
         exons.group_by("gene_id")
-        .agg(pl.col("chrom").n_unique().alias("nc"), pl.col("strand").n_unique().alias("ns"),
-             pl.col("chrom").unique().sort().alias("cs"), pl.col("strand").unique().sort().alias("ss"))
+        .agg(pl.col("chrom").n_unique().alias("nc"), pl.col("strand").n_unique().alias("ns"))
         .filter((pl.col("nc") > 1) | (pl.col("ns") > 1))
         .sort("gene_id")
     )
     if spread.height:
         r = spread.row(0, named=True)
+        bad = exons.filter(pl.col("gene_id") == r["gene_id"])
+        cs, ss = sorted(bad["chrom"].unique()), sorted(bad["strand"].unique())
         raise InputError(
             f"{path}: gene {r['gene_id']} has exons on several contigs/strands "
-            f"({', '.join(r['cs'])} / {', '.join(r['ss'])}); fix or drop that gene "
+            f"({', '.join(cs)} / {', '.join(ss)}); fix or drop that gene "
             f"({spread.height} such gene(s))"
         )
     exons = (
@@ -270,6 +284,9 @@ def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, p
                      "transcript_type")
         .unique(subset=["transcript_id", "start", "end"], keep="first", maintain_order=True)
         .sort("transcript_id", "start")
+        # running transcript number (in transcript_id order): an integer key for the windows below
+        .with_columns((pl.col("transcript_id") != pl.col("transcript_id").shift(1)).fill_null(True).cum_sum()
+                      .alias("_t"))
     )
     tx = exons.group_by("transcript_id", maintain_order=True).agg(
         pl.col("gene_id").first(), pl.col("transcript_type").first(), pl.col("chrom").first(),
@@ -313,45 +330,58 @@ def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, p
     ).select("gene_id", "gene_name", "gene_type", "chrom", "strand", "start", "end", "length",
              "transcript_count", "exon_count").sort("chrom", "start", "gene_id")
 
-    ex = exons.select("gene_id", "transcript_id", "chrom", "strand", "start", "end").with_columns(
+    ex = exons.select("gene_id", "transcript_id", "chrom", "strand", "start", "end", "_t").with_columns(
         pl.when(pl.col("strand") == "+")
-        .then(pl.int_range(1, pl.len() + 1).over("transcript_id"))
-        .otherwise(pl.int_range(pl.len(), 0, -1).over("transcript_id"))
+        .then(pl.int_range(1, pl.len() + 1).over("_t"))
+        .otherwise(pl.int_range(pl.len(), 0, -1).over("_t"))
         .cast(pl.Int32)
         .alias("exon_number")
     )
     sites = _splice_sites(ex, g)
-    return Annotation(genes=g, transcripts=tx, exons=ex, splice_sites=sites, source=str(path))
+    return Annotation(genes=g, transcripts=tx, exons=ex.drop("_t"), splice_sites=sites, source=str(path))
 
 
 def _splice_sites(exons: pl.DataFrame, genes: pl.DataFrame) -> pl.DataFrame:
-    """Union over multi-exon transcripts of exon-boundary sites (exons sorted by start within transcripts)."""
+    """Union over multi-exon transcripts of exon-boundary sites (1-based genomic positions).
+
+    ``exons`` is sorted by (transcript_id, start) and numbers its transcripts in that order (``_t``), so
+    the next exon is the next row and grouping/sorting can run on integers instead of strings.
+    """
+    t = pl.col("_t")
     nxt = exons.with_columns(
-        pl.col("start").shift(-1).over("transcript_id").alias("next_start"),
-        pl.len().over("transcript_id").alias("n"),
-    ).filter(pl.col("next_start").is_not_null() & (pl.col("n") >= MIN_EXONS_FOR_SITES))
+        pl.col("start").shift(-1).alias("next_start"),
+        (t.shift(-1) == t).fill_null(False).alias("_more"),
+        pl.len().over("_t").alias("n"),
+    ).filter(pl.col("_more") & (pl.col("n") >= MIN_EXONS_FOR_SITES))
+    # genes numbered in output order (chrom, gene_id)
+    spans = genes.select("gene_id", "chrom", "strand", pl.col("start").alias("g_start"),
+                         pl.col("end").alias("g_end")).sort("chrom", "gene_id").with_row_index("_g")
+    nxt = nxt.select("gene_id", "_t", "transcript_id", "strand", "end", "next_start").join(
+        spans.select("gene_id", "_g"), on="gene_id")
     plus = pl.col("strand") == "+"
     # + strand: donor = end of the lower exon, acceptor = start of the next; - strand: the reverse
-    donors = nxt.select("gene_id", "transcript_id", "chrom", "strand",
-                        pl.lit("donor").alias("site_type"),
-                        pl.when(plus).then(pl.col("end")).otherwise(pl.col("next_start")).alias("genomic_position"))
-    acceptors = nxt.select("gene_id", "transcript_id", "chrom", "strand",
-                           pl.lit("acceptor").alias("site_type"),
-                           pl.when(plus).then(pl.col("next_start")).otherwise(pl.col("end")).alias("genomic_position"))
-    spans = genes.select("gene_id", pl.col("start").alias("g_start"), pl.col("end").alias("g_end"))
+    keys = ["_g", "genomic_position", "_donor"]
+    sites = pl.concat([
+        nxt.select("_g", "_t", "transcript_id", pl.lit(True).alias("_donor"),
+                   pl.when(plus).then(pl.col("end")).otherwise(pl.col("next_start")).alias("genomic_position")),
+        nxt.select("_g", "_t", "transcript_id", pl.lit(False).alias("_donor"),
+                   pl.when(plus).then(pl.col("next_start")).otherwise(pl.col("end")).alias("genomic_position")),
+    ]).sort(*keys, "_t")
+    # a transcript listed once per site, in transcript_id order
+    repeat = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in (*keys, "_t")]).fill_null(False)
     return (
-        pl.concat([donors, acceptors])
-        .group_by("gene_id", "chrom", "strand", "site_type", "genomic_position")
-        .agg(pl.col("transcript_id").unique().sort().alias("transcript_ids"))
-        .with_columns(pl.col("transcript_ids").list.len().cast(pl.Int32).alias("transcript_count"))
-        .join(spans, on="gene_id")
+        sites.filter(~repeat)
+        .group_by(keys, maintain_order=True)
+        .agg(pl.col("transcript_id").alias("transcript_ids"))
+        .join(spans, on="_g", maintain_order="left")
         .with_columns(
+            pl.when(pl.col("_donor")).then(pl.lit("donor")).otherwise(pl.lit("acceptor")).alias("site_type"),
             pl.when(plus).then(pl.col("genomic_position") - pl.col("g_start"))
-            .otherwise(pl.col("g_end") - pl.col("genomic_position")).alias("position")
+            .otherwise(pl.col("g_end") - pl.col("genomic_position")).alias("position"),
+            pl.col("transcript_ids").list.len().cast(pl.Int32).alias("transcript_count"),
         )
         .select("gene_id", "chrom", "strand", "site_type", "genomic_position", "position", "transcript_ids",
                 "transcript_count")
-        .sort("chrom", "gene_id", "genomic_position", "site_type")
     )
 
 
@@ -359,12 +389,26 @@ def parse_annotation(path: str | os.PathLike[str]) -> Annotation:
     """Parse a GTF or GFF3 file (plain or gzip) into the four tables, without caching."""
     path = Path(path)
     _check_readable(path, "annotation", "--gtf")
-    raw = _read_raw(path)
-    if not raw.strip():
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except OSError as err:
+        raise InputError(f"cannot read annotation {path}: {err}") from None
+    # gzip is inflated in memory (polars scans plain files only); plain files are scanned from disk
+    source: Path | io.BytesIO = path
+    if head[:2] == b"\x1f\x8b":
+        raw = _read_raw(path)
+        source, head = io.BytesIO(raw), raw[:_HEAD_BYTES]
+        empty = not raw.strip()
+        del raw
+    else:
+        empty = len(head) < _HEAD_BYTES and not head.strip()
+    if empty:
         raise InputError(f"annotation {path} is empty (give a GTF/GFF3 with exon lines)")
-    gff = _is_gff3(path, raw)
-    df = _parse_lines(raw, path)
-    _validate_rows(df, raw, path)
+    gff = _is_gff3(path, head)
+    df = _parse_lines(path, source, gff)
+    del source
+    _validate_rows(df, path)
     exons, txs, genes = (_gff3_tables if gff else _gtf_tables)(df)
     del df
     return _build_tables(exons, txs, genes, path)

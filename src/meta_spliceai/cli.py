@@ -83,9 +83,179 @@ def _run_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- predict
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    d = config.DEFAULT_PREDICT
+    p.add_argument("--base-model", choices=config.BASE_MODELS, default=d.base_model,
+                   help="spliceai (weights of the installed `spliceai` package, CC BY-NC 4.0) or openspliceai "
+                        "(OpenSpliceAI MANE checkpoints given with --weights)")
+    p.add_argument("--weights", type=Path, help="folder of weight files (openspliceai: the 5 .pt checkpoints)")
+    p.add_argument("--device", choices=config.DEVICES, default=d.device, help="auto: CUDA when present, else CPU")
+    p.add_argument("--precision", choices=config.PRECISIONS, default=d.precision,
+                   help="float32 is exact; bfloat16 is faster on GPUs")
+
+
+def _predict_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="score gene bodies with the base model into a prediction store")
+    _add_reference_args(p)
+    p.add_argument("--out", type=Path, required=True, help="prediction store folder (resumable, one file per gene)")
+    p.add_argument("--genes", nargs="+", metavar="GENE", help="gene IDs or names")
+    p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names (one per line, or a TSV/CSV column)")
+    p.add_argument("--gene-col", help="column of --gene-ids-file holding the genes (default gene_id)")
+    p.add_argument("--n-genes", type=int, help="only the first N selected genes (in chrom, start order)")
+    p.add_argument("--batch-size", type=int, default=config.DEFAULT_PREDICT.batch_size,
+                   help="sequences per forward pass for short genes")
+    _add_model_args(p)
+    p.set_defaults(handler=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .predictions import predict
+
+    res = predict(fasta=args.fasta, gtf=args.gtf, out=args.out, genes=args.genes, gene_ids_file=args.gene_ids_file,
+                  gene_col=args.gene_col, n_genes=args.n_genes, batch_size=args.batch_size, device=args.device,
+                  base_model=args.base_model, weights=args.weights, precision=args.precision, progress=True)
+    con = _console()
+    for k, v in res.items():
+        con.print(f"{k:>18}: {v:,.1f}" if isinstance(v, float) else f"{k:>18}: {v}")
+    con.print(f"prediction store: {args.out}  (polars.scan_parquet('{args.out}'))")
+    return 0
+
+
+# --------------------------------------------------------------------------- build
+
+BUILD_EPILOG = """\
+TN sampling (every draw seeded from --seed and the gene ID, so a gene's rows never depend on its batch or build):
+  raw  = every TP/FP/FN row, every "hard" TN (max(donor, acceptor) >= --hard-prob), every TN within --window nt
+         of a TP/FP/FN of the same gene, and a pool of 3 x --easy-ratio x (the gene's TP/FP/FN rows) easy TNs;
+  trim = raw without the unused easy TNs: --easy-ratio x (the gene's TP/FP/FN rows) of the pool, drawn at random.
+Workflows: A  --run-workflow computes missing predictions;  B  --gene-ids-file with existing predictions;
+           C  re-run the same command to resume or finalize (finished batches are skipped).
+"""
+
+
+def _kmer_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--kmer-sizes takes integers like '6' or '4,6', got {text!r}") from None
+    return sizes
+
+
+def _build_parser(sub: argparse._SubParsersAction) -> None:
+    d = config.DEFAULT_BUILD
+    p = sub.add_parser("build", help="build (or resume) a meta-model training dataset batch by batch",
+                       epilog=BUILD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_reference_args(p)
+    p.add_argument("--output-dir", "-o", type=Path, required=True, help="build folder (resumable)")
+    p.add_argument("--n-genes", type=int, help=f"genes to build (default {d.n_genes}; not with custom/all)")
+    p.add_argument("--subset-policy", choices=config.SUBSET_POLICIES,
+                   help=f"how genes are chosen (default {d.subset_policy}; custom with --gene-ids-file)")
+    p.add_argument("--gene-ids-file", type=Path, help="genes to build (IDs with/without version, or names)")
+    p.add_argument("--gene-col", help="column of --gene-ids-file holding the genes (default gene_id)")
+    p.add_argument("--gene-types", nargs="+", metavar="TYPE", help="only genes of these types (e.g. protein_coding)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="genes per batch")
+    p.add_argument("--batch-rows", type=int, default=d.batch_rows, help="rows per Parquet row group (bounds memory)")
+    p.add_argument("--run-workflow", action="store_true", help="compute missing base-model predictions")
+    p.add_argument("--predictions", type=Path, help="prediction store to read/extend (default OUTPUT_DIR/predictions)")
+    p.add_argument("--threshold", type=float, default=d.threshold, help="score at which a site counts as called")
+    p.add_argument("--consensus-window", type=int, default=d.consensus_window, help="± nt a call may sit off a site")
+    p.add_argument("--hard-prob", type=float, default=d.hard_prob, help="TNs scoring at least this are all kept")
+    p.add_argument("--window", type=int, default=d.window, help="TNs within this many nt of a TP/FP/FN are kept")
+    p.add_argument("--easy-ratio", type=float, default=d.easy_ratio, help="easy TNs per TP/FP/FN row of a gene")
+    p.add_argument("--kmer-sizes", type=_kmer_sizes, default=d.kmer_sizes,
+                   help="k-mer sizes of the sequence features, e.g. 6 or 4,6; 0 for none (default 6)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice")
+    p.add_argument("--overwrite", action="store_true", help="rebuild from scratch (keeps predictions)")
+    _add_model_args(p)
+    p.set_defaults(handler=_run_build)
+
+
+def _print_build(summary) -> None:
+    from rich.table import Table
+
+    con = _console()
+    t = Table(title=f"Build {summary.output_dir}", show_header=False)
+    for k, v in (("genes", summary.n_genes), ("batches", summary.n_batches), ("built now", summary.built),
+                 ("already done", summary.skipped), ("raw rows", summary.rows_raw), ("trim rows", summary.rows_trim)):
+        t.add_row(k, f"{v:,}")
+    for k, v in sorted(summary.pred_types.items()):
+        t.add_row(f"  {k}", f"{v:,}")
+    t.add_row("seconds", f"{summary.seconds:,.1f}")
+    con.print(t)
+    for note in summary.notes:
+        con.print(f"[yellow]{note}[/]")
+    out = Path(summary.output_dir)
+    con.print(f"master dataset: {out / 'master'}  (manifest {out / 'master' / 'manifest.json'})")
+    con.print(f"base-model performance per gene: {out / 'gene_performance.tsv'}")
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from .dataset import build
+
+    summary = build(
+        output_dir=args.output_dir, fasta=args.fasta, gtf=args.gtf, subset_policy=args.subset_policy,
+        n_genes=args.n_genes, gene_ids_file=args.gene_ids_file, gene_col=args.gene_col, gene_types=args.gene_types,
+        batch_size=args.batch_size, batch_rows=args.batch_rows, threshold=args.threshold,
+        consensus_window=args.consensus_window, hard_prob=args.hard_prob, window=args.window,
+        easy_ratio=args.easy_ratio, kmer_sizes=args.kmer_sizes, seed=args.seed, run_workflow=args.run_workflow,
+        overwrite=args.overwrite, predictions=args.predictions, device=args.device, base_model=args.base_model,
+        weights=args.weights, precision=args.precision, progress=True,
+    )
+    _print_build(summary)
+    return 0
+
+
+# --------------------------------------------------------------------------- gene-ids
+
+
+def _gene_ids_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gene-ids", help="list the genes (and transcript IDs) present in a prediction store")
+    p.add_argument("--eval-dir", type=Path, required=True, help="prediction store, or a build output folder")
+    p.add_argument("--out", type=Path, required=True, help="TSV to write (gene_id, gene_name, transcript_ids)")
+    p.add_argument("--gtf", type=Path, help="annotation for names and transcript IDs (a build folder has its own)")
+    p.add_argument("--n-genes", type=int, help="a seeded random sample of N genes")
+    p.add_argument("--seed", type=int, default=config.DEFAULT_BUILD.seed, help="seed of the sample")
+    p.set_defaults(handler=_run_gene_ids)
+
+
+def _run_gene_ids(args: argparse.Namespace) -> int:
+    from .selection import gene_ids
+
+    table = gene_ids(eval_dir=args.eval_dir, out=args.out, gtf=args.gtf, n_genes=args.n_genes, seed=args.seed)
+    _console().print(f"{table.height:,} genes written to {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the main job on the built-in demo reference: predict and build a dataset")
+    p.add_argument("output_dir", type=Path, help="folder for everything the demo makes")
+    p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device)
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import demo
+
+    res = demo(output_dir=args.output_dir, device=args.device)
+    _print_build(res.build)
+    con = _console()
+    con.print("\n[bold]Artifacts[/]")
+    for what, path in res.artifacts.items():
+        con.print(f"  {what:<28} {path}")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_reference_parser]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _demo_parser, _reference_parser, _predict_parser, _build_parser, _gene_ids_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,6 +69,8 @@ def check_probs(probs: np.ndarray, where: str = "gene") -> np.ndarray:
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         raise InputError(f"scores of {where} contain NaN or inf; recompute the predictions (meta-spliceai predict)")
+    if arr.min() < 0:  # rounding noise of 1 - sum(...) style inputs; scores are probabilities
+        arr = np.maximum(arr, np.float32(0))
     return arr
 
 
@@ -91,7 +93,7 @@ def _count_in_window(indicator: np.ndarray, centres: np.ndarray, w: int) -> np.n
     return csum[hi] - csum[lo]
 
 
-def _dilate(positions: np.ndarray, length: int, w: int) -> np.ndarray:
+def within(positions: np.ndarray, length: int, w: int) -> np.ndarray:
     """Bool (L,): True within ``±w`` of any of ``positions``."""
     diff = np.zeros(length + 1, dtype=np.int32)
     np.add.at(diff, np.clip(positions - w, 0, length), 1)
@@ -133,7 +135,7 @@ def evaluate_gene(
         site_type.append(np.full(pos.size, code, dtype=np.int8))
         site_tp.append(_count_in_window(hit, pos, window) > 0)
         # FP of this track: hit, no site of any type here, no site of this type within the window
-        fp_by_type[code] = hit & ~any_site & ~_dilate(pos, length, window)
+        fp_by_type[code] = hit & ~any_site & ~within(pos, length, window)
 
     positions = np.concatenate(site_pos)
     types = np.concatenate(site_type)

@@ -18,6 +18,7 @@ index into the gene body in transcription direction (0 = gene start on ``+``, ge
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -178,7 +179,11 @@ def feature_fields(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500
 
 def arrow_schema(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) -> pa.Schema:
     """The dataset's Arrow schema for these k-mer settings, roles and version in its metadata."""
-    sizes = normalize_kmer_sizes(kmer_sizes)
+    return _arrow_schema(normalize_kmer_sizes(kmer_sizes), int(kmer_window))
+
+
+@functools.lru_cache(maxsize=16)
+def _arrow_schema(sizes: tuple[int, ...], kmer_window: int) -> pa.Schema:
     fields: list[pa.Field] = []
     roles: dict[str, str] = {}
     for role, cols in (("id", ID_COLUMNS), ("label", LABEL_COLUMNS), ("metadata", METADATA_COLUMNS)):
@@ -198,8 +203,18 @@ def arrow_schema(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) 
 
 
 def polars_schema(schema: pa.Schema) -> pl.Schema:
-    """The polars dtypes of an Arrow schema from :func:`arrow_schema`, in the same order."""
+    """The polars dtypes of an Arrow schema, in the same order."""
     return pl.Schema(pl.from_arrow(schema.empty_table()).schema)
+
+
+def dataset_polars_schema(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) -> pl.Schema:
+    """Polars dtypes of :func:`arrow_schema` (cached; treat as read-only)."""
+    return _dataset_polars_schema(normalize_kmer_sizes(kmer_sizes), int(kmer_window))
+
+
+@functools.lru_cache(maxsize=16)
+def _dataset_polars_schema(sizes: tuple[int, ...], kmer_window: int) -> pl.Schema:
+    return polars_schema(_arrow_schema(sizes, kmer_window))
 
 
 def read_metadata(schema: pa.Schema) -> dict[str, object]:
@@ -270,3 +285,16 @@ PERFORMANCE_COLUMNS: tuple[str, ...] = (
     "f1_score",
     "topk_acc",
 )
+
+
+def to_arrow(rows: pl.DataFrame, kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) -> pa.Table:
+    """Rows (e.g. from :func:`meta_spliceai.rows.gene_rows`) as an Arrow table in the dataset schema, metadata included."""
+    schema = arrow_schema(kmer_sizes, kmer_window)
+    if rows.columns != schema.names:
+        missing = [c for c in schema.names if c not in rows.columns]
+        extra = [c for c in rows.columns if c not in schema.names]
+        raise InputError(
+            f"rows do not match the dataset schema (missing {missing[:5]}, extra {extra[:5]}, or out of order); "
+            "build them with meta_spliceai.rows.gene_rows"
+        )
+    return rows.to_arrow().cast(schema).replace_schema_metadata(schema.metadata)

@@ -1,0 +1,363 @@
+"""The predict stage and the prediction store: base-model scores for every gene-body nucleotide.
+
+Store layout: a folder holding only finished Parquet files, one per gene (``<gene>.parquet``), that
+``polars.scan_parquet(STORE)`` reads as one table with columns
+
+- ``gene_id`` (str), ``position`` (int32, 0-based index into the gene body in transcription
+  direction: 0 = gene start on ``+``, gene end on ``-``), ``neither``, ``acceptor``, ``donor`` (float32).
+
+Each file carries the store metadata (schema version, base model name, version, weight digest,
+precision) in its Parquet key-value metadata; a store written by one model refuses another's genes.
+Files are written in a hidden sibling folder ``.<store>.tmp/`` and renamed in, because a reader of
+the folder reads every file it finds: a crash never leaves a partial file in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from .basemodel import BaseModel, load_base_model
+from .config import DEFAULT_PREDICT, FLANK, BaseModelName, Device, Precision
+from .errors import ConfigMismatchError, InputError
+from .genome import Genome, reverse_complement
+
+log = logging.getLogger(__name__)
+
+STORE_SCHEMA_VERSION = "1"
+META_KEY = b"meta_spliceai.prediction_store"
+COLUMNS = ("neither", "acceptor", "donor")
+#: the model's identity fields that must agree across a store
+_IDENTITY = ("schema_version", "base_model", "version", "digest", "precision")
+#: body nucleotides gathered before one call of the model (bounds memory, sets progress granularity)
+_GROUP_NT = 1_000_000
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,150}")
+
+
+def gene_file_name(gene_id: str) -> str:
+    """File name of a gene in the store: the ID itself when filesystem-safe, else a sanitized name + CRC."""
+    if _SAFE.fullmatch(gene_id) and not gene_id.endswith(".tmp"):
+        return f"{gene_id}.parquet"
+    clean = re.sub(r"[^A-Za-z0-9._+-]", "_", gene_id)[:120].lstrip(".") or "gene"
+    return f"{clean}~{zlib.crc32(gene_id.encode()):08x}.parquet"
+
+
+class PredictionStore:
+    """A folder of per-gene Parquet files of base-model probabilities (see the module docstring).
+
+    ``model`` (optional) binds the store to a base model: opening a store that holds another
+    model's predictions raises ConfigMismatchError, and :meth:`write` stamps the model's identity.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], model: BaseModel | dict[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.parent / f".{self.path.name}.tmp"
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"prediction store {self.path} is a file, not a folder (give a folder with --out)")
+        self.identity: dict[str, str] | None = None
+        if model is not None:
+            meta = model.metadata() if isinstance(model, BaseModel) else dict(model)
+            self.identity = {"schema_version": STORE_SCHEMA_VERSION, **{k: meta[k] for k in _IDENTITY[1:]}}
+            self._check_identity()
+
+    def __repr__(self) -> str:
+        return f"PredictionStore({str(self.path)!r})"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def files(self) -> list[Path]:
+        return sorted(self.path.glob("*.parquet")) if self.path.is_dir() else []
+
+    def file_of(self, gene_id: str) -> Path:
+        return self.path / gene_file_name(gene_id)
+
+    def has(self, gene_id: str) -> bool:
+        return self.file_of(gene_id).is_file()
+
+    def metadata_of(self, file: Path) -> dict[str, str]:
+        """The store metadata stamped in one file (InputError when it has none)."""
+        import pyarrow.parquet as pq
+
+        try:
+            kv = pq.read_schema(file).metadata or {}
+        except Exception as err:  # pyarrow raises several types for a damaged file
+            raise InputError(f"unreadable file in prediction store: {file} ({err}); delete it and re-run predict") from None
+        if META_KEY not in kv:
+            raise InputError(f"{file} is not a meta-spliceai prediction file; the store {self.path} must hold only its own files")
+        return json.loads(kv[META_KEY])
+
+    def finished_genes(self) -> set[str]:
+        """IDs of the genes whose predictions are in the store (read from the files' metadata)."""
+        return {self.metadata_of(f)["gene_id"] for f in self.files()}
+
+    def read(self, gene_id: str) -> np.ndarray:
+        """Probabilities ``(L, 3)`` float32 ``[neither, acceptor, donor]``, row i = body position i (0-based)."""
+        import pyarrow.parquet as pq
+
+        f = self.file_of(gene_id)
+        if not f.is_file():
+            raise InputError(f"gene {gene_id} is not in prediction store {self.path} (run meta-spliceai predict for it)")
+        t = pq.read_table(f, columns=list(COLUMNS))
+        return np.column_stack([t.column(c).to_numpy() for c in COLUMNS]).astype(np.float32, copy=False)
+
+    def scan(self) -> pl.LazyFrame:
+        """All predictions as one lazy table (gene_id, position, neither, acceptor, donor)."""
+        return pl.scan_parquet(self.path)
+
+    def stored_identity(self) -> dict[str, str] | None:
+        """Identity (model, version, digest, precision, schema) of the store's predictions; None when empty."""
+        files = self.files()
+        if not files:
+            return None
+        meta = self.metadata_of(files[0])
+        return {k: meta.get(k, "?") for k in _IDENTITY}
+
+    def _check_identity(self) -> None:
+        have = self.stored_identity()
+        if have is None or self.identity is None or have == self.identity:
+            return
+        diff = ", ".join(f"{k} {have[k]!r} vs {self.identity[k]!r}" for k in _IDENTITY if have[k] != self.identity[k])
+        raise ConfigMismatchError(
+            f"prediction store {self.path} holds predictions of another base model ({diff}); "
+            "use another --out folder (stores never mix models)"
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, gene_id: str, probs: np.ndarray, extra: dict[str, str] | None = None) -> Path:
+        """Write one gene atomically (temp file in the sibling ``.tmp`` folder, then rename into the store).
+
+        ``probs`` is ``(L, 3)`` ``[neither, acceptor, donor]`` in gene order (row i = position i, 0-based).
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.identity is None:
+            raise InputError("PredictionStore.write needs the store opened with its base model (PredictionStore(path, model))")
+        probs = np.asarray(probs, dtype=np.float32)
+        if probs.ndim != 2 or probs.shape[1] != 3:
+            raise InputError(f"predictions of gene {gene_id} have shape {probs.shape}; expected (length, 3)")
+        n = probs.shape[0]
+        meta = {**self.identity, "gene_id": gene_id, "length": str(n), **(extra or {})}
+        table = pa.table(
+            {
+                "gene_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([gene_id])).cast(pa.string()),
+                "position": pa.array(np.arange(n, dtype=np.int32)),
+                **{c: pa.array(np.ascontiguousarray(probs[:, i])) for i, c in enumerate(COLUMNS)},
+            }
+        ).replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        final = self.file_of(gene_id)
+        tmp = self.tmp / f"{final.name}.{os.getpid()}"
+        pq.write_table(table, tmp, compression="zstd", row_group_size=max(n, 1))
+        os.replace(tmp, final)
+        return final
+
+
+# ----------------------------------------------------------------------------------------------
+# The predict stage
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Cluster:
+    """Genes of one strand whose bodies overlap (or lie closer than the model's context): one input."""
+
+    chrom: str  # FASTA contig name
+    strand: str
+    start: int  # 1-based closed span of the merged bodies
+    end: int
+    genes: list[tuple[str, int, int]]  # (gene_id, start, end), 1-based closed
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def _clusters(genes: pl.DataFrame, contig_map: dict[str, str]) -> list[_Cluster]:
+    """Merge same-strand genes whose bodies overlap or are < 10,000 nt apart (exact: each output
+    reads only +-5,000 nt of genome), so no nucleotide is scored twice. Coordinates 1-based closed."""
+    out: list[_Cluster] = []
+    rows = genes.select("gene_id", "chrom", "strand", "start", "end").sort("chrom", "strand", "start", "gene_id")
+    cur: _Cluster | None = None
+    for gid, chrom, strand, start, end in rows.iter_rows():
+        fchrom = contig_map[chrom]
+        if cur is not None and cur.chrom == fchrom and cur.strand == strand and start <= cur.end + 2 * FLANK:
+            cur.end = max(cur.end, end)
+            cur.genes.append((gid, start, end))
+        else:
+            cur = _Cluster(fchrom, strand, start, end, [(gid, start, end)])
+            out.append(cur)
+    return out
+
+
+def _cluster_input(genome: Genome, c: _Cluster) -> str:
+    """Body +- 5,000 nt (N past contig ends), reverse-complemented on '-'."""
+    seq = genome.fetch(c.chrom, c.start - 1 - FLANK, c.end + FLANK)  # 1-based closed -> 0-based half-open
+    return reverse_complement(seq) if c.strand == "-" else seq
+
+
+def _gene_slice(c: _Cluster, start: int, end: int) -> slice:
+    """Rows of a gene inside its cluster's output (both in transcription order)."""
+    off = start - c.start if c.strand == "+" else c.end - end
+    return slice(off, off + end - start + 1)
+
+
+def _groups(clusters: list[_Cluster]) -> Iterator[list[_Cluster]]:
+    group: list[_Cluster] = []
+    nt = 0
+    for c in clusters:
+        group.append(c)
+        nt += c.length
+        if nt >= _GROUP_NT:
+            yield group
+            group, nt = [], 0
+    if group:
+        yield group
+
+
+def _progress(enabled: bool):  # noqa: ANN202
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class NtRate(ProgressColumn):
+        def render(self, task):  # noqa: ANN001, ANN202
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed / 1e3:,.1f} knt/s" if speed else "? knt/s")
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[genes]}"),
+        NtRate(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+def predict_genes(
+    genome: Genome,
+    genes: pl.DataFrame,
+    model: BaseModel,
+    store: PredictionStore,
+    *,
+    contig_map: dict[str, str] | None = None,
+    batch_size: int = DEFAULT_PREDICT.batch_size,
+    progress: bool = False,
+) -> dict[str, object]:
+    """Score the bodies of ``genes`` (annotation ``genes`` columns; start/end 1-based closed) into ``store``.
+
+    Genes already in the store are skipped (resume). Each gene's input is its body +- 5,000 nt
+    of genome, reverse-complemented on '-'; overlapping same-strand genes are scored once.
+    """
+    from .genome import match_contigs
+
+    if store.identity is None:
+        store = PredictionStore(store.path, model)
+    if contig_map is None:
+        contig_map = match_contigs(genes["chrom"].unique().to_list(), genome.contigs, fasta=genome.path)
+    missing = genes.filter(~pl.col("chrom").is_in(list(contig_map)))
+    if missing.height:
+        shown = ", ".join(f"{g} ({c})" for g, c in missing.select("gene_id", "chrom").head(5).iter_rows())
+        raise InputError(f"{missing.height} genes lie on contigs absent from FASTA {genome.path}: {shown} (use a matching FASTA)")
+    done = {g for g in genes["gene_id"].to_list() if store.has(g)}
+    todo = genes.filter(~pl.col("gene_id").is_in(list(done)))
+    clusters = _clusters(todo, contig_map)
+    total_nt = sum(c.length for c in clusters)
+    n_genes = todo.height
+    log.info("predict: %d genes to score (%d nt in %d inputs), %d already in %s", n_genes, total_nt, len(clusters), len(done), store.path)
+    t0 = time.perf_counter()
+    written = 0
+    with _progress(progress) as bar:
+        task = bar.add_task(f"{model.name} {model.device}", total=max(total_nt, 1), genes=f"0/{n_genes} genes")
+        for group in _groups(clusters):
+            seqs = [_cluster_input(genome, c) for c in group]
+            probs = model.predict(seqs, batch_size=batch_size)
+            for c, p in zip(group, probs):
+                for gid, start, end in c.genes:
+                    store.write(gid, p[_gene_slice(c, start, end)])
+                    written += 1
+            bar.update(task, advance=sum(c.length for c in group), genes=f"{written}/{n_genes} genes")
+            log.debug("predict: %d/%d genes", written, n_genes)
+    seconds = time.perf_counter() - t0
+    body_nt = int(todo.select((pl.col("end") - pl.col("start") + 1).sum()).item() or 0)
+    summary = {
+        "store": str(store.path),
+        "base_model": model.name,
+        "version": model.version,
+        "device": model.device,
+        "precision": model.precision,
+        "genes_predicted": written,
+        "genes_skipped": len(done),
+        "nt": body_nt,
+        "nt_scored": total_nt,
+        "seconds": round(seconds, 3),
+        "nt_per_s": round(total_nt / seconds, 1) if seconds > 0 else None,
+    }
+    log.info("predict: %s", summary)
+    return summary
+
+
+def select_genes(
+    genes: pl.DataFrame,
+    *,
+    gene_list: Sequence[str] | None = None,
+    gene_ids_file: Path | None = None,
+    gene_col: str | None = None,
+    n_genes: int | None = None,
+) -> pl.DataFrame:
+    """Genes named by ``gene_list`` and/or ``gene_ids_file`` (IDs or names), or all; first ``n_genes``
+    of them in the canonical (chrom, start, gene_id) order."""
+    from .annotation import order_genes, read_gene_list, resolve_gene_ids
+
+    requested: list[str] = list(gene_list or [])
+    if gene_ids_file is not None:
+        requested += read_gene_list(gene_ids_file, gene_col)
+    if requested:
+        ids = resolve_gene_ids(genes, requested, source="--genes/--gene-ids-file")
+        genes = genes.filter(pl.col("gene_id").is_in(ids))
+    genes = order_genes(genes)
+    if n_genes is not None:
+        if n_genes < 1:
+            raise InputError(f"--n-genes {n_genes}: give a positive number of genes")
+        genes = genes.head(n_genes)
+    return genes
+
+
+def predict(
+    *,
+    fasta: Path | None,
+    gtf: Path | None,
+    out: Path,
+    genes: Sequence[str] | None = None,
+    gene_ids_file: Path | None = None,
+    gene_col: str | None = None,
+    n_genes: int | None = None,
+    batch_size: int = DEFAULT_PREDICT.batch_size,
+    device: Device = DEFAULT_PREDICT.device,
+    base_model: BaseModelName = DEFAULT_PREDICT.base_model,
+    weights: Path | None = None,
+    precision: Precision = DEFAULT_PREDICT.precision,
+    chunk_size: int = DEFAULT_PREDICT.chunk_size,
+    progress: bool = True,
+) -> dict[str, object]:
+    """``meta-spliceai predict``: score the selected genes of a FASTA + GTF pair into the store ``out``."""
+    from .reference import open_reference
+
+    genome, ann, contig_map, _ = open_reference(fasta, gtf)
+    selected = select_genes(ann.genes, gene_list=genes, gene_ids_file=gene_ids_file, gene_col=gene_col, n_genes=n_genes)
+    model = load_base_model(base_model, weights=weights, device=device, precision=precision, chunk_size=chunk_size, batch_size=batch_size)
+    store = PredictionStore(out, model)
+    return predict_genes(genome, selected, model, store, contig_map=contig_map, batch_size=batch_size, progress=progress)

@@ -1,0 +1,137 @@
+"""Crash-safe file primitives: atomic writes, checksums, hard links, an exclusive folder lock.
+
+Every artifact is written to a temporary name in its destination folder and renamed into place, so a
+kill at any moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import LockedError
+
+log = logging.getLogger(__name__)
+
+
+def tmp_path_for(path: Path) -> Path:
+    """A temporary sibling of ``path`` (hidden, same folder, so rename is atomic)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Flush ``tmp`` and rename it to ``path``."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = tmp_path_for(path)
+    tmp.write_text(text)
+    commit(tmp, path)
+
+
+def write_json_atomic(path: Path, obj: object) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
+
+
+def checksum(path: Path) -> str:
+    """blake2b (128-bit, hex) of a file's bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 23), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def link_or_copy(src: Path, dst: Path) -> str:
+    """Hard-link ``src`` to ``dst`` atomically (copy where links fail). Returns ``"link"`` or ``"copy"``."""
+    tmp = tmp_path_for(dst)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+        how = "link"
+    except OSError as err:
+        if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+            raise
+        shutil.copyfile(src, tmp)
+        how = "copy"
+    os.replace(tmp, dst)
+    fsync_dir(dst.parent)
+    return how
+
+
+def remove_stale_tmp(folder: Path) -> None:
+    """Delete temporary files a killed run left behind."""
+    if folder.is_dir():
+        for p in folder.glob(".*.tmp-*"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str = "builder") -> Iterator[None]:
+    """Exclusive advisory lock on ``folder`` (released by the OS if the process dies)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_file = folder / ".lock"
+    fh = open(lock_file, "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise LockedError(
+            f"{folder} is in use by another {what} ({holder}); wait for it to finish or use another output folder"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}")
+    fh.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+_FAULT_ENV = "META_SPLICEAI_FAULT"
+_fault_hits: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Crash-test hook: SIGKILL this process at the n-th pass through ``name``.
+
+    Armed only by the environment (``META_SPLICEAI_FAULT=name`` or ``name:n``); a no-op otherwise.
+    The tests use it to kill a build mid-write and check that the resumed build equals a clean one.
+    """
+    spec = os.environ.get(_FAULT_ENV)
+    if not spec:
+        return
+    target, _, count = spec.partition(":")
+    if target != name:
+        return
+    _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    if _fault_hits[name] >= int(count or 1):
+        log.debug("fault point %s reached: killing process", name)
+        os.kill(os.getpid(), 9)
