@@ -24,3 +24,44 @@ def chr2() -> Path:
     if not CHR2.is_dir():
         pytest.fail(f"shared data bundle missing: {CHR2}")
     return CHR2
+
+
+KERAS_IDENTITY = {"base_model": "spliceai", "version": "keras-1.3.1-reference", "digest": "keras-npz",
+                  "precision": "float32"}
+
+
+def write_store(path: Path, arrays: dict) -> Path:
+    """A prediction store holding the given (L, 3) [neither, acceptor, donor] arrays."""
+    from meta_spliceai.predictions import PredictionStore
+
+    store = PredictionStore(path, KERAS_IDENTITY)
+    for gene_id, probs in arrays.items():
+        store.write(gene_id, probs)
+    return path
+
+
+@pytest.fixture(scope="session")
+def keras_store(tmp_path_factory, chr22) -> Path:
+    """The original Keras SpliceAI's outputs for the chr22 genes, as a prediction store."""
+    import numpy as np
+
+    z = np.load(chr22 / "reference" / "keras_spliceai_outputs.npz")
+    return write_store(tmp_path_factory.mktemp("keras") / "store", {g: z[g] for g in z.files})
+
+
+@pytest.fixture(scope="session")
+def chr2_random_store(tmp_path_factory, chr2) -> Path:
+    """Seeded random scores (with a few confident peaks) for every chr2 gene: labels must not depend on them."""
+    import numpy as np
+
+    from meta_spliceai.annotation import parse_annotation
+
+    genes = parse_annotation(chr2 / "annotation.gtf").genes
+    rng = np.random.default_rng(7)
+    arrays = {}
+    for gid, length in genes.select("gene_id", "length").iter_rows():
+        p = rng.dirichlet([20.0, 0.5, 0.5], size=length).astype(np.float32)
+        peaks = rng.choice(length, size=max(1, length // 5000), replace=False)
+        p[peaks] = np.array([0.05, 0.9, 0.05], dtype=np.float32)
+        arrays[gid] = p
+    return write_store(tmp_path_factory.mktemp("chr2") / "store", arrays)

@@ -23,6 +23,8 @@ SUBSET_POLICIES: tuple[str, ...] = get_args(SubsetPolicy)
 
 #: nucleotides of real genomic context the base model reads on each side of a gene body
 FLANK = 5_000
+#: the raw file keeps this many times --easy-ratio easy TNs per TP/FP/FN row, so a trim can be redrawn
+RAW_EASY_POOL_FACTOR = 3
 #: sites of a gene come from its transcripts with at least this many exons
 MIN_EXONS_FOR_SITES = 2
 
@@ -36,7 +38,7 @@ class BuildConfig:
     gene_ids: tuple[str, ...] | None = None  # resolved custom list (policy "custom")
     gene_types: tuple[str, ...] | None = None
     batch_size: int = 1000  # genes per batch
-    batch_rows: int = 500_000  # rows per Parquet row group (bounds memory)
+    batch_rows: int = 20_000  # rows per Parquet row group: with 6-mers ~8 KB a row, this bounds memory
     threshold: float = 0.5
     consensus_window: int = 2
     hard_prob: float = 0.15

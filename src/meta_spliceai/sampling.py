@@ -24,12 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from .config import RAW_EASY_POOL_FACTOR
 from .errors import InputError
 from .evaluation import ACCEPTOR, DONOR, FP, NEITHER_CODE, TN, GeneOutcome, within
 from .schema import TN_KINDS
 
-#: the raw file's easy-TN pool is this many times the trim's easy-TN count
-RAW_EASY_POOL_FACTOR = 3
 HARD, WINDOW, EASY = (TN_KINDS.index(k) for k in ("hard", "window", "easy"))
 NO_KIND = -1
 

@@ -65,6 +65,8 @@ def checksum(path: Path) -> str:
 
 def link_or_copy(src: Path, dst: Path) -> str:
     """Hard-link ``src`` to ``dst`` atomically (copy where links fail). Returns ``"link"`` or ``"copy"``."""
+    if dst.exists() and os.path.samefile(src, dst):
+        return "link"  # rename() between two links of one file is a no-op that would strand the temp name
     tmp = tmp_path_for(dst)
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()

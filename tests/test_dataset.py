@@ -1,0 +1,270 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from meta_spliceai.annotation import parse_annotation
+from meta_spliceai.dataset import batch_paths, build, read_manifest
+from meta_spliceai.errors import ConfigMismatchError, InputError, LockedError
+from meta_spliceai.schema import feature_columns
+from meta_spliceai.storage import folder_lock
+
+FAST = {"kmer_sizes": (2,), "progress": False}
+
+
+def _ref(bundle):
+    return {"fasta": bundle / "genome.fa.gz", "gtf": bundle / "annotation.gtf"}
+
+
+def _master(out) -> pl.DataFrame:
+    return pl.read_parquet(out / "master" / "*.parquet")
+
+
+def _checksums(out) -> dict[str, str]:
+    return {b: e["checksum"] for b, e in read_manifest(out)["batches"].items()}
+
+
+@pytest.fixture(scope="module")
+def chr22_build(tmp_path_factory, chr22, keras_store):
+    out = tmp_path_factory.mktemp("b") / "out"
+    summary = build(output_dir=out, predictions=keras_store, subset_policy="all", batch_size=5, **_ref(chr22), **FAST)
+    return out, summary
+
+
+def test_layout_and_manifest(chr22_build):
+    out, summary = chr22_build
+    assert summary.n_genes == 17 and summary.n_batches == 4 and summary.built == 4
+    manifest = read_manifest(out)
+    assert manifest["complete"] and len(manifest["batches"]) == 4
+    for b in range(4):
+        p = batch_paths(out, b)
+        assert p["raw"].is_file() and p["trim"].is_file()
+        assert os.path.samefile(p["trim"], p["master"])  # hard link
+        entry = manifest["batches"][f"{b:05d}"]
+        assert entry["rows"] == pq.ParquetFile(p["master"]).metadata.num_rows
+    plan = json.loads((out / "build.json").read_text())["plan"]["batches"]
+    assert [e["genes"] for e in manifest["batches"].values()] == plan
+    perf = pl.read_csv(out / "gene_performance.tsv", separator="\t")
+    assert perf.height == 2 * 17
+    assert set(perf.columns) >= {"gene_id", "splice_type", "TP", "FP", "FN", "TN", "precision", "recall",
+                                 "f1_score", "topk_acc", "n_splice_sites"}
+
+
+def _assert_labels_are_the_annotation(master: pl.DataFrame, ann, gene_ids) -> None:
+    sites = ann.splice_sites.filter(pl.col("gene_id").is_in(list(gene_ids)))
+    rows = master.filter(pl.col("splice_type") != "neither")
+    key = ["gene_id", "splice_type", "genomic_position"]
+    got = rows.select(key).sort(key)
+    want = sites.select("gene_id", pl.col("site_type").alias("splice_type"), "genomic_position").sort(key)
+    assert got.equals(want)  # each annotated site exactly once, nothing else
+    assert set(rows["pred_type"].unique()) <= {"TP", "FN"}
+    assert set(master.filter(pl.col("splice_type") == "neither")["pred_type"].unique()) <= {"FP", "TN"}
+
+
+def test_labels_are_exactly_the_annotated_sites_chr22(chr22_build, chr22):
+    out, _ = chr22_build
+    ann = parse_annotation(chr22 / "annotation.gtf")
+    master = _master(out)
+    _assert_labels_are_the_annotation(master, ann, master["gene_id"].unique())
+    # transcripts of the site travel as metadata; empty for non-sites
+    sites = master.filter(pl.col("splice_type") != "neither")
+    assert (sites["transcript_count"] >= 1).all()
+    assert (master.filter(pl.col("splice_type") == "neither")["transcript_count"] == 0).all()
+
+
+def test_labels_are_exactly_the_annotated_sites_chr2(tmp_path, chr2, chr2_random_store):
+    out = tmp_path / "out"
+    build(output_dir=out, predictions=chr2_random_store, subset_policy="all", batch_size=4, **_ref(chr2), **FAST)
+    ann = parse_annotation(chr2 / "annotation.gtf")
+    master = _master(out)
+    assert master["gene_id"].n_unique() == ann.splice_sites["gene_id"].n_unique()
+    _assert_labels_are_the_annotation(master, ann, master["gene_id"].unique())
+
+
+def test_pred_type_follows_the_design(chr22_build, chr22):
+    """Recompute each row's outcome from the Keras scores with a plain loop."""
+    out, _ = chr22_build
+    z = np.load(chr22 / "reference" / "keras_spliceai_outputs.npz")
+    ann = parse_annotation(chr22 / "annotation.gtf")
+    master = _master(out)
+    t, w = 0.5, 2
+    for (gid,), rows in master.partition_by("gene_id", as_dict=True).items():
+        probs = z[gid]
+        s = ann.gene_sites(gid)
+        true = {st: set(s.filter(pl.col("site_type") == st)["position"].to_list()) for st in ("donor", "acceptor")}
+        col = {"acceptor": 1, "donor": 2}
+        for pos, st, pt in rows.select("position", "splice_type", "pred_type").iter_rows():
+            lo, hi = max(0, pos - w), min(len(probs), pos + w + 1)
+            if st != "neither":
+                want = "TP" if (probs[lo:hi, col[st]] >= t).any() else "FN"
+            else:
+                fp = any(probs[pos, col[k]] >= t and not any(abs(q - pos) <= w for q in true[k]) for k in col)
+                want = "FP" if fp else "TN"
+            assert pt == want, (gid, pos, st)
+
+
+def test_same_command_same_files(tmp_path, chr22, keras_store):
+    """Determinism with the default 6-mers: byte-identical trims and raws."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        build(output_dir=out, predictions=keras_store, gene_ids_file=_gene_file(tmp_path, ["TANGO2", "DGCR8", "CCDC188"]),
+              batch_size=2, progress=False, **_ref(chr22))
+    assert _checksums(outs[0]) == _checksums(outs[1])
+    for b in range(2):
+        pa, pb = batch_paths(outs[0], b), batch_paths(outs[1], b)
+        assert pa["raw"].read_bytes() == pb["raw"].read_bytes()
+    cols = _master(outs[0]).columns
+    assert sum(c.startswith("6mer_") for c in cols) == 4096
+
+
+def _gene_file(tmp_path, genes, name="genes.txt"):
+    f = tmp_path / name
+    f.write_text("\n".join(genes) + "\n")
+    return f
+
+
+def test_rows_do_not_depend_on_batches_or_builds(tmp_path, chr22, keras_store, chr22_build):
+    whole, _ = chr22_build
+    ids = json.loads((whole / "build.json").read_text())["plan"]["batches"]
+    ids = [g for batch in ids for g in batch]
+    halves = [ids[: len(ids) // 2], ids[len(ids) // 2 :]]
+    parts = []
+    for i, half in enumerate(halves):
+        out = tmp_path / f"half{i}"
+        build(output_dir=out, predictions=keras_store, gene_ids_file=_gene_file(tmp_path, half, f"h{i}.txt"),
+              batch_size=3, **_ref(chr22), **FAST)
+        parts.append(_master(out))
+    key = ["gene_id", "position", "splice_type"]
+    merged = pl.concat(parts).drop("batch").sort(key)
+    assert merged.equals(_master(whole).drop("batch").sort(key))
+
+
+def test_resume_skips_finished_batches_and_refuses_other_config(chr22_build, chr22, keras_store):
+    out, _ = chr22_build
+    before = _checksums(out)
+    again = build(output_dir=out, predictions=keras_store, subset_policy="all", batch_size=5, **_ref(chr22), **FAST)
+    assert again.skipped == 4 and again.built == 0 and _checksums(out) == before
+    with pytest.raises(ConfigMismatchError, match="batch_size: 5 there, 6 now") as err:
+        build(output_dir=out, predictions=keras_store, subset_policy="all", batch_size=6, **_ref(chr22), **FAST)
+    assert "--overwrite" in str(err.value)
+
+
+def test_overwrite_rebuilds(tmp_path, chr22, keras_store):
+    out = tmp_path / "o"
+    build(output_dir=out, predictions=keras_store, subset_policy="all", batch_size=9, **_ref(chr22), **FAST)
+    s = build(output_dir=out, predictions=keras_store, subset_policy="all", batch_size=6, overwrite=True,
+              **_ref(chr22), **FAST)
+    assert s.built == 3 and s.n_batches == 3
+    assert not batch_paths(out, 3)["trim"].exists()
+
+
+def test_second_builder_is_refused(tmp_path, chr22, keras_store):
+    out = tmp_path / "locked"
+    with folder_lock(out):
+        with pytest.raises(LockedError, match="in use by another builder"):
+            build(output_dir=out, predictions=keras_store, subset_policy="all", **_ref(chr22), **FAST)
+
+
+def test_missing_predictions_name_genes_and_flag(tmp_path, chr22):
+    with pytest.raises(InputError, match=r"no predictions .* for batch 0: .*--run-workflow"):
+        build(output_dir=tmp_path / "x", subset_policy="random", n_genes=2, **_ref(chr22), **FAST)
+    with pytest.raises(InputError, match=r"candidate pool of --subset-policy error_total.*--run-workflow"):
+        build(output_dir=tmp_path / "y", n_genes=2, **_ref(chr22), **FAST)
+
+
+def test_error_policies_rank_by_base_model_errors(tmp_path, chr22, keras_store, chr22_build):
+    whole, _ = chr22_build
+    perf = pl.read_csv(whole / "gene_performance.tsv", separator="\t")
+    errors = perf.group_by("gene_id").agg((pl.col("FP") + pl.col("FN")).sum().alias("e"), pl.col("FN").sum())
+    for policy, col in (("error_total", "e"), ("error_fn", "FN")):
+        out = tmp_path / policy
+        s = build(output_dir=out, predictions=keras_store, subset_policy=policy, n_genes=3, **_ref(chr22), **FAST)
+        chosen = set(_master(out)["gene_id"].unique())
+        assert s.n_genes == 3
+        worst = errors.sort(col, descending=True)[col].to_list()
+        assert sorted(errors.filter(pl.col("gene_id").is_in(list(chosen)))[col].to_list(), reverse=True) == worst[:3]
+
+
+def test_n_genes_beyond_available_builds_all(tmp_path, chr22, keras_store):
+    s = build(output_dir=tmp_path / "all", predictions=keras_store, subset_policy="random", n_genes=500,
+              **_ref(chr22), **FAST)
+    assert s.n_genes == 17 and any("built all" in n for n in s.notes)
+
+
+def test_no_leakage_features_blind_to_labels(chr22_build):
+    out, _ = chr22_build
+    master = _master(out)
+    feats = feature_columns(pq.read_schema(batch_paths(out, 0)["master"]))
+    assert feats and not {"splice_type", "pred_type", "transcript_ids", "transcript_count"} & set(feats)
+    site = master.filter(pl.col("pred_type").is_in(["TP", "FN"]))
+    other = master.filter(pl.col("pred_type").is_in(["FP", "TN"]))
+    for c in feats:
+        # the same null pattern (none) for site rows and non-site rows
+        assert site[c].null_count() == 0 and other[c].null_count() == 0, c
+
+
+def test_no_leakage_features_do_not_move_with_the_annotation(tmp_path, chr22, keras_store):
+    """Shift one internal exon boundary: the rows at the positions both builds share keep their features."""
+    lines = (chr22 / "annotation.gtf").read_text().splitlines()
+    exons = [i for i, ln in enumerate(lines) if "\texon\t" in ln and 'gene_id "DGCR8"' in ln]
+    f = lines[exons[3]].split("\t")
+    f[3] = str(int(f[3]) + 3)  # move the acceptor of exon 4 by 3 nt; gene span and exon count unchanged
+    lines[exons[3]] = "\t".join(f)
+    gtf2 = tmp_path / "moved.gtf"
+    gtf2.write_text("\n".join(lines) + "\n")
+    genes = _gene_file(tmp_path, ["DGCR8"])
+    a, b = tmp_path / "a", tmp_path / "b"
+    build(output_dir=a, predictions=keras_store, gene_ids_file=genes, **_ref(chr22), **FAST)
+    build(output_dir=b, predictions=keras_store, gene_ids_file=genes, fasta=chr22 / "genome.fa.gz", gtf=gtf2,
+          kmer_sizes=(2,), progress=False)
+    ma, mb = _master(a), _master(b)
+    feats = feature_columns(ma.columns)
+    key = ["position"]
+    common = ma.filter(pl.col("splice_type") == "neither").join(
+        mb.filter(pl.col("splice_type") == "neither"), on=key, suffix="_b")
+    assert common.height > 100
+    for c in feats:
+        assert common[c].equals(common[f"{c}_b"].alias(c)), c
+    # and the moved site's row sits on its new position
+    assert int(f[3]) in mb.filter(pl.col("splice_type") == "acceptor")["genomic_position"].to_list()
+
+
+# --------------------------------------------------------------------------- crash safety
+
+_BUILD_SCRIPT = """
+import sys
+from meta_spliceai.dataset import build
+build(output_dir=sys.argv[1], predictions=sys.argv[2], fasta=sys.argv[3], gtf=sys.argv[4],
+      subset_policy="all", batch_size=5, kmer_sizes=(2,), progress=False)
+"""
+
+
+@pytest.fixture(scope="module")
+def clean_build(tmp_path_factory, chr22, keras_store):
+    out = tmp_path_factory.mktemp("clean") / "out"
+    build(output_dir=out, predictions=keras_store, subset_policy="all", batch_size=5, **_ref(chr22), **FAST)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["raw_write:2", "before_link:2", "manifest_write:3", "manifest_write:5"])
+def test_sigkill_then_resume_equals_clean_build(tmp_path, chr22, keras_store, clean_build, point):
+    out = tmp_path / "out"
+    args = [sys.executable, "-c", _BUILD_SCRIPT, str(out), str(keras_store), str(chr22 / "genome.fa.gz"),
+            str(chr22 / "annotation.gtf")]
+    killed = subprocess.run(args, env={**os.environ, "META_SPLICEAI_FAULT": point}, capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    assert not read_manifest(out).get("complete")
+    resumed = subprocess.run(args, capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    assert _checksums(out) == _checksums(clean_build)
+    for b in range(4):
+        assert batch_paths(out, b)["master"].read_bytes() == batch_paths(clean_build, b)["master"].read_bytes()
+    assert not list((out / "batches").glob(".*tmp*")) and not list((out / "master").glob(".*tmp*"))
