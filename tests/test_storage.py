@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+
+from meta_spliceai.errors import LockedError
+from meta_spliceai.storage import (
+    checksum,
+    fault_point,
+    folder_lock,
+    link_or_copy,
+    remove_stale_tmp,
+    tmp_path_for,
+    write_json_atomic,
+)
+
+
+def test_atomic_json_and_checksum(tmp_path):
+    p = tmp_path / "a.json"
+    write_json_atomic(p, {"x": 1})
+    assert p.read_text().strip().startswith("{") and not list(tmp_path.glob(".*tmp*"))
+    q = tmp_path / "b.json"
+    write_json_atomic(q, {"x": 1})
+    assert checksum(p) == checksum(q)
+    write_json_atomic(q, {"x": 2})
+    assert checksum(p) != checksum(q)
+
+
+def test_link_or_copy_links_and_is_idempotent(tmp_path):
+    src = tmp_path / "src.parquet"
+    src.write_bytes(b"data")
+    dst = tmp_path / "m" / "dst.parquet"
+    dst.parent.mkdir()
+    assert link_or_copy(src, dst) == "link" and os.path.samefile(src, dst)
+    assert link_or_copy(src, dst) == "link"  # again: no stranded temp file
+    assert not list(dst.parent.glob(".*"))
+
+
+def test_link_or_copy_falls_back_to_copy(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.write_bytes(b"abc")
+    dst = tmp_path / "dst"
+
+    def no_links(a, b):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    assert link_or_copy(src, dst) == "copy"
+    assert dst.read_bytes() == b"abc" and not os.path.samefile(src, dst)
+
+
+def test_remove_stale_tmp(tmp_path):
+    stale = tmp_path_for(tmp_path / "x.parquet")
+    stale.write_text("half")
+    keep = tmp_path / "x.parquet"
+    keep.write_text("whole")
+    remove_stale_tmp(tmp_path)
+    assert not stale.exists() and keep.exists()
+
+
+def test_lock_refuses_a_second_holder_and_frees_on_death(tmp_path):
+    with folder_lock(tmp_path):
+        code = f"from meta_spliceai.storage import folder_lock\nwith folder_lock(__import__('pathlib').Path({str(tmp_path)!r})): pass"
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert other.returncode != 0 and "LockedError" in other.stderr
+    # a holder killed with SIGKILL releases the lock
+    holder = subprocess.Popen([sys.executable, "-c", code.replace("pass", "import time; time.sleep(60)")])
+    try:
+        import time
+
+        for _ in range(100):
+            try:
+                with folder_lock(tmp_path):
+                    pass
+            except LockedError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the child never took the lock")
+    finally:
+        holder.kill()
+        holder.wait()
+    with folder_lock(tmp_path):
+        pass
+
+
+def test_fault_point_is_inert_without_env(monkeypatch):
+    monkeypatch.delenv("META_SPLICEAI_FAULT", raising=False)
+    fault_point("anything")
+    monkeypatch.setenv("META_SPLICEAI_FAULT", "other:1")
+    fault_point("anything")
+
+
+def test_fault_point_kills_at_the_nth_pass():
+    code = "from meta_spliceai.storage import fault_point\nfor i in range(5):\n    print(i, flush=True)\n    fault_point('x')"
+    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "META_SPLICEAI_FAULT": "x:3"},
+                       capture_output=True, text=True)
+    assert r.returncode == -9 and r.stdout.split() == ["0", "1", "2"]
