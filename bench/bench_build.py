@@ -13,8 +13,8 @@ the child, and the peak of the process tree's summed VmRSS polled every 0.2 s fr
 RSS per batch (polled peak while batch k was in progress), batch completion times (steady-state
 genes/s, which leaves out the start-up), rows (raw and trim, from the manifest), output size on
 disk (hard links counted once) and the 1-min load average. The output folder is deleted after
-each run (``--keep-output`` keeps it). ``--max-seconds`` stops a run (SIGINT, then SIGKILL) and
-reports what it measured up to then. Results are appended to ``bench/_work/build_bench.jsonl``.
+each run (``--keep-output`` keeps it). ``--max-seconds`` and ``--max-rss-gib`` stop a run (SIGINT, then
+SIGKILL a minute later) and report what it measured up to then. Results are appended to ``bench/_work/build_bench.jsonl``.
 
 Usage:
   python bench/bench_build.py --n-genes 200 2000
@@ -92,7 +92,8 @@ def free_bytes(path: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
-def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seconds: float | None, log: Path) -> dict:
+def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seconds: float | None,
+              max_rss: float | None, log: Path) -> dict:
     """One ``meta-spliceai build`` in a subprocess, polled every 0.2 s; returns its figures."""
     cmd = [sys.executable, "-m", "meta_spliceai.cli", "build", "--fasta", str(inp / "genome.fa"),
            "--gtf", str(inp / "annotation.gtf"), "--predictions", str(inp / "predictions"),
@@ -103,7 +104,7 @@ def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seco
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     peak_tree, done, batch_peaks, batch_times, loads = 0, 0, [0] * n_batches, [], []
-    status, usage, stopped, last_load = None, None, False, 0.0
+    status, usage, stopped, last_load, why, timeline = None, None, False, 0.0, None, []
     while status is None:
         pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
         if pid:
@@ -121,9 +122,14 @@ def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seco
             batch_peaks[done] = max(batch_peaks[done], rss)
         if now - last_load >= 5:
             loads.append(os.getloadavg()[0])
+            timeline.append((round(now, 1), done, round(rss / GiB, 3)))
             last_load = now
-        if max_seconds is not None and now > max_seconds and not stopped:
-            print(f"  stopping after {now:.0f} s (--max-seconds)", file=sys.stderr)
+        if not stopped and max_seconds is not None and now > max_seconds:
+            why = f"--max-seconds {max_seconds:g}"
+        if not stopped and max_rss is not None and rss > max_rss:
+            why = f"--max-rss-gib {max_rss / GiB:g} (tree RSS {rss / GiB:.2f} GiB)"
+        if why and not stopped:
+            print(f"  stopping after {now:.0f} s: {why}", file=sys.stderr)
             proc.send_signal(signal.SIGINT)
             stopped = True
             kill_at = now + 60
@@ -147,7 +153,7 @@ def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seco
         "kmer_sizes": kmer,
         "returncode": proc.returncode,
         "complete": bool(manifest.get("complete")),
-        "stopped": stopped,
+        "stopped": why,
         "genes": n,
         "genes_done": genes_done,
         "batches_done": len(entries),
@@ -166,6 +172,7 @@ def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seco
         "load_mean": round(sum(loads) / len(loads), 2) if loads else round(os.getloadavg()[0], 2),
         "load_max": round(max(loads), 2) if loads else None,
         "log": str(log),
+        "timeline": timeline,  # (seconds, batches done, tree RSS GiB) every 5 s
     }
 
 
@@ -179,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--baseline-kmer-sizes", default="0", help="'' for no baseline run")
     ap.add_argument("--baseline-first", action="store_true", help="run the baseline before the measured build")
     ap.add_argument("--max-seconds", type=float, help="stop a run after this long and report what it measured")
+    ap.add_argument("--max-rss-gib", type=float, help="stop a run whose process tree exceeds this resident size")
     ap.add_argument("--min-free-gib", type=float, default=10.0, help="refuse a run that would leave less disk free")
     ap.add_argument("--keep-output", action="store_true")
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -202,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"(keeping {args.min_free_gib} GiB)", file=sys.stderr)
                 continue
             print(f"N={n} k={kmer}: building into {out} (load {os.getloadavg()[0]:.2f})", file=sys.stderr)
-            res = run_build(inp, out, n, kmer, args.batch_size, args.max_seconds, args.work_dir / f"{out.name}.log")
+            res = run_build(inp, out, n, kmer, args.batch_size, args.max_seconds,
+                            args.max_rss_gib * GiB if args.max_rss_gib else None, args.work_dir / f"{out.name}.log")
             res.update(n_genes=n, date=time.strftime("%Y-%m-%d %H:%M:%S"), body_nt=info["body_nt"],
                        cpus=os.cpu_count(), batch_size=args.batch_size)
             if res["genes_done"]:

@@ -254,7 +254,7 @@ def clean_build(tmp_path_factory, chr22, keras_store):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["raw_write:2", "before_link:2", "manifest_write:3", "manifest_write:5"])
+@pytest.mark.parametrize("point", ["raw_write:2", "after_raw:1", "before_link:2", "manifest_write:3", "manifest_write:5"])
 def test_sigkill_then_resume_equals_clean_build(tmp_path, chr22, keras_store, clean_build, point):
     out = tmp_path / "out"
     args = [sys.executable, "-c", _BUILD_SCRIPT, str(out), str(keras_store), str(chr22 / "genome.fa.gz"),

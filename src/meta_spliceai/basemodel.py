@@ -12,6 +12,12 @@ exactly 5,000 nt on each side, so the original's zero padding never reaches a ke
 the result is identical up to float rounding, with ~10-40 % less work on gene-sized inputs.
 The BatchNorm that follows each unit's first convolution is folded into that convolution.
 
+Runtime (chosen by measurement, bench/RESULTS.md): on the CPU, float32 runs on ONNX Runtime when
+the optional extra ``[onnx]`` is installed (each member exported once into a cache folder, never
+into the repository), else PyTorch; ``bfloat16`` and CUDA run on PyTorch. On the CPU the members run
+concurrently, one thread each, rather than each layer split across threads: layers never wait on a
+descheduled thread, which matters on shared machines.
+
 Sequences: :meth:`BaseModel.predict` takes ``flank + body + flank`` strings (flank = 5,000 nt,
 transcription orientation) and returns one ``(len(body), 3)`` float32 array per input; row i
 is body position i (0-based). Long bodies are cut into overlapping chunks, short ones are
@@ -48,6 +54,10 @@ STACKS: tuple[tuple[int, int], ...] = ((11, 1), (11, 4), (21, 10), (41, 25))
 UNITS_PER_STACK = 4
 #: total context the network reads (FLANK on each side of every output)
 CONTEXT = 2 * FLANK
+#: bump when the network's code changes: invalidates exported (ONNX) runtimes in the cache
+_EXPORT_VERSION = 2
+#: largest fraction of a batched pass that may be right-padding
+PAD_WASTE = 0.05
 #: an OpenSpliceAI checkpoint (state dict) or a Keras .h5 file holds one ensemble member
 SPLICEAI_FILES = tuple(f"spliceai{i}.h5" for i in range(1, 6))
 
@@ -297,11 +307,11 @@ def _build_net(w: _Weights):  # -> torch.nn.Module
 
 
 class _Ensemble:
-    """Mean of the members' probabilities; one forward pass per member over the same input."""
+    """PyTorch members: ``fns[i](x)`` maps one-hot ``(B, 4, L + 10000)`` float32 to probabilities ``(B, 3, L)``."""
 
     runtime = "torch"
 
-    def __init__(self, members: list, device, precision: Precision) -> None:  # noqa: ANN001
+    def __init__(self, members: list, device, precision: Precision, threads: int) -> None:  # noqa: ANN001
         import torch
 
         self.device = device
@@ -312,75 +322,84 @@ class _Ensemble:
             # softmax and the ensemble mean stay in float32
             self.members = [m.to(torch.bfloat16) for m in self.members]
         self.dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        if device.type == "cuda" and precision == "float32":
+            # exact mode: no TF32 tensor-core rounding in the convolutions (on by default for cuDNN)
+            torch.backends.cudnn.allow_tf32 = False
+        self.workers = threads if device.type == "cpu" else 1
+        self.fns = [self._fn(m) for m in self.members]
 
-    def __call__(self, x):  # noqa: ANN001, ANN204
+    def _fn(self, member):  # noqa: ANN001, ANN202
         import torch
 
-        with torch.inference_mode():
-            if self.precision == "bfloat16" and self.device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    probs = [m(x) for m in self.members]
-            else:
-                xx = x.to(self.dtype)
-                probs = [m(xx) for m in self.members]
-            total = probs[0].float()
-            for p in probs[1:]:
-                total = total + p.float()
-            return total / len(probs)
+        def run(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                t = torch.from_numpy(x).to(self.device)
+                if self.precision == "bfloat16" and self.device.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        p = member(t)
+                else:
+                    p = member(t.to(self.dtype))
+                return p.float().cpu().numpy()
+
+        return run
+
+    @staticmethod
+    def init_worker() -> None:
+        import torch
+
+        torch.set_num_threads(1)
 
 
 class _OrtEnsemble:
-    """The same ensemble exported to ONNX (once, into a cache) and run by ONNX Runtime on the CPU.
+    """The same members exported to ONNX (once, into a cache) and run by ONNX Runtime on the CPU.
 
     Measured faster than PyTorch eager for float32 on CPUs (see bench/RESULTS.md); same numbers
-    up to float rounding (~1e-7).
+    up to float rounding (~5e-7).
     """
 
     runtime = "onnx"
+    device_type = "cpu"
 
-    def __init__(self, members: list, cache: Path) -> None:  # noqa: ANN001
+    def __init__(self, members: list, cache_stem: Path, threads: int) -> None:  # noqa: ANN001
         import onnxruntime as ort
-        import torch
 
-        self.device = torch.device("cpu")
         self.precision = "float32"
-        if not cache.is_file():
-            _export_onnx(members, cache)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = torch.get_num_threads()
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(cache), opts, providers=["CPUExecutionProvider"])
+        self.workers = threads
+        self.sessions = []
+        for i, m in enumerate(members):
+            path = cache_stem.with_name(f"{cache_stem.name}-m{i}.onnx")
+            if not path.is_file():
+                _export_onnx(m, path)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1 if threads > 1 else 0  # parallel across members instead
+            opts.inter_op_num_threads = 1
+            opts.enable_cpu_mem_arena = False  # an arena per member would keep each one's largest pass
+            opts.log_severity_level = 3
+            self.sessions.append(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
+        self.fns = [self._fn(s) for s in self.sessions]
 
-    def __call__(self, x):  # noqa: ANN001, ANN204
-        import torch
+    @staticmethod
+    def _fn(session):  # noqa: ANN001, ANN205
+        return lambda x: session.run(None, {"x": x})[0]
 
-        return torch.from_numpy(self.session.run(None, {"x": x.numpy()})[0])
+    @staticmethod
+    def init_worker() -> None:
+        return None
 
 
-def _export_onnx(members: list, path: Path) -> None:  # noqa: ANN001
-    """Export the ensemble (mean of members inside the graph) with dynamic batch and length; atomic."""
+def _export_onnx(member, path: Path) -> None:  # noqa: ANN001
+    """Export one member with dynamic batch and length; atomic (temp name, then rename)."""
     import warnings
 
     import torch
 
-    class Mean(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.members = torch.nn.ModuleList(members)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            total = self.members[0](x)
-            for m in self.members[1:]:
-                total = total + m(x)
-            return total / len(self.members)
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    log.info("exporting the base model to ONNX: %s", path)
+    log.info("exporting a base-model member to ONNX: %s", path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            Mean().eval(),
+            member.eval(),
             (torch.zeros(1, 4, CONTEXT + 1000),),
             str(tmp),
             input_names=["x"],
@@ -439,11 +458,20 @@ class BaseModel:
         self.chunk_size = int(chunk_size)
         self.batch_size = int(batch_size)
         nets = [_build_net(w) for w in members]
-        if runtime == "onnx":
-            self._ens: _Ensemble | _OrtEnsemble = _OrtEnsemble(nets, _cache_dir() / "onnx" / f"{name}-{digest}-{len(nets)}.onnx")
-        else:
-            self._ens = _Ensemble(nets, torch.device(device), precision)
+        threads = max(1, min(torch.get_num_threads(), len(nets)))
+        self._ens: _Ensemble | _OrtEnsemble | None = None
+        if runtime in ("onnx", "auto-onnx"):
+            stem = _cache_dir() / "onnx" / f"{name}-{digest}-v{_EXPORT_VERSION}"
+            try:
+                self._ens = _OrtEnsemble(nets, stem, threads)
+            except Exception as err:  # export or session failure: PyTorch gives the same numbers
+                if runtime == "onnx":
+                    raise InputError(f"ONNX Runtime could not run the base model ({err}); use runtime torch") from None
+                log.warning("ONNX Runtime unavailable (%s); running the base model with PyTorch", err)
+        if self._ens is None:
+            self._ens = _Ensemble(nets, torch.device(device), precision, threads)
         self.runtime = self._ens.runtime
+        self._pool = None
 
     def __repr__(self) -> str:
         return f"BaseModel({self.name} {self.version}, {self.n_members} models, {self.device}, {self.precision}, {self.runtime})"
@@ -457,8 +485,9 @@ class BaseModel:
 
         Each input is ``flank + body + flank`` (5,000 nt each side, ACGTN, transcription
         orientation); row i of the result is body position i (0-based). Bodies longer than
-        ``chunk_size`` are scored in overlapping pieces, short inputs are batched (up to
-        ``batch_size`` per pass and ``chunk_size`` body nt per pass) — same results either way.
+        ``chunk_size`` are scored in overlapping pieces, inputs of similar length are batched (up to
+        ``batch_size`` per pass and ``chunk_size`` body nt per pass, at most 5 % padding) — same
+        results either way.
         """
         bs = max(1, batch_size or self.batch_size)
         cs = max(1, chunk_size or self.chunk_size)
@@ -476,28 +505,58 @@ class BaseModel:
             step = -(-n // pieces)
             items += [(i, a, min(a + step, n)) for a in range(0, n, step)]
         items.sort(key=lambda it: it[2] - it[1], reverse=True)
-        out = [np.empty((n, 3), dtype=np.float32) for n in lengths]
+        passes: list[list[tuple[int, int, int]]] = []
         k = 0
         while k < len(items):
             longest = items[k][2] - items[k][1]
-            take = max(1, min(bs, cs // longest, len(items) - k))
-            batch = items[k : k + take]
-            probs = self._forward([seqs[i][a : b + CONTEXT] for i, a, b in batch], longest)
-            for (i, a, b), p in zip(batch, probs):
-                out[i][a:b] = p[: b - a]
+            # batch while padding to the longest wastes <= PAD_WASTE of the pass (padding is pure extra work)
+            take, real = 1, longest + CONTEXT
+            while k + take < len(items) and take < bs and (take + 1) * longest <= cs:
+                n = items[k + take][2] - items[k + take][1]
+                if (take + 1) * (longest + CONTEXT) * (1 - PAD_WASTE) > real + n + CONTEXT:
+                    break
+                take, real = take + 1, real + n + CONTEXT
+            passes.append(items[k : k + take])
             k += take
+        out = [np.empty((n, 3), dtype=np.float32) for n in lengths]
+        window = 2 * self._ens.workers  # passes in flight: bounds memory, keeps every worker busy
+        for w in range(0, len(passes), window):
+            chunk = passes[w : w + window]
+            inputs = [self._one_hot_batch([seqs[i][a : b + CONTEXT] for i, a, b in ps]) for ps in chunk]
+            for ps, probs in zip(chunk, self._run(inputs)):
+                for (i, a, b), p in zip(ps, probs):
+                    out[i][a:b] = p[:, : b - a].T
         return out
 
-    def _forward(self, parts: list[str], longest: int) -> list[np.ndarray]:
-        """One pass over right-N-padded inputs (padding changes no kept output: the convs are unpadded)."""
-        import torch
-
-        x = np.zeros((len(parts), 4, longest + CONTEXT), dtype=np.float32)
+    @staticmethod
+    def _one_hot_batch(parts: list[str]) -> np.ndarray:
+        """``(B, 4, longest)`` float32, right-padded with N (no kept output sees padding: the convs are unpadded)."""
+        x = np.zeros((len(parts), 4, max(len(s) for s in parts)), dtype=np.float32)
         for j, s in enumerate(parts):
             x[j, :, : len(s)] = one_hot(s).T
-        t = torch.from_numpy(x).to(self._ens.device)
-        p = self._ens(t)  # (B, 3, longest)
-        return list(p.transpose(1, 2).cpu().numpy())
+        return x
+
+    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Ensemble mean ``(B, 3, L)`` for each input. On the CPU the (input, member) tasks run on
+        ``workers`` threads of one intra-op thread each: no thread ever waits on another mid-layer,
+        which keeps throughput on a busy (shared) machine; sums are in member order (deterministic)."""
+        fns = self._ens.fns
+        if self._ens.workers <= 1:
+            results = [[f(x) for f in fns] for x in inputs]
+        else:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self._ens.workers, thread_name_prefix="basemodel", initializer=self._ens.init_worker)
+            futures = [[self._pool.submit(f, x) for f in fns] for x in inputs]
+            results = [[fu.result() for fu in row] for row in futures]
+        means = []
+        for row in results:
+            total = row[0].astype(np.float32, copy=True)
+            for r in row[1:]:
+                total += r
+            means.append(total / np.float32(len(row)))
+        return means
 
 
 def _spliceai_files() -> list[Path]:
@@ -599,7 +658,33 @@ def load_base_model(
     if runtime == "onnx" and not onnxruntime_available():
         raise InputError("runtime onnx needs onnxruntime and onnx: pip install 'meta-spliceai[onnx]'")
     if runtime == "auto":
-        runtime = "onnx" if ort_ok and onnxruntime_available() else "torch"
+        runtime = "auto-onnx" if ort_ok and onnxruntime_available() else "torch"
     model = BaseModel(name, version, _digest(files), members, dev, precision, chunk_size, batch_size, runtime)
     log.info("loaded %r from %s", model, os.path.commonpath([str(f) for f in files]))
     return model
+
+
+def random_model(n_members: int = 1, *, seed: int = 0, runtime: Runtime = "torch", **kw: object) -> BaseModel:
+    """A SpliceAI-10k-shaped ensemble with random weights: for plumbing tests and benchmarks only."""
+    rng = np.random.default_rng(seed)
+
+    def conv(o: int, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return rng.normal(0, (i * k) ** -0.5, (o, i, k)).astype(np.float32), rng.normal(0, 0.1, o).astype(np.float32)
+
+    def bn() -> tuple[np.ndarray, ...]:
+        return tuple(x.astype(np.float32) for x in (rng.uniform(0.5, 1.5, WIDTH), rng.normal(0, 0.1, WIDTH), rng.normal(0, 0.5, WIDTH), rng.uniform(0.5, 2.0, WIDTH)))
+
+    members = [
+        _Weights(
+            stem=conv(WIDTH, 4, 1),
+            skips=[conv(WIDTH, WIDTH, 1) for _ in range(len(STACKS) + 1)],
+            units=[{"bn1": bn(), "conv1": conv(WIDTH, WIDTH, k), "bn2": bn(), "conv2": conv(WIDTH, WIDTH, k)} for k, _ in _unit_shapes()],
+            out=conv(3, WIDTH, 1),
+            eps=1e-3,
+            leaky=0.0,
+        )
+        for _ in range(n_members)
+    ]
+    digest = hashlib.sha256(f"random-{n_members}-{seed}".encode()).hexdigest()[:16]
+    return BaseModel("spliceai", f"random-{seed}", digest, members, "cpu", "float32", runtime=runtime, **kw)  # type: ignore[arg-type]
+

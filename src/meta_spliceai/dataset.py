@@ -34,7 +34,7 @@ from .config import DEFAULT_BUILD, DEFAULT_PREDICT, BaseModelName, BuildConfig, 
 from .errors import ConfigMismatchError, InputError
 from .genome import Genome, match_contigs, reverse_complement
 from .rows import gene_rows
-from .sampling import trim
+from .sampling import trim_mask
 from .schema import ID_COLUMNS, PERFORMANCE_COLUMNS, SCHEMA_VERSION, arrow_schema
 from .selection import ERROR_POLICIES, candidate_pool, check_policy, evaluate_pool, plan_batches, select_genes
 from .storage import (
@@ -225,7 +225,7 @@ def build(
             remove_stale_tmp(out / d)
         manifest = read_manifest(out)
         with _progress(progress) as bar:
-            task = bar.add_task("batches", total=len(plan)) if bar else None
+            task = bar.add_task("batches", total=len(plan), rate="") if bar else None
             for b, ids in enumerate(plan):
                 done = _batch_done(out, b, manifest)
                 if not done:
@@ -388,13 +388,14 @@ def _gene_sequence(ctx: _Context, gene: dict) -> tuple[str | None, int]:
 
 
 class _RowWriter:
-    """Streams row groups of ``batch_rows`` rows into a Parquet file under a temporary name.
+    """Streams row groups of exactly ``batch_rows`` rows (the last may be shorter) into a Parquet file.
 
-    Encoding runs on a background thread (pyarrow releases the GIL), so writing the raw and the trim
-    file overlaps with computing the next genes' features; at most one row group waits in memory.
+    The file is written under a temporary name and renamed on :meth:`close`. Encoding runs on a
+    background thread (pyarrow releases the GIL) so it overlaps with computing the next genes' rows;
+    at most one row group waits in memory besides the buffer.
     """
 
-    def __init__(self, path: Path, schema, batch_rows: int) -> None:
+    def __init__(self, path: Path, schema, batch_rows: int, background: bool = True) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         import pyarrow as pa
@@ -406,91 +407,145 @@ class _RowWriter:
         # statistics only where readers filter (ids); zstd level 1: measured ~2.5x faster than the defaults
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd", compression_level=1,
                                        use_dictionary=dict_cols, write_statistics=[name for name, _ in ID_COLUMNS])
-        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pool = ThreadPoolExecutor(max_workers=1) if background else None
         self.pending = None
-        self.buffer: list[pl.DataFrame] = []
+        self.buffer: list = []  # pyarrow tables
         self.buffered = 0
         self.rows = 0
 
-    def add(self, df: pl.DataFrame) -> None:
-        if df.height:
-            self.buffer.append(df)
-            self.buffered += df.height
-        if self.buffered >= self.batch_rows:
-            self.flush()
+    def add(self, rows) -> None:  # noqa: ANN001 - polars DataFrame or pyarrow Table
+        table = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+        if table.num_rows:
+            self.buffer.append(table.cast(self.schema))
+            self.buffered += table.num_rows
+        while self.buffered >= self.batch_rows:
+            self._write(self.batch_rows)
 
     def _wait(self) -> None:
         if self.pending is not None:
             self.pending.result()
             self.pending = None
 
-    def flush(self, wait: bool = False) -> None:
-        if self.buffer:
-            table = pl.concat(self.buffer, rechunk=True).to_arrow().cast(self.schema)
-            self.buffer, self.buffered = [], 0
-            self._wait()
-            self.rows += table.num_rows
-            self.pending = self.pool.submit(self.writer.write_table, table, row_group_size=self.batch_rows)
-        if wait:
-            self._wait()
+    def _write(self, n: int) -> None:
+        import pyarrow as pa
+
+        table = pa.concat_tables(self.buffer)  # no copy: the writer takes chunked columns
+        group, rest = table.slice(0, n), table.slice(n)
+        self.buffer, self.buffered = ([rest] if rest.num_rows else []), rest.num_rows
+        del table
+        self._wait()
+        self.rows += group.num_rows
+        if self.pool is None:
+            self.writer.write_table(group, row_group_size=group.num_rows)
+        else:
+            self.pending = self.pool.submit(self.writer.write_table, group, row_group_size=group.num_rows)
+
+    def flush(self) -> None:
+        """Write what is buffered as a (short) row group and wait until it is on disk."""
+        if self.buffered:
+            self._write(self.buffered)
+        self._wait()
 
     def close(self) -> None:
-        self.flush(wait=True)
-        self.pool.shutdown()
+        self.flush()
+        if self.pool is not None:
+            self.pool.shutdown()
         self.writer.close()
         commit(self.tmp, self.path)
 
 
+def _release_memory() -> None:
+    """Hand freed heap back to the OS: a closed writer's Parquet footer (4,000+ columns x row groups) is large."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: dict[str, Path]) -> None:
+    """Raw rows of every gene of the batch (streamed) and its performance table; perf lands before raw."""
+    cfg = ctx.cfg
+    ctx.ensure_predictions(genes, f"batch {b}")
+    sites = ctx.ann.splice_sites.filter(pl.col("gene_id").is_in(ids))
+    by_gene = {k[0]: v for k, v in sites.partition_by("gene_id", as_dict=True).items()}
+    empty = sites.clear()
+    raw_w = _RowWriter(p["raw"], arrow_schema(cfg.kmer_sizes, cfg.kmer_window), cfg.batch_rows)
+    perf_rows: list[dict[str, object]] = []
+    with _progress(ctx.progress, transient=True) as bar:
+        task = bar.add_task(f"batch {b}: genes", total=genes.height, rate="") if bar else None
+        t_start, n_rows = time.perf_counter(), 0
+        for i, gene in enumerate(genes.iter_rows(named=True)):
+            probs = ctx.store.read(gene["gene_id"])
+            seq, offset = _gene_sequence(ctx, gene)
+            rows, perf = gene_rows(gene, probs, by_gene.get(gene["gene_id"], empty), seq, offset, cfg, b)
+            raw_w.add(rows)
+            perf_rows.extend(perf)
+            if i == 0:
+                raw_w.flush()  # a real row group is on disk before the first crash point
+                fault_point("raw_write")
+            n_rows += rows.height
+            if bar:
+                rate = n_rows / max(time.perf_counter() - t_start, 1e-9)
+                bar.update(task, advance=1, rate=f"{rate:,.0f} rows/s")
+    perf_df = pl.DataFrame(perf_rows, schema_overrides={"precision": pl.Float64, "recall": pl.Float64,
+                                                        "f1_score": pl.Float64, "topk_acc": pl.Float64})
+    perf_df = perf_df.select(PERFORMANCE_COLUMNS) if perf_df.height else perf_df
+    tmp = tmp_path_for(p["perf"])
+    perf_df.write_parquet(tmp)
+    commit(tmp, p["perf"])
+    raw_w.close()
+    del raw_w
+    _release_memory()
+
+
+def _write_trim(cfg: BuildConfig, p: dict[str, Path]) -> None:
+    """The trim from the raw file alone (sample stage): stream its row groups through the keep mask."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    small = pl.read_parquet(p["raw"], columns=["gene_id", "pred_type", "tn_kind"])
+    keep = trim_mask(small, easy_ratio=cfg.easy_ratio, seed=cfg.seed)
+    raw = pq.ParquetFile(p["raw"])
+    # nothing to overlap with here, so no background writes: one row group in memory at a time
+    trim_w = _RowWriter(p["trim"], arrow_schema(cfg.kmer_sizes, cfg.kmer_window), cfg.batch_rows, background=False)
+    offset = 0
+    for g in range(raw.num_row_groups):
+        group = raw.read_row_group(g)
+        n = group.num_rows
+        kept = group.filter(pa.array(keep[offset : offset + n]))
+        del group
+        trim_w.add(kept)
+        del kept
+        offset += n
+    del raw  # the raw footer (row groups x 4,000+ columns) goes before the trim's own is serialised
+    _release_memory()
+    trim_w.close()
+    del trim_w
+    _release_memory()
+
+
 def _build_batch(ctx: _Context, b: int, ids: list[str], manifest: dict) -> None:
+    """raw (with perf) -> trim -> master link -> manifest entry; each step resumes from the last file on disk."""
+    import pyarrow.parquet as pq
+
     out, cfg = ctx.out, ctx.cfg
     p = batch_paths(out, b)
     genes = ctx.ann.genes.filter(pl.col("gene_id").is_in(ids)).sort("chrom", "start", "gene_id")
-    if not (p["trim"].is_file() and p["perf"].is_file() and p["raw"].is_file()):
-        ctx.ensure_predictions(genes, f"batch {b}")
-        sites = ctx.ann.splice_sites.filter(pl.col("gene_id").is_in(ids))
-        by_gene = {k[0]: v for k, v in sites.partition_by("gene_id", as_dict=True).items()}
-        empty = sites.clear()
-        schema = arrow_schema(cfg.kmer_sizes, cfg.kmer_window)
-        raw_w = _RowWriter(p["raw"], schema, cfg.batch_rows)
-        trim_w = _RowWriter(p["trim"], schema, cfg.batch_rows)
-        perf_rows: list[dict[str, object]] = []
-        counts: dict[str, int] = {}
-        with _progress(ctx.progress, transient=True) as bar:
-            task = bar.add_task(f"batch {b}: genes", total=genes.height) if bar else None
-            for i, gene in enumerate(genes.iter_rows(named=True)):
-                probs = ctx.store.read(gene["gene_id"])
-                seq, offset = _gene_sequence(ctx, gene)
-                rows, perf = gene_rows(gene, probs, by_gene.get(gene["gene_id"], empty), seq, offset, cfg, b)
-                kept = trim(rows, easy_ratio=cfg.easy_ratio, seed=cfg.seed)
-                raw_w.add(rows)
-                trim_w.add(kept)
-                perf_rows.extend(perf)
-                for k, v in kept["pred_type"].value_counts().iter_rows():
-                    counts[k] = counts.get(k, 0) + v
-                if i == 0:
-                    raw_w.flush(wait=True)  # a real row group is on disk before the first crash point
-                    fault_point("raw_write")
-                if bar:
-                    bar.update(task, advance=1)
-        raw_w.close()
-        perf_df = pl.DataFrame(perf_rows, schema_overrides={"precision": pl.Float64, "recall": pl.Float64,
-                                                            "f1_score": pl.Float64, "topk_acc": pl.Float64})
-        perf_df = perf_df.select(PERFORMANCE_COLUMNS) if perf_df.height else perf_df
-        tmp = tmp_path_for(p["perf"])
-        perf_df.write_parquet(tmp)
-        commit(tmp, p["perf"])
-        trim_w.close()
-        raw_rows, trim_rows = raw_w.rows, trim_w.rows
-    else:  # killed after the trim was written: its content is complete (renamed into place)
-        import pyarrow.parquet as pq
-
-        raw_rows = pq.ParquetFile(p["raw"]).metadata.num_rows
-        trim_rows = pq.ParquetFile(p["trim"]).metadata.num_rows
-        counts = dict(pl.read_parquet(p["trim"], columns=["pred_type"])["pred_type"].value_counts().iter_rows())
+    if not p["trim"].is_file():
+        if not (p["raw"].is_file() and p["perf"].is_file()):
+            _write_raw(ctx, b, genes, ids, p)
+        fault_point("after_raw")
+        _write_trim(cfg, p)
+    counts = dict(pl.read_parquet(p["trim"], columns=["pred_type"])["pred_type"].value_counts().iter_rows())
     fault_point("before_link")
     link_or_copy(p["trim"], p["master"])
     manifest["batches"][f"{b:05d}"] = {
-        "file": p["master"].name, "genes": ids, "rows": trim_rows, "raw_rows": raw_rows,
+        "file": p["master"].name, "genes": ids, "rows": pq.ParquetFile(p["trim"]).metadata.num_rows,
+        "raw_rows": pq.ParquetFile(p["raw"]).metadata.num_rows,
         "pred_types": dict(sorted(counts.items())), "checksum": checksum(p["trim"]),
     }
     _write_manifest(out, manifest)
@@ -523,8 +578,8 @@ def _progress(enabled: bool, transient: bool = False):
         return _NullProgress()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("ETA"), TimeRemainingColumn(), transient=transient)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=transient)
 
 
 __all__ = ["build", "BuildSummary", "batch_paths", "read_manifest", "check_build_flags"]

@@ -228,6 +228,7 @@ def _groups(clusters: list[_Cluster]) -> Iterator[list[_Cluster]]:
 
 
 def _progress(enabled: bool):  # noqa: ANN202
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
     from rich.text import Text
 
@@ -243,6 +244,7 @@ def _progress(enabled: bool):  # noqa: ANN202
         TextColumn("{task.fields[genes]}"),
         NtRate(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout stays free for the command's summary
         disable=not enabled,
     )
 
@@ -292,6 +294,10 @@ def predict_genes(
             bar.update(task, advance=sum(c.length for c in group), genes=f"{written}/{n_genes} genes")
             log.debug("predict: %d/%d genes", written, n_genes)
     seconds = time.perf_counter() - t0
+    try:  # the sibling temp folder is only needed while writing
+        store.tmp.rmdir()
+    except OSError:
+        pass
     body_nt = int(todo.select((pl.col("end") - pl.col("start") + 1).sum()).item() or 0)
     summary = {
         "store": str(store.path),

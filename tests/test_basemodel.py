@@ -1,0 +1,172 @@
+"""The base model: exact against the original Keras SpliceAI, invariant to batching/chunking, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meta_spliceai import basemodel
+from meta_spliceai.basemodel import CONTEXT, load_base_model, one_hot, random_model
+from meta_spliceai.errors import InputError
+from meta_spliceai.genome import Genome, reverse_complement
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CHR22 = SHARED / "data" / "grch37_chr22_20-21Mb"
+OPENSPLICEAI = SHARED / "models" / "openspliceai-mane-10000nt"
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _runtime_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+    """Exported runtimes (ONNX) go to a temp folder, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("META_SPLICEAI_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+@pytest.fixture(scope="module")
+def keras_genes() -> tuple[list[str], list[str], dict[str, np.ndarray]]:
+    """(gene names, model inputs, Keras outputs) for the 18 genes of the chr22 bundle."""
+    info = json.loads((CHR22 / "reference" / "keras_spliceai_genes.json").read_text())["genes"]
+    genome = Genome(CHR22 / "genome.fa.gz")
+    names = sorted(info)
+    seqs = []
+    for n in names:
+        g = info[n]
+        s = genome.fetch(g["chrom"], g["start"] - 1 - 5000, g["end"] + 5000)  # 1-based closed -> 0-based
+        seqs.append(reverse_complement(s) if g["strand"] == "-" else s)
+    ref = dict(np.load(CHR22 / "reference" / "keras_spliceai_outputs.npz"))
+    return names, seqs, ref
+
+
+@pytest.fixture(scope="module")
+def spliceai_outputs(keras_genes) -> list[np.ndarray]:  # noqa: ANN001
+    model = load_base_model("spliceai", device="cpu")
+    return model.predict(keras_genes[1])
+
+
+def test_one_hot() -> None:
+    x = one_hot("ACGTNacgtx")
+    assert x.dtype == np.float32 and x.shape == (10, 4)
+    assert np.array_equal(x[:4], np.eye(4)) and np.array_equal(x[5:9], np.eye(4))
+    assert not x[4].any() and not x[9].any()
+
+
+@pytest.mark.slow
+def test_exact_against_keras_spliceai(keras_genes, spliceai_outputs) -> None:  # noqa: ANN001
+    names, _, ref = keras_genes
+    assert len(names) == 18
+    for name, out in zip(names, spliceai_outputs):
+        assert out.dtype == np.float32 and out.shape == ref[name].shape, name
+        dp = float(np.abs(out - ref[name]).max())
+        assert dp <= 1e-4, f"{name}: max |dp| {dp}"
+
+
+@pytest.mark.slow
+def test_bfloat16_agrees_on_site_calls(keras_genes, spliceai_outputs) -> None:  # noqa: ANN001
+    model = load_base_model("spliceai", device="cpu", precision="bfloat16")
+    assert model.precision == "bfloat16" and model.runtime == "torch"
+    fast = model.predict(keras_genes[1])
+    both = either = 0
+    worst = 0.0
+    for a, b in zip(spliceai_outputs, fast):
+        worst = max(worst, float(np.abs(a - b).max()))
+        ca, cb = a[:, 1:] >= 0.5, b[:, 1:] >= 0.5
+        both += int((ca & cb).sum())
+        either += int((ca | cb).sum())
+    assert either > 200
+    assert both / either >= 0.999, f"site calls agree on {both}/{either}"
+    assert worst < 0.05, worst  # reported in bench/RESULTS.md
+
+
+@pytest.mark.slow
+def test_batch_and_chunk_invariance() -> None:
+    model = random_model(1, seed=1)
+    rng = np.random.default_rng(7)
+    seqs = ["".join(rng.choice(list("ACGTN"), n + CONTEXT, p=[0.24, 0.24, 0.24, 0.24, 0.04])) for n in (300, 1_500, 20)]
+    base = model.predict(seqs, batch_size=1, chunk_size=10**6)
+    for bs, cs in ((8, 10**6), (2, 600)):
+        got = model.predict(seqs, batch_size=bs, chunk_size=cs)
+        for a, b in zip(base, got):
+            assert a.shape == b.shape
+            assert np.abs(a - b).max() <= 1e-6, (bs, cs)
+    # order of the inputs does not matter either
+    rev = model.predict(seqs[::-1], batch_size=4)
+    for a, b in zip(base, rev[::-1]):
+        assert np.abs(a - b).max() <= 1e-6
+    for p in base:
+        assert p.dtype == np.float32 and np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_onnx_runtime_matches_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not basemodel.onnxruntime_available():
+        pytest.skip("onnxruntime not installed (optional extra [onnx])")
+    monkeypatch.setenv("META_SPLICEAI_CACHE", str(tmp_path))
+    rng = np.random.default_rng(3)
+    seqs = ["".join(rng.choice(list("ACGT"), n + CONTEXT)) for n in (500, 2_000)]
+    a = random_model(2, seed=2, runtime="torch").predict(seqs)
+    ort_model = random_model(2, seed=2, runtime="onnx")
+    assert ort_model.runtime == "onnx" and list((tmp_path / "onnx").glob("*.onnx"))
+    b = ort_model.predict(seqs, batch_size=1)
+    c = ort_model.predict(seqs, batch_size=2, chunk_size=700)
+    for x, y, z in zip(a, b, c):
+        assert np.abs(y - z).max() <= 1e-6  # batch/chunk invariant
+        assert np.abs(x - y).max() <= 1e-5  # same network (random weights amplify rounding; real ones ~5e-7)
+
+
+def test_short_input_is_an_error() -> None:
+    with pytest.raises(InputError, match="flank"):
+        random_model().predict(["A" * CONTEXT])
+
+
+def test_missing_spliceai_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = basemodel.importlib.util.find_spec
+    monkeypatch.setattr(basemodel.importlib.util, "find_spec", lambda n, *a: None if n == "spliceai" else real(n, *a))
+    with pytest.raises(InputError, match="pip install spliceai"):
+        load_base_model("spliceai", device="cpu")
+
+
+def test_wrong_shape_weights(tmp_path: Path) -> None:
+    import torch
+
+    sd = torch.load(sorted(OPENSPLICEAI.glob("*.pt"))[0], map_location="cpu", weights_only=True)
+    sd["residual_units.12.conv1.weight"] = torch.zeros(32, 32, 11)  # stack 4 has kernel 41
+    bad = tmp_path / "bad.pt"
+    torch.save(sd, bad)
+    with pytest.raises(InputError, match=r"residual|shape"):
+        load_base_model("openspliceai", weights=bad, device="cpu", runtime="torch")
+
+
+def test_openspliceai_needs_weights() -> None:
+    with pytest.raises(InputError, match="--weights"):
+        load_base_model("openspliceai", device="cpu")
+
+
+def test_keras_file_of_other_model(tmp_path: Path) -> None:
+    import h5py
+
+    f = tmp_path / "other.h5"
+    with h5py.File(f, "w") as h:
+        h.attrs["model_config"] = json.dumps({"config": {"layers": []}})
+        h.create_group("model_weights")
+    with pytest.raises(InputError, match="not a SpliceAI-10k"):
+        load_base_model("spliceai", weights=f, device="cpu", runtime="torch")
+
+
+def test_cuda_without_gpu() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(InputError, match="--device cuda"):
+        load_base_model("spliceai", device="cuda")
+
+
+def test_identity_fields() -> None:
+    model = load_base_model("openspliceai", weights=OPENSPLICEAI, device="cpu", runtime="torch")
+    assert model.name == "openspliceai" and model.n_members == 5 and model.device == "cpu"
+    assert model.version == OPENSPLICEAI.name and len(model.digest) == 16
+    assert set(model.metadata()) == {"base_model", "version", "digest", "precision"}

@@ -1,0 +1,183 @@
+"""The prediction store and the predict stage, on the real chr22 bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from meta_spliceai.annotation import load_annotation
+from meta_spliceai.basemodel import CONTEXT, random_model
+from meta_spliceai.errors import ConfigMismatchError, InputError
+from meta_spliceai.genome import Genome, reverse_complement
+from meta_spliceai.predictions import COLUMNS, PredictionStore, gene_file_name, predict, predict_genes, select_genes
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CHR22 = SHARED / "data" / "grch37_chr22_20-21Mb"
+OPENSPLICEAI = SHARED / "models" / "openspliceai-mane-10000nt"
+SMALL = ["GGTLC3", "CCDC188", "TMEM191B"]  # three short genes
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _runtime_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+    """Exported runtimes (ONNX) go to a temp folder, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("META_SPLICEAI_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+@pytest.fixture(scope="module")
+def genome() -> Genome:
+    return Genome(CHR22 / "genome.fa.gz")
+
+
+@pytest.fixture(scope="module")
+def ann():  # noqa: ANN201
+    return load_annotation(CHR22 / "annotation.gtf")
+
+
+@pytest.fixture(scope="module")
+def tiny():  # noqa: ANN201
+    return random_model(1, seed=5)
+
+
+def _gene_input(genome: Genome, row: dict) -> str:
+    s = genome.fetch(row["chrom"], row["start"] - 1 - 5000, row["end"] + 5000)  # 1-based closed -> 0-based
+    return reverse_complement(s) if row["strand"] == "-" else s
+
+
+def test_store_round_trip(tmp_path: Path) -> None:
+    ident = {"base_model": "spliceai", "version": "x", "digest": "d1", "precision": "float32"}
+    store = PredictionStore(tmp_path / "store", ident)
+    rng = np.random.default_rng(0)
+    probs = {g: rng.random((n, 3), dtype=np.float32) for g, n in (("G1", 5), ("ENSG0000.3", 17), ("odd/id name", 2))}
+    for g, p in probs.items():
+        store.write(g, p)
+    assert store.finished_genes() == set(probs)
+    for g, p in probs.items():
+        assert np.array_equal(store.read(g), p)
+    # only finished Parquet files inside the store; temp files live beside it
+    assert all(f.suffix == ".parquet" and not f.name.startswith(".") for f in (tmp_path / "store").iterdir())
+    df = pl.scan_parquet(tmp_path / "store").collect()
+    assert df.schema == pl.Schema(
+        {"gene_id": pl.String, "position": pl.Int32, "neither": pl.Float32, "acceptor": pl.Float32, "donor": pl.Float32}
+    )
+    assert df.height == 24
+    g1 = df.filter(pl.col("gene_id") == "ENSG0000.3").sort("position")
+    assert g1["position"].to_list() == list(range(17))
+    assert np.array_equal(g1.select(COLUMNS).to_numpy(), probs["ENSG0000.3"])
+    assert gene_file_name("odd/id name") != gene_file_name("odd_id_name")
+    # another model (or version, or precision) is refused
+    for key in ("base_model", "version", "digest", "precision"):
+        with pytest.raises(ConfigMismatchError, match="another base model"):
+            PredictionStore(tmp_path / "store", {**ident, key: "other"})
+    with pytest.raises(InputError, match="not in prediction store"):
+        store.read("nope")
+
+
+def test_resume_skips_finished_genes(tmp_path: Path, genome: Genome, ann, tiny) -> None:  # noqa: ANN001
+    genes = select_genes(ann.genes, gene_list=SMALL)
+    store = PredictionStore(tmp_path / "store", tiny)
+    first = predict_genes(genome, genes.head(2), tiny, store)
+    assert first["genes_predicted"] == 2 and first["genes_skipped"] == 0
+    before = {g: store.read(g) for g in store.finished_genes()}
+    # a crash leaves at most a temp file beside the store, never inside it
+    (tmp_path / ".store.tmp").mkdir(exist_ok=True)
+    (tmp_path / ".store.tmp" / "TMEM191B.parquet.123").write_bytes(b"partial")
+    second = predict_genes(genome, genes, tiny, store)
+    assert second["genes_predicted"] == 1 and second["genes_skipped"] == 2
+    assert store.finished_genes() == set(SMALL)
+    for g, p in before.items():
+        assert np.array_equal(store.read(g), p)
+    assert pl.scan_parquet(tmp_path / "store").select(pl.len()).collect().item() == genes["length"].sum()
+
+
+@pytest.mark.slow
+def test_overlapping_genes_and_order(tmp_path: Path, genome: Genome, tiny) -> None:  # noqa: ANN001
+    """Same-strand overlapping/nearby genes are scored once, with each gene's own-input result."""
+    genes = pl.DataFrame(
+        {
+            "gene_id": ["A", "B", "C", "D"],
+            "chrom": ["22"] * 4,
+            "strand": ["+", "+", "-", "-"],
+            "start": [20_100_001, 20_101_501, 20_100_501, 20_103_001],
+            "end": [20_102_000, 20_102_300, 20_101_200, 20_103_400],
+        }
+    ).with_columns(length=pl.col("end") - pl.col("start") + 1)
+    s1 = PredictionStore(tmp_path / "s1", tiny)
+    summary = predict_genes(genome, genes, tiny, s1)
+    # one input per strand: A+B (overlap) and C..D (closer than 10 kb), gaps included
+    assert summary["nt"] == 2000 + 800 + 700 + 400 and summary["nt_scored"] == 2300 + 2900
+    s2 = PredictionStore(tmp_path / "s2", tiny)
+    predict_genes(genome, genes.reverse(), tiny, s2, batch_size=1)
+    own = tiny.predict([_gene_input(genome, r) for r in genes.iter_rows(named=True)], batch_size=1)
+    for gid, p in zip(genes["gene_id"], own):
+        assert np.abs(s1.read(gid) - p).max() <= 1e-6, gid
+        assert np.abs(s2.read(gid) - p).max() <= 1e-6, gid
+
+
+@pytest.mark.slow
+def test_spliceai_store_matches_keras(tmp_path: Path) -> None:
+    """Full stage (annotation -> store) on overlapping '-' genes and a '+' gene, against the original."""
+    summary = predict(
+        fasta=CHR22 / "genome.fa.gz", gtf=CHR22 / "annotation.gtf", out=tmp_path / "preds",
+        genes=["SCARF2", "XXbac-B562F10.12", "GGTLC3"], device="cpu", progress=False,
+    )
+    assert summary["genes_predicted"] == 3
+    ref = np.load(CHR22 / "reference" / "keras_spliceai_outputs.npz")
+    store = PredictionStore(tmp_path / "preds")
+    for g in ("SCARF2", "XXbac-B562F10.12", "GGTLC3"):
+        assert np.abs(store.read(g) - ref[g]).max() <= 1e-4, g
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds"]
+    # a second model into the same store is refused
+    with pytest.raises(ConfigMismatchError):
+        predict(fasta=CHR22 / "genome.fa.gz", gtf=CHR22 / "annotation.gtf", out=tmp_path / "preds", genes=["GGTLC3"],
+                device="cpu", base_model="openspliceai", weights=OPENSPLICEAI, progress=False)
+
+
+def _topk(store: PredictionStore, ann) -> float:  # noqa: ANN001
+    hits = total = 0
+    for (gid, site), sites in ann.splice_sites.group_by("gene_id", "site_type"):
+        p = store.read(gid)[:, COLUMNS.index(site)]
+        k = sites.height
+        top = np.argpartition(-p, k - 1)[:k]
+        hits += len(set(top.tolist()) & set(sites["position"].to_list()))
+        total += k
+    return hits / total
+
+
+@pytest.mark.slow
+def test_openspliceai_topk_accuracy(tmp_path: Path, ann) -> None:  # noqa: ANN001
+    summary = predict(
+        fasta=CHR22 / "genome.fa.gz", gtf=CHR22 / "annotation.gtf", out=tmp_path / "osai",
+        device="cpu", base_model="openspliceai", weights=OPENSPLICEAI, progress=False,
+    )
+    assert summary["genes_predicted"] == 18
+    acc = _topk(PredictionStore(tmp_path / "osai"), ann)
+    assert acc >= 0.85, acc
+
+
+def test_bad_gene_selection(ann, genome: Genome, tiny, tmp_path: Path) -> None:  # noqa: ANN001
+    with pytest.raises(InputError, match="NOPE1"):
+        select_genes(ann.genes, gene_list=["GGTLC3", "NOPE1", "NOPE2"])
+    with pytest.raises(InputError, match="n-genes"):
+        select_genes(ann.genes, n_genes=0)
+    assert select_genes(ann.genes, n_genes=2)["gene_id"].to_list() == ["TANGO2", "DGCR8"]
+    lst = tmp_path / "genes.tsv"
+    lst.write_text("gene_id\tx\nCCDC188\t1\n")
+    assert select_genes(ann.genes, gene_ids_file=lst)["gene_id"].to_list() == ["CCDC188"]
+    odd = pl.DataFrame({"gene_id": ["Z"], "chrom": ["chrUn"], "strand": ["+"], "start": [1], "end": [100]})
+    with pytest.raises(InputError, match="chrUn"):
+        predict_genes(genome, odd, tiny, PredictionStore(tmp_path / "s", tiny), contig_map={"22": "22"})
+
+
+def test_short_gene_near_contig_start(tmp_path: Path, genome: Genome, tiny) -> None:  # noqa: ANN001
+    """Flank past the contig start is N-padded, as in the original."""
+    genes = pl.DataFrame({"gene_id": ["E"], "chrom": ["22"], "strand": ["-"], "start": [10], "end": [60]})
+    store = PredictionStore(tmp_path / "s", tiny)
+    predict_genes(genome, genes, tiny, store)
+    seq = reverse_complement("N" * 4991 + genome.fetch("22", 0, 5060))  # [10-1-5000, 60+5000)
+    assert len(seq) == 51 + CONTEXT
+    assert np.abs(store.read("E") - tiny.predict([seq])[0]).max() <= 1e-6
