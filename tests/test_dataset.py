@@ -268,3 +268,32 @@ def test_sigkill_then_resume_equals_clean_build(tmp_path, chr22, keras_store, cl
     for b in range(4):
         assert batch_paths(out, b)["master"].read_bytes() == batch_paths(clean_build, b)["master"].read_bytes()
     assert not list((out / "batches").glob(".*tmp*")) and not list((out / "master").glob(".*tmp*"))
+
+
+_WORKFLOW_SCRIPT = """
+import sys
+from meta_spliceai.dataset import build
+build(output_dir=sys.argv[1], fasta=sys.argv[2], gtf=sys.argv[3], gene_ids_file=sys.argv[4], batch_size=2,
+      kmer_sizes=(2,), run_workflow=True, device="cpu", progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_prediction_then_resume(tmp_path, chr22):
+    """Workflow A with the real SpliceAI: killed after the 2nd gene's predictions, resumed, equals a clean run."""
+    genes = _gene_file(tmp_path, ["CCDC188", "TRMT2A", "GGTLC3"])  # three short genes
+    outs = {}
+    for name, fault in (("clean", None), ("killed", "predict_gene:2")):
+        out = tmp_path / name
+        args = [sys.executable, "-c", _WORKFLOW_SCRIPT, str(out), str(chr22 / "genome.fa.gz"),
+                str(chr22 / "annotation.gtf"), str(genes)]
+        if fault:
+            r = subprocess.run(args, env={**os.environ, "META_SPLICEAI_FAULT": fault}, capture_output=True)
+            assert r.returncode == -9, r.stderr.decode()[-2000:]
+            assert len(list((out / "predictions").glob("*.parquet"))) == 2
+            assert not (out / "master" / "manifest.json").exists()
+        r = subprocess.run(args, capture_output=True)
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        outs[name] = out
+    assert _checksums(outs["clean"]) == _checksums(outs["killed"])
+    assert _master(outs["killed"])["gene_id"].n_unique() == 3

@@ -35,15 +35,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from .config import DEFAULT_PREDICT, FLANK, BaseModelName, Device, Precision
+from .config import DEFAULT_PREDICT, FLANK, BaseModelName, Device, Precision, Runtime
 from .errors import InputError
 
-#: how the network is run (to move to config.py): ONNX Runtime is the faster CPU float32 path
-Runtime = Literal["auto", "torch", "onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -618,7 +615,7 @@ def load_base_model(
     precision: Precision = "float32",
     chunk_size: int = DEFAULT_PREDICT.chunk_size,
     batch_size: int = DEFAULT_PREDICT.batch_size,
-    runtime: Runtime = "auto",
+    runtime: Runtime = DEFAULT_PREDICT.runtime,
 ) -> BaseModel:
     """Load a base-model ensemble.
 

@@ -91,10 +91,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-model", choices=config.BASE_MODELS, default=d.base_model,
                    help="spliceai (weights of the installed `spliceai` package, CC BY-NC 4.0) or openspliceai "
                         "(OpenSpliceAI MANE checkpoints given with --weights)")
-    p.add_argument("--weights", type=Path, help="folder of weight files (openspliceai: the 5 .pt checkpoints)")
+    p.add_argument("--weights", type=Path,
+                   help="weights: openspliceai needs the folder of its .pt checkpoints; spliceai takes .h5 files "
+                        "(default: those of the installed spliceai package)")
     p.add_argument("--device", choices=config.DEVICES, default=d.device, help="auto: CUDA when present, else CPU")
     p.add_argument("--precision", choices=config.PRECISIONS, default=d.precision,
-                   help="float32 is exact; bfloat16 is faster on GPUs")
+                   help="float32 is exact; bfloat16 is faster on GPUs and CPUs with AVX512-BF16, not exact "
+                        "(site calls agree, |dp| <= 0.01)")
+    p.add_argument("--runtime", choices=config.RUNTIMES, default=d.runtime,
+                   help="auto: ONNX Runtime for CPU float32 when installed (the [onnx] extra), else PyTorch")
 
 
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
@@ -107,6 +112,8 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-genes", type=int, help="only the first N selected genes (in chrom, start order)")
     p.add_argument("--batch-size", type=int, default=config.DEFAULT_PREDICT.batch_size,
                    help="sequences per forward pass for short genes")
+    p.add_argument("--chunk-size", type=int, default=config.DEFAULT_PREDICT.chunk_size,
+                   help="nucleotides per forward pass for long genes (results do not depend on it)")
     _add_model_args(p)
     p.set_defaults(handler=_run_predict)
 
@@ -116,7 +123,8 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     res = predict(fasta=args.fasta, gtf=args.gtf, out=args.out, genes=args.genes, gene_ids_file=args.gene_ids_file,
                   gene_col=args.gene_col, n_genes=args.n_genes, batch_size=args.batch_size, device=args.device,
-                  base_model=args.base_model, weights=args.weights, precision=args.precision, progress=True)
+                  base_model=args.base_model, weights=args.weights, precision=args.precision,
+                  chunk_size=args.chunk_size, runtime=args.runtime, progress=True)
     con = _console()
     for k, v in res.items():
         con.print(f"{k:>18}: {v:,.1f}" if isinstance(v, float) else f"{k:>18}: {v}")
@@ -202,7 +210,7 @@ def _run_build(args: argparse.Namespace) -> int:
         consensus_window=args.consensus_window, hard_prob=args.hard_prob, window=args.window,
         easy_ratio=args.easy_ratio, kmer_sizes=args.kmer_sizes, seed=args.seed, run_workflow=args.run_workflow,
         overwrite=args.overwrite, predictions=args.predictions, device=args.device, base_model=args.base_model,
-        weights=args.weights, precision=args.precision, progress=True,
+        weights=args.weights, precision=args.precision, runtime=args.runtime, progress=True,
     )
     _print_build(summary)
     return 0

@@ -11,6 +11,7 @@ from typing import Literal, get_args
 BaseModelName = Literal["spliceai", "openspliceai"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["float32", "bfloat16"]
+Runtime = Literal["auto", "torch", "onnx"]
 SubsetPolicy = Literal["error_total", "error_fp", "error_fn", "random", "hard", "custom", "all"]
 SiteType = Literal["donor", "acceptor"]
 SpliceType = Literal["donor", "acceptor", "neither"]
@@ -19,6 +20,7 @@ PredType = Literal["TP", "FP", "FN", "TN"]
 BASE_MODELS: tuple[str, ...] = get_args(BaseModelName)
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 SUBSET_POLICIES: tuple[str, ...] = get_args(SubsetPolicy)
 
 #: nucleotides of real genomic context the base model reads on each side of a gene body
@@ -69,6 +71,7 @@ class PredictDefaults:
     precision: Precision = "float32"
     base_model: BaseModelName = "spliceai"
     chunk_size: int = 100_000  # output nucleotides per forward pass for long genes
+    runtime: Runtime = "auto"  # CPU float32: ONNX Runtime when installed (faster), else PyTorch
 
 
 DEFAULT_PREDICT = PredictDefaults()

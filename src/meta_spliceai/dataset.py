@@ -30,7 +30,7 @@ import polars as pl
 
 from . import __version__
 from .annotation import Annotation, file_checksum, load_annotation, read_gene_list, resolve_gene_ids
-from .config import DEFAULT_BUILD, DEFAULT_PREDICT, BaseModelName, BuildConfig, Device, Precision
+from .config import DEFAULT_BUILD, DEFAULT_PREDICT, BaseModelName, BuildConfig, Device, Precision, Runtime
 from .errors import ConfigMismatchError, InputError
 from .genome import Genome, match_contigs, reverse_complement
 from .rows import gene_rows
@@ -176,6 +176,7 @@ def build(
     base_model: BaseModelName = DEFAULT_BUILD.base_model,
     weights: str | os.PathLike[str] | None = None,
     precision: Precision = DEFAULT_PREDICT.precision,
+    runtime: Runtime = DEFAULT_PREDICT.runtime,
     progress: bool = True,
 ) -> BuildSummary:
     """Build (or resume) a meta-model training dataset in ``output_dir``. See the module docstring."""
@@ -204,7 +205,7 @@ def build(
         ctx = _Context(out=out, genome=genome, ann=ann, contig_map=contig_map,
                        store_dir=Path(predictions) if predictions else out / "predictions",
                        run_workflow=run_workflow, device=device, weights=weights, precision=precision,
-                       progress=progress)
+                       runtime=runtime, progress=progress)
         custom = None
         if policy == "custom":
             custom = tuple(resolve_gene_ids(ann.genes, read_gene_list(gene_ids_file, gene_col),
@@ -255,6 +256,7 @@ class _Context:
     device: Device
     weights: str | os.PathLike[str] | None
     precision: Precision
+    runtime: Runtime
     progress: bool
     cfg: BuildConfig = DEFAULT_BUILD
     _model: object = None
@@ -293,7 +295,7 @@ class _Context:
 
         if self._model is None:
             self._model = load_base_model(self.cfg.base_model, weights=Path(self.weights) if self.weights else None,
-                                          device=self.device, precision=self.precision)
+                                          device=self.device, precision=self.precision, runtime=self.runtime)
         log.info("predicting %d gene(s) for %s", missing.height, what)
         predict_genes(self.genome, missing, self._model, self.store, contig_map=self.contig_map,
                       batch_size=DEFAULT_PREDICT.batch_size, progress=self.progress)

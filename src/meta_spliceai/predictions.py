@@ -28,8 +28,9 @@ import numpy as np
 import polars as pl
 
 from .basemodel import BaseModel, load_base_model
-from .config import DEFAULT_PREDICT, FLANK, BaseModelName, Device, Precision
+from .config import DEFAULT_PREDICT, FLANK, BaseModelName, Device, Precision, Runtime
 from .errors import ConfigMismatchError, InputError
+from .storage import fault_point
 from .genome import Genome, reverse_complement
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class PredictionStore:
         tmp = self.tmp / f"{final.name}.{os.getpid()}"
         pq.write_table(table, tmp, compression="zstd", row_group_size=max(n, 1))
         os.replace(tmp, final)
+        fault_point("predict_gene")
         return final
 
 
@@ -357,6 +359,7 @@ def predict(
     weights: Path | None = None,
     precision: Precision = DEFAULT_PREDICT.precision,
     chunk_size: int = DEFAULT_PREDICT.chunk_size,
+    runtime: Runtime = DEFAULT_PREDICT.runtime,
     progress: bool = True,
 ) -> dict[str, object]:
     """``meta-spliceai predict``: score the selected genes of a FASTA + GTF pair into the store ``out``."""
@@ -364,6 +367,7 @@ def predict(
 
     genome, ann, contig_map, _ = open_reference(fasta, gtf)
     selected = select_genes(ann.genes, gene_list=genes, gene_ids_file=gene_ids_file, gene_col=gene_col, n_genes=n_genes)
-    model = load_base_model(base_model, weights=weights, device=device, precision=precision, chunk_size=chunk_size, batch_size=batch_size)
+    model = load_base_model(base_model, weights=weights, device=device, precision=precision, chunk_size=chunk_size,
+                            batch_size=batch_size, runtime=runtime)
     store = PredictionStore(out, model)
     return predict_genes(genome, selected, model, store, contig_map=contig_map, batch_size=batch_size, progress=progress)
