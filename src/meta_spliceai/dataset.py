@@ -226,6 +226,7 @@ def build(
             remove_stale_tmp(out / d)
         manifest = read_manifest(out)
         with _progress(progress) as bar:
+            ctx.bar = bar
             task = bar.add_task("batches", total=len(plan), rate="") if bar else None
             for b, ids in enumerate(plan):
                 done = _batch_done(out, b, manifest)
@@ -259,6 +260,7 @@ class _Context:
     runtime: Runtime
     progress: bool
     cfg: BuildConfig = DEFAULT_BUILD
+    bar: object = None  # the build's progress display (batches, and genes of the current batch)
     _model: object = None
     _store: object = None
 
@@ -477,22 +479,25 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
     empty = sites.clear()
     raw_w = _RowWriter(p["raw"], arrow_schema(cfg.kmer_sizes, cfg.kmer_window), cfg.batch_rows)
     perf_rows: list[dict[str, object]] = []
-    with _progress(ctx.progress, transient=True) as bar:
-        task = bar.add_task(f"batch {b}: genes", total=genes.height, rate="") if bar else None
-        t_start, n_rows = time.perf_counter(), 0
-        for i, gene in enumerate(genes.iter_rows(named=True)):
-            probs = ctx.store.read(gene["gene_id"])
-            seq, offset = _gene_sequence(ctx, gene)
-            rows, perf = gene_rows(gene, probs, by_gene.get(gene["gene_id"], empty), seq, offset, cfg, b)
-            raw_w.add(rows)
-            perf_rows.extend(perf)
-            if i == 0:
-                raw_w.flush()  # a real row group is on disk before the first crash point
-                fault_point("raw_write")
-            n_rows += rows.height
-            if bar:
-                rate = n_rows / max(time.perf_counter() - t_start, 1e-9)
-                bar.update(task, advance=1, rate=f"{rate:,.0f} rows/s")
+    bar = ctx.bar
+    task = bar.add_task(f"batch {b}: genes", total=genes.height, rate="") if bar else None
+    t_start, n_rows = time.perf_counter(), 0
+    # one gene at a time: memory depends on the row group, not the batch
+    for i, gene in enumerate(genes.iter_rows(named=True)):
+        probs = ctx.store.read(gene["gene_id"])
+        seq, offset = _gene_sequence(ctx, gene)
+        rows, perf = gene_rows(gene, probs, by_gene.get(gene["gene_id"], empty), seq, offset, cfg, b)
+        raw_w.add(rows)
+        perf_rows.extend(perf)
+        if i == 0:
+            raw_w.flush()  # a real row group is on disk before the first crash point
+            fault_point("raw_write")
+        n_rows += rows.height
+        if bar:
+            rate = n_rows / max(time.perf_counter() - t_start, 1e-9)
+            bar.update(task, advance=1, rate=f"{rate:,.0f} rows/s")
+    if bar:
+        bar.remove_task(task)
     perf_df = pl.DataFrame(perf_rows, schema_overrides={"precision": pl.Float64, "recall": pl.Float64,
                                                         "f1_score": pl.Float64, "topk_acc": pl.Float64})
     perf_df = perf_df.select(PERFORMANCE_COLUMNS) if perf_df.height else perf_df
@@ -574,14 +579,14 @@ class _NullProgress:
         return None
 
 
-def _progress(enabled: bool, transient: bool = False):
+def _progress(enabled: bool):
     """A rich progress bar (genes or batches, rate, ETA), or nothing."""
     if not enabled:
         return _NullProgress()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=transient)
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
 
 
 __all__ = ["build", "BuildSummary", "batch_paths", "read_manifest", "check_build_flags"]

@@ -236,7 +236,7 @@ def _progress(enabled: bool):  # noqa: ANN202
 
     class NtRate(ProgressColumn):
         def render(self, task):  # noqa: ANN001, ANN202
-            speed = task.finished_speed or task.speed
+            speed = task.finished_speed or task.speed or (task.completed / task.elapsed if task.elapsed else None)
             return Text(f"{speed / 1e3:,.1f} knt/s" if speed else "? knt/s")
 
     return Progress(
