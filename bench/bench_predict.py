@@ -42,16 +42,12 @@ OPENSPLICEAI = SHARED / "models" / "openspliceai-mane-10000nt"
 
 
 def chr22_inputs() -> tuple[list[str], list[str], dict[str, np.ndarray]]:
-    from meta_spliceai.genome import Genome, reverse_complement
+    from meta_spliceai.genome import Genome, oriented_sequence
 
     info = json.loads((CHR22 / "reference" / "keras_spliceai_genes.json").read_text())["genes"]
     genome = Genome(CHR22 / "genome.fa.gz")
     names = sorted(info)
-    seqs = []
-    for n in names:
-        g = info[n]
-        s = genome.fetch(g["chrom"], g["start"] - 1 - 5000, g["end"] + 5000)  # 1-based closed -> 0-based
-        seqs.append(reverse_complement(s) if g["strand"] == "-" else s)
+    seqs = [oriented_sequence(genome, g["chrom"], g["start"], g["end"], g["strand"], 5000) for g in map(info.get, names)]
     return names, seqs, dict(np.load(CHR22 / "reference" / "keras_spliceai_outputs.npz"))
 
 

@@ -65,3 +65,11 @@ def chr2_random_store(tmp_path_factory, chr2) -> Path:
         p[peaks] = np.array([0.05, 0.9, 0.05], dtype=np.float32)
         arrays[gid] = p
     return write_store(tmp_path_factory.mktemp("chr2") / "store", arrays)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runtime_cache(tmp_path_factory):
+    """Exported runtimes (ONNX) go to a temp folder, not the user's cache (subprocesses inherit it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("META_SPLICEAI_CACHE", str(tmp_path_factory.mktemp("onnx-cache")))
+        yield

@@ -11,7 +11,8 @@ import pytest
 from meta_spliceai import basemodel
 from meta_spliceai.basemodel import CONTEXT, load_base_model, one_hot, random_model
 from meta_spliceai.errors import InputError
-from meta_spliceai.genome import Genome, reverse_complement
+from meta_spliceai.config import FLANK
+from meta_spliceai.genome import Genome, oriented_sequence
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHR22 = SHARED / "data" / "grch37_chr22_20-21Mb"
@@ -19,12 +20,6 @@ OPENSPLICEAI = SHARED / "models" / "openspliceai-mane-10000nt"
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _runtime_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
-    """Exported runtimes (ONNX) go to a temp folder, not the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("META_SPLICEAI_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
 
 @pytest.fixture(scope="module")
 def keras_genes() -> tuple[list[str], list[str], dict[str, np.ndarray]]:
@@ -32,11 +27,7 @@ def keras_genes() -> tuple[list[str], list[str], dict[str, np.ndarray]]:
     info = json.loads((CHR22 / "reference" / "keras_spliceai_genes.json").read_text())["genes"]
     genome = Genome(CHR22 / "genome.fa.gz")
     names = sorted(info)
-    seqs = []
-    for n in names:
-        g = info[n]
-        s = genome.fetch(g["chrom"], g["start"] - 1 - 5000, g["end"] + 5000)  # 1-based closed -> 0-based
-        seqs.append(reverse_complement(s) if g["strand"] == "-" else s)
+    seqs = [oriented_sequence(genome, g["chrom"], g["start"], g["end"], g["strand"], FLANK) for g in map(info.get, names)]
     ref = dict(np.load(CHR22 / "reference" / "keras_spliceai_outputs.npz"))
     return names, seqs, ref
 

@@ -21,12 +21,6 @@ SMALL = ["GGTLC3", "CCDC188", "TMEM191B"]  # three short genes
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _runtime_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
-    """Exported runtimes (ONNX) go to a temp folder, not the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("META_SPLICEAI_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
 
 @pytest.fixture(scope="module")
 def genome() -> Genome:

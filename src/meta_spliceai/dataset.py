@@ -32,7 +32,7 @@ from . import __version__
 from .annotation import Annotation, file_checksum, load_annotation, read_gene_list, resolve_gene_ids
 from .config import DEFAULT_BUILD, DEFAULT_PREDICT, BaseModelName, BuildConfig, Device, Precision, Runtime
 from .errors import ConfigMismatchError, InputError
-from .genome import Genome, match_contigs, reverse_complement
+from .genome import Genome, match_contigs, oriented_sequence
 from .rows import gene_rows
 from .sampling import trim_mask
 from .schema import ID_COLUMNS, PERFORMANCE_COLUMNS, SCHEMA_VERSION, arrow_schema
@@ -387,8 +387,7 @@ def _gene_sequence(ctx: _Context, gene: dict) -> tuple[str | None, int]:
         return None, 0
     flank = ctx.cfg.kmer_window // 2 + max(ctx.cfg.kmer_sizes)
     chrom = ctx.contig_map[gene["chrom"]]
-    seq = ctx.genome.fetch(chrom, gene["start"] - 1 - flank, gene["end"] + flank)  # 1-based closed -> 0-based
-    return (seq if gene["strand"] == "+" else reverse_complement(seq)), flank
+    return oriented_sequence(ctx.genome, chrom, gene["start"], gene["end"], gene["strand"], flank), flank
 
 
 class _RowWriter:

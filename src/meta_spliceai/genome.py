@@ -107,6 +107,16 @@ class Genome:
         return left + core + right
 
 
+def oriented_sequence(genome: Genome, chrom: str, start: int, end: int, strand: str, flank: int = 0) -> str:
+    """``[start - flank, end + flank]`` of a **1-based closed** span in transcription orientation.
+
+    N past the contig ends; reverse-complemented on ``-`` so index ``flank`` is the span's first
+    transcribed base (gene position 0).
+    """
+    seq = genome.fetch(chrom, start - 1 - flank, end + flank)  # 1-based closed -> 0-based half-open
+    return reverse_complement(seq) if strand == "-" else seq
+
+
 def contig_aliases(name: str) -> list[str]:
     """Names under which ``name`` may appear in another file: ``chr1``↔``1``, ``chrM``↔``MT``."""
     out = [name]

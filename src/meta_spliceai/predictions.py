@@ -31,7 +31,7 @@ from .basemodel import BaseModel, load_base_model
 from .config import DEFAULT_PREDICT, FLANK, BaseModelName, Device, Precision, Runtime
 from .errors import ConfigMismatchError, InputError
 from .storage import fault_point
-from .genome import Genome, reverse_complement
+from .genome import Genome, oriented_sequence
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +206,7 @@ def _clusters(genes: pl.DataFrame, contig_map: dict[str, str]) -> list[_Cluster]
 
 def _cluster_input(genome: Genome, c: _Cluster) -> str:
     """Body +- 5,000 nt (N past contig ends), reverse-complemented on '-'."""
-    seq = genome.fetch(c.chrom, c.start - 1 - FLANK, c.end + FLANK)  # 1-based closed -> 0-based half-open
-    return reverse_complement(seq) if c.strand == "-" else seq
+    return oriented_sequence(genome, c.chrom, c.start, c.end, c.strand, FLANK)
 
 
 def _gene_slice(c: _Cluster, start: int, end: int) -> slice:
