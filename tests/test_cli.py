@@ -116,3 +116,46 @@ def test_build_and_gene_ids_via_cli(capsys, tmp_path, chr22, keras_store):
     rows = (tmp_path / "ids.tsv").read_text().splitlines()
     assert rows[0] == "gene_id\tgene_name\ttranscript_ids" and len(rows) == 6
     assert all(r.split("\t")[2].endswith("-canonical") for r in rows[1:])
+
+
+_G = '1\tx\texon\t10\t20\t.\t+\t.\tgene_id "G"; transcript_id "T";\n'
+
+
+@pytest.mark.parametrize(
+    ("gtf_text", "fragment"),
+    [
+        (_G + "1\tx\texon\t10\t20\t.\t+\n", "line 2: 7 tab-separated fields"),
+        (_G + '1\tx\texon\tten\t20\t.\t+\t.\tgene_id "G"; transcript_id "T";\n', "line 2: start coordinate 'ten'"),
+        (_G + '1\tx\texon\t50\t40\t.\t+\t.\tgene_id "G"; transcript_id "T";\n', "start 50 > end 40"),
+        (_G + '1\tx\texon\t50\t60\t.\t?\t.\tgene_id "G"; transcript_id "T";\n', "unknown strand '?'"),
+        ('1\tx\tgene\t10\t20\t.\t+\t.\tgene_id "G";\n', "no exon lines"),
+        (_G + '2\tx\texon\t50\t60\t.\t+\t.\tgene_id "G"; transcript_id "T2";\n', "gene G has exons on several contigs"),
+    ],
+)
+def test_bad_annotation_exits_2_with_one_line(capsys, tmp_path, chr22, gtf_text, fragment):
+    gtf = tmp_path / "bad.gtf"
+    gtf.write_text(gtf_text)
+    code, _, err = run(capsys, "reference", "--fasta", chr22 / "genome.fa.gz", "--gtf", gtf)
+    _one_line_error(code, err, fragment, str(gtf))
+
+
+def test_fasta_without_index_in_readonly_folder_exits_2(capsys, tmp_path, monkeypatch, chr22):
+    fa = tmp_path / "g.fa"
+    fa.write_text(">22\nACGT\n")
+    monkeypatch.setattr("meta_spliceai.genome._writable", lambda folder: False)  # root may write anywhere
+    code, _, err = run(capsys, "reference", "--fasta", fa, "--gtf", chr22 / "annotation.gtf")
+    _one_line_error(code, err, "has no index", "samtools faidx g.fa")
+
+
+def test_contig_mismatch_exits_2_listing_both_sides(capsys, tmp_path, chr2, chr22):
+    code, _, err = run(capsys, "reference", "--fasta", chr22 / "genome.fa.gz", "--gtf", chr2 / "annotation.gtf")
+    _one_line_error(code, err, "contigs of", "chr2", "FASTA has: 22")
+
+
+def test_cuda_without_gpu_exits_2(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    code, _, err = run(capsys, "predict", "--out", tmp_path / "s", "--genes", "TANGO2", "--device", "cuda")
+    _one_line_error(code, err, "cuda")
