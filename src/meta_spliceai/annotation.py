@@ -15,7 +15,6 @@ exon, acceptor = first base of the downstream exon; sites come from transcripts 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import logging
 import os
@@ -27,6 +26,7 @@ import polars as pl
 
 from .config import MIN_EXONS_FOR_SITES
 from .errors import InputError
+from .storage import checksum as file_checksum
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,6 @@ class Annotation:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def file_checksum(path: str | os.PathLike[str]) -> str:
-    """blake2b digest (hex, 32 chars) of a file's bytes."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 23), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_readable(path: Path, what: str, flag: str) -> None:

@@ -29,14 +29,22 @@ import numpy as np
 import polars as pl
 
 from . import __version__
-from .annotation import Annotation, file_checksum, load_annotation, read_gene_list, resolve_gene_ids
+from .annotation import Annotation, load_annotation, read_gene_list, resolve_gene_ids
 from .config import DEFAULT_BUILD, DEFAULT_PREDICT, BaseModelName, BuildConfig, Device, Precision, Runtime
 from .errors import ConfigMismatchError, InputError
 from .genome import Genome, match_contigs, oriented_sequence
 from .rows import gene_rows
 from .sampling import trim_mask
-from .schema import ID_COLUMNS, PERFORMANCE_COLUMNS, SCHEMA_VERSION, arrow_schema
-from .selection import ERROR_POLICIES, candidate_pool, check_policy, evaluate_pool, plan_batches, select_genes
+from .schema import ID_COLUMNS, SCHEMA_VERSION, arrow_schema
+from .selection import (
+    ERROR_POLICIES,
+    candidate_pool,
+    check_policy,
+    evaluate_pool,
+    performance_frame,
+    plan_batches,
+    select_genes,
+)
 from .storage import (
     checksum,
     commit,
@@ -218,7 +226,7 @@ def build(
         )
         ctx.cfg = cfg
         inputs = {"fasta": str(fasta_path.resolve()), "gtf": str(gtf_path.resolve()),
-                  "fasta_checksum": file_checksum(fasta_path), "gtf_checksum": file_checksum(gtf_path)}
+                  "fasta_checksum": checksum(fasta_path), "gtf_checksum": checksum(gtf_path)}
         plan, notes = _load_or_make_plan(ctx, cfg, inputs)
         summary = BuildSummary(output_dir=str(out), n_genes=sum(map(len, plan)), n_batches=len(plan), notes=notes)
         for d in ("batches", "master"):
@@ -497,9 +505,7 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
             bar.update(task, advance=1, rate=f"{rate:,.0f} rows/s")
     if bar:
         bar.remove_task(task)
-    perf_df = pl.DataFrame(perf_rows, schema_overrides={"precision": pl.Float64, "recall": pl.Float64,
-                                                        "f1_score": pl.Float64, "topk_acc": pl.Float64})
-    perf_df = perf_df.select(PERFORMANCE_COLUMNS) if perf_df.height else perf_df
+    perf_df = performance_frame(perf_rows)
     tmp = tmp_path_for(p["perf"])
     perf_df.write_parquet(tmp)
     commit(tmp, p["perf"])

@@ -84,8 +84,14 @@ def evaluate_pool(
             rows.append({c: r.get(c) for c in PERFORMANCE_COLUMNS} | {"gene_id": gid, "gene_name": name})
         if progress:
             progress(1)
-    return pl.DataFrame(rows, schema_overrides={"precision": pl.Float64, "recall": pl.Float64,
-                                                "f1_score": pl.Float64, "topk_acc": pl.Float64})
+    return performance_frame(rows)
+
+
+def performance_frame(rows: list[dict[str, object]]) -> pl.DataFrame:
+    """gene_performance rows (``schema.PERFORMANCE_COLUMNS``) as a table; undefined ratios stay null."""
+    df = pl.DataFrame(rows, schema_overrides={"precision": pl.Float64, "recall": pl.Float64,
+                                              "f1_score": pl.Float64, "topk_acc": pl.Float64})
+    return df.select(PERFORMANCE_COLUMNS) if df.height else df
 
 
 def rank_by_errors(pool: pl.DataFrame, perf: pl.DataFrame, policy: SubsetPolicy) -> list[str]:
