@@ -138,7 +138,7 @@ def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seco
         time.sleep(0.2)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    manifest_path = master / "manifest.json"
+    manifest_path = master.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"batches": {}}
     entries = manifest["batches"].values()
     genes_done = sum(len(e["genes"]) for e in entries)

@@ -291,7 +291,7 @@ def test_sigkill_during_prediction_then_resume(tmp_path, chr22):
             r = subprocess.run(args, env={**os.environ, "META_SPLICEAI_FAULT": fault}, capture_output=True)
             assert r.returncode == -9, r.stderr.decode()[-2000:]
             assert len(list((out / "predictions").glob("*.parquet"))) == 2
-            assert not (out / "master" / "manifest.json").exists()
+            assert not (out / "manifest.json").exists()
         r = subprocess.run(args, capture_output=True)
         assert r.returncode == 0, r.stderr.decode()[-2000:]
         outs[name] = out

@@ -196,7 +196,7 @@ def _print_build(summary) -> None:
     for note in summary.notes:
         con.print(f"[yellow]{note}[/]")
     out = Path(summary.output_dir)
-    con.print(f"master dataset: {out / 'master'}  (manifest {out / 'master' / 'manifest.json'})")
+    con.print(f"master dataset: {out / 'master'}  (manifest {out / 'manifest.json'})")
     con.print(f"base-model performance per gene: {out / 'gene_performance.tsv'}")
 
 

@@ -6,7 +6,8 @@ Layout of an output folder (see DESIGN.md)::
     OUT/annotation/                parsed annotation tables, cached by the GTF's checksum
     OUT/predictions/               prediction store (or --predictions DIR elsewhere)
     OUT/batches/batch_NNNNN_raw.parquet, batch_NNNNN_trim.parquet, batch_NNNNN_perf.parquet
-    OUT/master/batch_NNNNN.parquet hard link to the trim; OUT/master/manifest.json
+    OUT/master/batch_NNNNN.parquet hard link to the trim (master/ holds Parquet files only)
+    OUT/manifest.json              per batch: genes, rows, checksum; schema version
     OUT/gene_performance.tsv       base-model metrics per gene and site type
 
 The plan is written before any work, so batch membership never changes on resume. A batch is done
@@ -93,15 +94,39 @@ def batch_paths(out: Path, b: int) -> dict[str, Path]:
     }
 
 
+def manifest_path(out: Path) -> Path:
+    """``OUT/manifest.json``: beside ``master/``, never inside it (readers take every file in ``master/``)."""
+    return out / MANIFEST
+
+
+def migrate_layout(out: Path) -> bool:
+    """Move a manifest of the old layout (``OUT/master/manifest.json``) to ``OUT/manifest.json``.
+
+    Crash-safe: the old file is copied to the new place atomically first, then removed. Returns True
+    when something was moved.
+    """
+    old = out / "master" / MANIFEST
+    if not old.is_file():
+        return False
+    new = manifest_path(out)
+    if not new.is_file():
+        write_text_atomic(new, old.read_text())
+    old.unlink()
+    log.info("moved %s to %s (new layout: master/ holds Parquet files only)", old, new)
+    return True
+
+
 def read_manifest(out: Path) -> dict[str, object]:
-    path = out / "master" / MANIFEST
+    path = manifest_path(out)
+    if not path.is_file() and (out / "master" / MANIFEST).is_file():
+        path = out / "master" / MANIFEST  # old layout, not yet migrated (read-only readers)
     if path.is_file():
         return json.loads(path.read_text())
     return {"schema_version": SCHEMA_VERSION, "complete": False, "batches": {}}
 
 
 def _write_manifest(out: Path, manifest: dict[str, object]) -> None:
-    path = out / "master" / MANIFEST
+    path = manifest_path(out)
     tmp = tmp_path_for(path)
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     fault_point("manifest_write")
@@ -232,6 +257,8 @@ def build(
         for d in ("batches", "master"):
             (out / d).mkdir(parents=True, exist_ok=True)
             remove_stale_tmp(out / d)
+        if migrate_layout(out):
+            summary.notes.append(f"moved master/manifest.json to {manifest_path(out)} (new layout)")
         manifest = read_manifest(out)
         with _progress(progress) as bar:
             ctx.bar = bar
@@ -554,7 +581,7 @@ def _build_batch(ctx: _Context, b: int, ids: list[str], manifest: dict) -> None:
         _write_trim(cfg, p)
     counts = dict(pl.read_parquet(p["trim"], columns=["pred_type"])["pred_type"].value_counts().iter_rows())
     fault_point("before_link")
-    link_or_copy(p["trim"], p["master"])
+    link_or_copy(p["trim"], p["master"], tmp_dir=out / "batches")
     manifest["batches"][f"{b:05d}"] = {
         "file": p["master"].name, "genes": ids, "rows": pq.ParquetFile(p["trim"]).metadata.num_rows,
         "raw_rows": pq.ParquetFile(p["raw"]).metadata.num_rows,
@@ -568,7 +595,7 @@ def _finalize(out: Path, n_batches: int, manifest: dict) -> None:
     for b in range(n_batches):
         p = batch_paths(out, b)
         if not p["master"].is_file():
-            link_or_copy(p["trim"], p["master"])
+            link_or_copy(p["trim"], p["master"], tmp_dir=out / "batches")
     perf = pl.concat([pl.read_parquet(batch_paths(out, b)["perf"]) for b in range(n_batches)], how="diagonal_relaxed")
     write_text_atomic(out / "gene_performance.tsv", perf.write_csv(separator="\t", float_precision=6))
     manifest["complete"] = True
@@ -594,4 +621,4 @@ def _progress(enabled: bool):
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
 
 
-__all__ = ["build", "BuildSummary", "batch_paths", "read_manifest", "check_build_flags"]
+__all__ = ["build", "BuildSummary", "batch_paths", "read_manifest", "manifest_path", "migrate_layout", "check_build_flags"]

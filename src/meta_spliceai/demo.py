@@ -36,7 +36,7 @@ def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progres
         "prediction store": out / "predictions",
         "raw / trim batches": out / "batches",
         "master dataset": out / "master",
-        "manifest": out / "master" / "manifest.json",
+        "manifest": out / "manifest.json",
         "base-model gene performance": out / "gene_performance.tsv",
         "genes in the store": genes_tsv,
     }

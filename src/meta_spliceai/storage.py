@@ -63,11 +63,15 @@ def checksum(path: Path) -> str:
     return h.hexdigest()
 
 
-def link_or_copy(src: Path, dst: Path) -> str:
-    """Hard-link ``src`` to ``dst`` atomically (copy where links fail). Returns ``"link"`` or ``"copy"``."""
+def link_or_copy(src: Path, dst: Path, tmp_dir: Path | None = None) -> str:
+    """Hard-link ``src`` to ``dst`` atomically (copy where links fail). Returns ``"link"`` or ``"copy"``.
+
+    ``tmp_dir`` (same file system as ``dst``) holds the temporary name instead of ``dst``'s folder, for
+    destinations whose readers take every file in the folder (``master/``, prediction stores).
+    """
     if dst.exists() and os.path.samefile(src, dst):
         return "link"  # rename() between two links of one file is a no-op that would strand the temp name
-    tmp = tmp_path_for(dst)
+    tmp = tmp_path_for(dst) if tmp_dir is None else tmp_dir / tmp_path_for(dst).name
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
