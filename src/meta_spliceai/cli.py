@@ -8,26 +8,57 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import config
+from . import __version__, config
 from .errors import MetaSpliceAIError
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _console():
+    """Console for results (stdout). Not a terminal: no hard wrapping, so paths stay whole in logs."""
     from rich.console import Console
 
-    return Console()
+    if sys.stdout.isatty():
+        return Console()
+    return Console(soft_wrap=True, width=_PLAIN_WIDTH)
+
+
+#: line width of rich output when it goes to a file (no terminal to fit): never wrap paths
+_PLAIN_WIDTH = 1000
 
 
 def _setup_logging(verbose: int) -> None:
-    from rich.logging import RichHandler
-
+    """Logs to stderr: rich on a terminal, plain timestamped unwrapped lines when redirected."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    from rich.console import Console
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
 
-    handler = RichHandler(console=Console(stderr=True), show_path=verbose > 1)
-    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
+        handler = RichHandler(console=Console(stderr=True), show_path=verbose > 1)
+        fmt = logging.Formatter("%(message)s", datefmt="[%X]")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+    handler.setFormatter(fmt)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (unless it names one); epilogs keep their line breaks.
+
+    Set once for the top-level parser and every subcommand (see :class:`_Parser`): commands added
+    later get it without asking.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or default in (None, False, argparse.SUPPRESS) or "default" in text
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else str(default)
+        return f"{text} (default: {shown})".replace("%", "%%").replace("%%(", "%(")
 
 
 def _add_reference_args(p: argparse.ArgumentParser) -> None:
@@ -148,14 +179,21 @@ def _kmer_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(x) for x in text.replace(",", " ").split())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--kmer-sizes takes integers like '6' or '4,6', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"--kmer-sizes takes integers like '6', '4,6' or '4 6', got {text!r}") from None
     return sizes
+
+
+class _FlattenSizes(argparse.Action):
+    """``--kmer-sizes 4 6``, ``--kmer-sizes 4,6`` and ``--kmer-sizes "4 6"`` all give (4, 6)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        setattr(namespace, self.dest, tuple(k for v in values for k in v))
 
 
 def _build_parser(sub: argparse._SubParsersAction) -> None:
     d = config.DEFAULT_BUILD
     p = sub.add_parser("build", help="build (or resume) a meta-model training dataset batch by batch",
-                       epilog=BUILD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=BUILD_EPILOG)
     _add_reference_args(p)
     p.add_argument("--output-dir", "-o", type=Path, required=True, help="build folder (resumable)")
     p.add_argument("--n-genes", type=int, help=f"genes to build (default {d.n_genes}; not with custom/all)")
@@ -173,8 +211,8 @@ def _build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hard-prob", type=float, default=d.hard_prob, help="TNs scoring at least this are all kept")
     p.add_argument("--window", type=int, default=d.window, help="TNs within this many nt of a TP/FP/FN are kept")
     p.add_argument("--easy-ratio", type=float, default=d.easy_ratio, help="easy TNs per TP/FP/FN row of a gene")
-    p.add_argument("--kmer-sizes", type=_kmer_sizes, default=d.kmer_sizes,
-                   help="k-mer sizes of the sequence features, e.g. 6 or 4,6; 0 for none (default 6)")
+    p.add_argument("--kmer-sizes", type=_kmer_sizes, nargs="+", action=_FlattenSizes, default=d.kmer_sizes,
+                   metavar="K", help="k-mer sizes of the sequence features, e.g. 6, 4,6 or 4 6; 0 for none")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice")
     p.add_argument("--overwrite", action="store_true", help="rebuild from scratch (keeps predictions)")
     _add_model_args(p)
@@ -243,7 +281,8 @@ def _run_gene_ids(args: argparse.Namespace) -> int:
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on the built-in demo reference: predict and build a dataset")
     p.add_argument("output_dir", type=Path, help="folder for everything the demo makes")
-    p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device)
+    p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device,
+                   help="auto: CUDA when present, else CPU")
     p.set_defaults(handler=_run_demo)
 
 
@@ -267,36 +306,77 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump), exit code 2."""
+    """argparse with one-line errors (no usage dump, exit code 2) and :class:`HelpFormatter` everywhere."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs["formatter_class"] = HelpFormatter  # one formatter for every parser, whoever adds it
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _SubParser(_Parser):
+    """A subcommand's parser: also takes ``-v``/``-vv`` after the subcommand (the original's command lines)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.add_argument("-v", "--verbose", action="count", default=0, dest="sub_verbose",
+                          help="-v info (each batch with its timing), -vv debug logging")
+
+
+DESCRIPTION = """\
+Build training datasets for splice-site meta-models on top of SpliceAI (or OpenSpliceAI) scores:
+index a genome FASTA + GTF/GFF3, score gene bodies with the base model, and build a labelled,
+resumable Parquet dataset batch by batch."""
+
+
+def add_subcommand(sub: argparse._SubParsersAction, name: str, help: str, **kwargs) -> argparse.ArgumentParser:  # noqa: A002, ANN003
+    """Add a subcommand whose --help starts with ``help`` (one line) and shows every default."""
+    kwargs.setdefault("description", help[:1].upper() + help[1:] + ".")
+    return sub.add_parser(name, help=help, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="meta-spliceai",
-        description="Build training datasets for splice-site meta-models on top of SpliceAI, and train them.",
-    )
+    parser = _Parser(prog="meta-spliceai", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"meta-spliceai {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
     for add in SUBCOMMANDS:
         add(sub)
+    for choice in sub._choices_actions:  # a one-line description for commands added without one
+        p = sub.choices[choice.dest]
+        if p.description is None and choice.help:
+            p.description = choice.help[:1].upper() + choice.help[1:] + "."
     return parser
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    if args.command is None:  # bare `meta-spliceai`: what there is to run
+        parser.print_help()
+        return 0
+    _setup_logging(args.verbose + getattr(args, "sub_verbose", 0))
+    name = f"meta-spliceai {args.command}"
     try:
         return int(args.handler(args) or 0)
     except MetaSpliceAIError as err:
-        print(f"meta-spliceai {args.command}: error: {err}", file=sys.stderr)
+        print(f"{name}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"meta-spliceai {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # a file system refusal the checks did not foresee: still one line, exit 2
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"{name}: error: {err.strerror or _one_line(err)}{where}; check that the path exists and is "
+              "writable, then re-run (-vv for details)", file=sys.stderr)
+        logging.getLogger(__name__).debug("details", exc_info=True)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

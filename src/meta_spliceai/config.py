@@ -29,6 +29,8 @@ FLANK = 5_000
 RAW_EASY_POOL_FACTOR = 3
 #: sites of a gene come from its transcripts with at least this many exons
 MIN_EXONS_FOR_SITES = 2
+#: seconds between two plain progress lines when stderr is not a terminal (cluster logs)
+PROGRESS_INTERVAL_S = 30.0
 
 
 @dataclass(frozen=True)

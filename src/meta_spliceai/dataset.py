@@ -266,7 +266,13 @@ def build(
             for b, ids in enumerate(plan):
                 done = _batch_done(out, b, manifest)
                 if not done:
+                    t_batch = time.perf_counter()
+                    log.info("batch %d (%d of %d): %d genes: started", b, b + 1, len(plan), len(ids))
                     _build_batch(ctx, b, ids, manifest)
+                    log.info("batch %d (%d of %d): done in %.1f s, %d rows", b, b + 1, len(plan),
+                             time.perf_counter() - t_batch, manifest["batches"][f"{b:05d}"]["rows"])
+                else:
+                    log.info("batch %d (%d of %d): already done", b, b + 1, len(plan))
                 entry = manifest["batches"][f"{b:05d}"]  # type: ignore[index]
                 summary.built += not done
                 summary.skipped += done
@@ -603,22 +609,15 @@ def _finalize(out: Path, n_batches: int, manifest: dict) -> None:
     _write_manifest(out, manifest)
 
 
-class _NullProgress:
-    def __enter__(self):
-        return None
+def _progress(enabled: bool):  # noqa: ANN202
+    """Batches and the genes of the current batch (rate, ETA): a rich bar, plain lines when redirected."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    from .progress import progress_display
 
-
-def _progress(enabled: bool):
-    """A rich progress bar (genes or batches, rate, ETA), or nothing."""
-    if not enabled:
-        return _NullProgress()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    return progress_display([TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                             TimeRemainingColumn()], enabled=enabled)
 
 
 __all__ = ["build", "BuildSummary", "batch_paths", "read_manifest", "manifest_path", "migrate_layout", "check_build_flags"]

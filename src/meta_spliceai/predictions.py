@@ -229,25 +229,20 @@ def _groups(clusters: list[_Cluster]) -> Iterator[list[_Cluster]]:
 
 
 def _progress(enabled: bool):  # noqa: ANN202
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    """Nucleotides scored (rate, ETA) on stderr: a rich bar, plain periodic lines when redirected."""
+    from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeRemainingColumn
     from rich.text import Text
+
+    from .progress import progress_display
 
     class NtRate(ProgressColumn):
         def render(self, task):  # noqa: ANN001, ANN202
             speed = task.finished_speed or task.speed or (task.completed / task.elapsed if task.elapsed else None)
             return Text(f"{speed / 1e3:,.1f} knt/s" if speed else "? knt/s")
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TextColumn("{task.fields[genes]}"),
-        NtRate(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),  # stdout stays free for the command's summary
-        disable=not enabled,
-    )
+    return progress_display([TextColumn("[bold]{task.description}"), BarColumn(),
+                             TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[genes]}"), NtRate(),
+                             TimeRemainingColumn()], enabled=enabled)
 
 
 def predict_genes(
@@ -284,7 +279,8 @@ def predict_genes(
     t0 = time.perf_counter()
     written = 0
     with _progress(progress) as bar:
-        task = bar.add_task(f"{model.name} {model.device}", total=max(total_nt, 1), genes=f"0/{n_genes} genes")
+        task = bar.add_task(f"predict {model.name} {model.device}", total=max(total_nt, 1), unit="nt",
+                            genes=f"0/{n_genes} genes")
         for group in _groups(clusters):
             seqs = [_cluster_input(genome, c) for c in group]
             probs = model.predict(seqs, batch_size=batch_size)
