@@ -204,3 +204,216 @@ def test_bad_annotation(tmp_path, body, pattern):
 def test_missing_annotation(tmp_path):
     with pytest.raises(InputError, match="annotation not found"):
         parse_annotation(tmp_path / "nope.gtf")
+
+
+# --------------------------------------------------------------------------- GFF3 of the three big sources
+
+# three genes per file, each source with its own feature types, ID/Parent prefixes and name/biotype keys:
+# a two-transcript protein-coding gene (with CDS/UTR lines), a lncRNA gene, a two-exon pseudogene
+_ENSEMBL_GFF3 = """\
+##gff-version 3
+##sequence-region   22 1 51304566
+#!genome-build GRCh38.p14
+22\tensembl_havana\tgene\t1000\t5000\t.\t+\t.\tID=gene:ENSG00000099899;Name=TRMT2A;biotype=protein_coding;description=tRNA methyltransferase 2 homolog A;gene_id=ENSG00000099899;logic_name=ensembl_havana_gene_homo_sapiens;version=15
+22\tensembl_havana\tmRNA\t1000\t5000\t.\t+\t.\tID=transcript:ENST00000252136;Parent=gene:ENSG00000099899;Name=TRMT2A-201;biotype=protein_coding;tag=basic;transcript_id=ENST00000252136;version=12
+22\tensembl_havana\tfive_prime_UTR\t1000\t1050\t.\t+\t.\tParent=transcript:ENST00000252136
+22\tensembl_havana\texon\t1000\t1200\t.\t+\t.\tParent=transcript:ENST00000252136;Name=ENSE00003556151;constitutive=1;ensembl_end_phase=0;ensembl_phase=-1;exon_id=ENSE00003556151;rank=1;version=1
+22\tensembl_havana\tCDS\t1051\t1200\t.\t+\t0\tID=CDS:ENSP00000252136;Parent=transcript:ENST00000252136;protein_id=ENSP00000252136
+22\tensembl_havana\texon\t2000\t2300\t.\t+\t.\tParent=transcript:ENST00000252136;Name=ENSE00001234567;constitutive=0;exon_id=ENSE00001234567;rank=2;version=1
+22\tensembl_havana\texon\t4000\t5000\t.\t+\t.\tParent=transcript:ENST00000252136;Name=ENSE00007654321;constitutive=1;exon_id=ENSE00007654321;rank=3;version=1
+22\tensembl_havana\tmRNA\t1000\t5000\t.\t+\t.\tID=transcript:ENST00000403707;Parent=gene:ENSG00000099899;Name=TRMT2A-202;biotype=protein_coding;transcript_id=ENST00000403707;version=5
+22\tensembl_havana\texon\t1000\t1200\t.\t+\t.\tParent=transcript:ENST00000403707;Name=ENSE00003556151;exon_id=ENSE00003556151;rank=1;version=1
+22\tensembl_havana\texon\t4000\t5000\t.\t+\t.\tParent=transcript:ENST00000403707;Name=ENSE00007654321;exon_id=ENSE00007654321;rank=2;version=1
+###
+22\thavana\tncRNA_gene\t8000\t9000\t.\t-\t.\tID=gene:ENSG00000237476;Name=LINC01637;biotype=lncRNA;gene_id=ENSG00000237476;logic_name=havana_homo_sapiens;version=1
+22\thavana\tlnc_RNA\t8000\t9000\t.\t-\t.\tID=transcript:ENST00000424770;Parent=gene:ENSG00000237476;Name=LINC01637-201;biotype=lncRNA;transcript_id=ENST00000424770;version=1
+22\thavana\texon\t8000\t8100\t.\t-\t.\tParent=transcript:ENST00000424770;Name=ENSE00001799933;exon_id=ENSE00001799933;rank=2;version=1
+22\thavana\texon\t8900\t9000\t.\t-\t.\tParent=transcript:ENST00000424770;Name=ENSE00001616687;exon_id=ENSE00001616687;rank=1;version=1
+###
+22\thavana\tpseudogene\t12000\t13000\t.\t+\t.\tID=gene:ENSG00000225255;Name=PI4KAP3;biotype=unprocessed_pseudogene;gene_id=ENSG00000225255;logic_name=havana_homo_sapiens;version=2
+22\thavana\tpseudogenic_transcript\t12000\t13000\t.\t+\t.\tID=transcript:ENST00000412319;Parent=gene:ENSG00000225255;Name=PI4KAP3-201;biotype=unprocessed_pseudogene;transcript_id=ENST00000412319;version=1
+22\thavana\texon\t12000\t12100\t.\t+\t.\tParent=transcript:ENST00000412319;Name=ENSE00001640346;exon_id=ENSE00001640346;rank=1;version=1
+22\thavana\texon\t12900\t13000\t.\t+\t.\tParent=transcript:ENST00000412319;Name=ENSE00001703485;exon_id=ENSE00001703485;rank=2;version=1
+###
+"""
+
+
+def _gencode_line(feature, start, end, strand, attrs):
+    return f"chr22\tHAVANA\t{feature}\t{start}\t{end}\t.\t{strand}\t.\t{attrs}\n"
+
+
+def _gencode_gff3() -> str:
+    lines = ["##gff-version 3\n", "#description: evidence-based annotation of the human genome (GRCh38)\n"]
+    genes = [  # gene_id, name, type, strand, transcripts {id: exons}
+        ("ENSG00000099899.15", "TRMT2A", "protein_coding", "+",
+         {"ENST00000252136.12": [(1000, 1200), (2000, 2300), (4000, 5000)],
+          "ENST00000403707.5": [(1000, 1200), (4000, 5000)]}),
+        ("ENSG00000237476.1", "LINC01637", "lncRNA", "-", {"ENST00000424770.1": [(8000, 8100), (8900, 9000)]}),
+        ("ENSG00000225255.2", "PI4KAP3", "unprocessed_pseudogene", "+",
+         {"ENST00000412319.1": [(12000, 12100), (12900, 13000)]}),
+    ]
+    for gid, name, gtype, strand, txs in genes:
+        lo = min(s for ex in txs.values() for s, _ in ex)
+        hi = max(e for ex in txs.values() for _, e in ex)
+        common = f"gene_id={gid};gene_type={gtype};gene_name={name};level=2"
+        lines.append(_gencode_line("gene", lo, hi, strand, f"ID={gid};{common}"))
+        for k, (tid, exons) in enumerate(txs.items(), start=1):
+            tcommon = f"{common};transcript_id={tid};transcript_type={gtype};transcript_name={name}-20{k}"
+            lines.append(_gencode_line("transcript", exons[0][0], exons[-1][1], strand, f"ID={tid};Parent={gid};{tcommon}"))
+            for n, (s, e) in enumerate(exons, start=1):
+                lines.append(_gencode_line("exon", s, e, strand,
+                                           f"ID=exon:{tid}:{n};Parent={tid};{tcommon};exon_number={n};exon_id=ENSE0000{n}.1"))
+            if gtype == "protein_coding":
+                lines.append(_gencode_line("CDS", exons[0][0] + 50, exons[0][1], strand, f"ID=CDS:{tid};Parent={tid};{tcommon}"))
+    return "".join(lines)
+
+
+_REFSEQ_GFF3 = """\
+##gff-version 3
+#!gff-spec-version 1.21
+#!processor NCBI annotwriter
+##sequence-region NC_000022.11 1 50818468
+NC_000022.11\tRefSeq\tregion\t1\t50818468\t.\t+\t.\tID=NC_000022.11:1..50818468;Dbxref=taxon:9606;Name=22;chromosome=22;gbkey=Src;genome=chromosome;mol_type=genomic DNA
+NC_000022.11\tBestRefSeq\tgene\t1000\t5000\t.\t+\t.\tID=gene-TRMT2A;Dbxref=GeneID:27037,HGNC:HGNC:24974;Name=TRMT2A;description=tRNA methyltransferase 2 homolog A;gbkey=Gene;gene=TRMT2A;gene_biotype=protein_coding;gene_synonym=HTF9C
+NC_000022.11\tBestRefSeq\tmRNA\t1000\t5000\t.\t+\t.\tID=rna-NM_022727.6;Parent=gene-TRMT2A;Dbxref=GeneID:27037,GenBank:NM_022727.6;Name=NM_022727.6;gbkey=mRNA;gene=TRMT2A;product=tRNA methyltransferase 2 homolog A, transcript variant 1;transcript_id=NM_022727.6
+NC_000022.11\tBestRefSeq\texon\t1000\t1200\t.\t+\t.\tID=exon-NM_022727.6-1;Parent=rna-NM_022727.6;Dbxref=GeneID:27037;gbkey=mRNA;gene=TRMT2A;product=tRNA methyltransferase 2 homolog A;transcript_id=NM_022727.6
+NC_000022.11\tBestRefSeq\texon\t2000\t2300\t.\t+\t.\tID=exon-NM_022727.6-2;Parent=rna-NM_022727.6;Dbxref=GeneID:27037;gbkey=mRNA;gene=TRMT2A;transcript_id=NM_022727.6
+NC_000022.11\tBestRefSeq\texon\t4000\t5000\t.\t+\t.\tID=exon-NM_022727.6-3;Parent=rna-NM_022727.6;Dbxref=GeneID:27037;gbkey=mRNA;gene=TRMT2A;transcript_id=NM_022727.6
+NC_000022.11\tBestRefSeq\tCDS\t1051\t1200\t.\t+\t0\tID=cds-NP_073564.4;Parent=rna-NM_022727.6;Dbxref=GeneID:27037;Name=NP_073564.4;gbkey=CDS;gene=TRMT2A;protein_id=NP_073564.4
+NC_000022.11\tBestRefSeq\tmRNA\t1000\t5000\t.\t+\t.\tID=rna-NM_182984.5;Parent=gene-TRMT2A;Name=NM_182984.5;gbkey=mRNA;gene=TRMT2A;transcript_id=NM_182984.5
+NC_000022.11\tBestRefSeq\texon\t1000\t1200\t.\t+\t.\tID=exon-NM_182984.5-1;Parent=rna-NM_182984.5;gbkey=mRNA;gene=TRMT2A;transcript_id=NM_182984.5
+NC_000022.11\tBestRefSeq\texon\t4000\t5000\t.\t+\t.\tID=exon-NM_182984.5-2;Parent=rna-NM_182984.5;gbkey=mRNA;gene=TRMT2A;transcript_id=NM_182984.5
+NC_000022.11\tBestRefSeq\tgene\t8000\t9000\t.\t-\t.\tID=gene-LINC01637;Dbxref=GeneID:105372934;Name=LINC01637;description=long intergenic non-protein coding RNA 1637;gbkey=Gene;gene=LINC01637;gene_biotype=lncRNA
+NC_000022.11\tBestRefSeq\tlnc_RNA\t8000\t9000\t.\t-\t.\tID=rna-NR_146233.1;Parent=gene-LINC01637;Name=NR_146233.1;gbkey=ncRNA;gene=LINC01637;transcript_id=NR_146233.1
+NC_000022.11\tBestRefSeq\texon\t8900\t9000\t.\t-\t.\tID=exon-NR_146233.1-1;Parent=rna-NR_146233.1;gbkey=ncRNA;gene=LINC01637;transcript_id=NR_146233.1
+NC_000022.11\tBestRefSeq\texon\t8000\t8100\t.\t-\t.\tID=exon-NR_146233.1-2;Parent=rna-NR_146233.1;gbkey=ncRNA;gene=LINC01637;transcript_id=NR_146233.1
+NC_000022.11\tCurated Genomic\tpseudogene\t12000\t13000\t.\t+\t.\tID=gene-PI4KAP3;Dbxref=GeneID:100421583;Name=PI4KAP3;gbkey=Gene;gene=PI4KAP3;gene_biotype=pseudogene;pseudo=true
+NC_000022.11\tCurated Genomic\texon\t12000\t12100\t.\t+\t.\tID=id-PI4KAP3;Parent=gene-PI4KAP3;gbkey=exon;gene=PI4KAP3;pseudo=true
+NC_000022.11\tCurated Genomic\texon\t12900\t13000\t.\t+\t.\tID=id-PI4KAP3-2;Parent=gene-PI4KAP3;gbkey=exon;gene=PI4KAP3;pseudo=true
+"""
+
+_GFF3_SOURCES = {
+    "ensembl": (_ENSEMBL_GFF3, {"TRMT2A": ("ENSG00000099899", "protein_coding"),
+                                "LINC01637": ("ENSG00000237476", "lncRNA"),
+                                "PI4KAP3": ("ENSG00000225255", "unprocessed_pseudogene")}),
+    "gencode": (_gencode_gff3(), {"TRMT2A": ("ENSG00000099899.15", "protein_coding"),
+                                  "LINC01637": ("ENSG00000237476.1", "lncRNA"),
+                                  "PI4KAP3": ("ENSG00000225255.2", "unprocessed_pseudogene")}),
+    "refseq": (_REFSEQ_GFF3, {"TRMT2A": ("TRMT2A", "protein_coding"), "LINC01637": ("LINC01637", "lncRNA"),
+                              "PI4KAP3": ("PI4KAP3", "pseudogene")}),
+}
+
+
+@pytest.mark.parametrize("source", sorted(_GFF3_SOURCES))
+def test_gff3_sources_gene_level_attributes_from_the_gene_record(tmp_path, source):
+    """Names and types come from gene records of any gene feature type; exon Names never rename a gene."""
+    from meta_spliceai.selection import candidate_pool
+
+    text, expected = _GFF3_SOURCES[source]
+    gff = tmp_path / f"{source}.gff3"
+    gff.write_text(text)
+    ann = parse_annotation(gff)
+    got = {n: (g, t) for g, n, t in ann.genes.select("gene_id", "gene_name", "gene_type").iter_rows()}
+    assert got == expected
+    assert not ann.genes["gene_name"].str.starts_with("ENSE").any()
+    by_name = {n: c for n, c in ann.genes.select("gene_name", "transcript_count").iter_rows()}
+    assert by_name == {"TRMT2A": 2, "LINC01637": 1, "PI4KAP3": 1}
+    # TRMT2A: donors 1200, 2300; acceptors 2000, 4000. LINC01637 (-): donor 8900, acceptor 8100. PI4KAP3 one intron
+    sites = ann.splice_sites.join(ann.genes.select("gene_id", "gene_name"), on="gene_id")
+    assert sorted(sites.select("gene_name", "site_type", "genomic_position").rows()) == sorted([
+        ("TRMT2A", "donor", 1200), ("TRMT2A", "donor", 2300), ("TRMT2A", "acceptor", 2000),
+        ("TRMT2A", "acceptor", 4000), ("LINC01637", "donor", 8900), ("LINC01637", "acceptor", 8100),
+        ("PI4KAP3", "donor", 12100), ("PI4KAP3", "acceptor", 12900),
+    ])
+    # --gene-types selects genes of every gene feature type
+    contig = ann.genes["chrom"][0]
+    for name, (gid, gtype) in expected.items():
+        pool = candidate_pool(ann, {contig: contig}, {contig: 10**6}, [gtype])
+        assert pool["gene_id"].to_list() == [gid], name
+    assert resolve_gene_ids(ann.genes, ["LINC01637"]) == [expected["LINC01637"][0]]
+
+
+@pytest.mark.parametrize("suffix", [".gtf", ".gff3"])
+def test_overlapping_exons_in_a_transcript_name_file_line_transcript(tmp_path, suffix):
+    if suffix == ".gtf":
+        body = ('1\tx\texon\t10\t50\t.\t+\t.\tgene_id "G"; transcript_id "T1";\n'
+                '1\tx\texon\t100\t200\t.\t+\t.\tgene_id "G"; transcript_id "T1";\n'
+                '1\tx\texon\t150\t300\t.\t+\t.\tgene_id "G"; transcript_id "T1";\n')
+    else:
+        body = ("##gff-version 3\n1\tx\tgene\t10\t300\t.\t+\t.\tID=G;Name=G\n"
+                "1\tx\tmRNA\t10\t300\t.\t+\t.\tID=T1;Parent=G\n"
+                "1\tx\texon\t10\t50\t.\t+\t.\tParent=T1\n1\tx\texon\t100\t200\t.\t+\t.\tParent=T1\n"
+                "1\tx\texon\t150\t300\t.\t+\t.\tParent=T1\n")
+    f = tmp_path / f"overlap{suffix}"
+    f.write_text(body)
+    line = 3 if suffix == ".gtf" else 6
+    with pytest.raises(InputError, match=rf"line {line}: exon 150-300 of transcript T1 overlaps its exon 100-200") as err:
+        parse_annotation(f)
+    assert str(f) in str(err.value) and "\n" not in str(err.value)
+    # the same exons split over two transcripts are fine
+    ok = tmp_path / f"ok{suffix}"
+    last = body.rstrip("\n").rsplit("\n", 1)
+    ok.write_text(last[0] + "\n" + last[1].replace("T1", "T2") + "\n"
+                  + ("1\tx\tmRNA\t150\t300\t.\t+\t.\tID=T2;Parent=G\n" if suffix == ".gff3" else ""))
+    assert parse_annotation(ok).transcripts.height == 2
+
+
+# --------------------------------------------------------------------------- gene lists from the real world
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("bom.txt", "\ufeffgene_id\nTANK\nMARCH7\n".encode()),
+        ("bom.csv", "\ufeff\"gene_id\",\"gene_name\"\r\n\"TANK\",\"x\"\r\n\"MARCH7\",\"y\"\r\n".encode()),
+        ("quoted.csv", b'"gene_id","gene_name"\n"TANK","TANK"\n"MARCH7","MARCH7"\n'),
+        ("excel.csv", b"gene_id;score\nTANK;1,5\nMARCH7;2,0\n"),
+        ("list.txt.gz", gzip.compress(b"TANK\nMARCH7\n")),
+        ("latin1.tsv", "gene_id\tnote\nTANK\tpr\u00e9f\u00e9r\u00e9\nMARCH7\tna\u00efve\n".encode("latin-1")),
+        ("utf16.txt", "gene_id\r\nTANK\r\nMARCH7\r\n".encode("utf-16")),
+        ("noheader.txt", b"TANK\nMARCH7\n"),
+        ("r_quoted.txt", b'"TANK"\n"MARCH7"\n'),
+        ("r_vector.csv", b'"x"\n"TANK"\n"MARCH7"\n'),
+    ],
+)
+def test_gene_lists_from_spreadsheets_and_r(tmp_path, chr2, name, content):
+    f = tmp_path / name
+    f.write_bytes(content)
+    ids = read_gene_list(f)
+    assert ids == ["TANK", "MARCH7"]
+    ann = parse_annotation(chr2 / "annotation.gtf")
+    assert len(resolve_gene_ids(ann.genes, ids)) == 2
+
+
+def test_gene_list_binary_or_corrupt_gzip_is_one_line(tmp_path):
+    bad = tmp_path / "g.txt.gz"
+    bad.write_bytes(gzip.compress(b"TANK\nMARCH7\n")[:15])
+    with pytest.raises(InputError, match="cannot read gene list"):
+        read_gene_list(bad)
+    binary = tmp_path / "g.bin"
+    binary.write_bytes(b"\x00\x01\x02TANK\x00")
+    with pytest.raises(InputError, match="not a text file"):
+        read_gene_list(binary)
+
+
+def test_gene_name_shared_by_two_genes_names_both_ids(tmp_path):
+    gtf = tmp_path / "dup.gtf"
+    gtf.write_text(
+        '1\tx\texon\t10\t20\t.\t+\t.\tgene_id "ENSG1.1"; transcript_id "T1"; gene_name "DUP";\n'
+        '1\tx\texon\t500\t600\t.\t+\t.\tgene_id "ENSG2.3"; transcript_id "T2"; gene_name "DUP";\n'
+    )
+    genes = parse_annotation(gtf).genes
+    with pytest.raises(InputError, match=r"gene name DUP .* shared by 2 genes .*ENSG1\.1, ENSG2\.3.*gene ID"):
+        resolve_gene_ids(genes, ["DUP"])
+    assert resolve_gene_ids(genes, ["ENSG2"]) == ["ENSG2.3"]
+
+
+def test_versioned_id_of_another_version_is_used_with_a_note(chr2, caplog):
+    ann = parse_annotation(chr2 / "annotation.gtf")
+    with caplog.at_level("WARNING"):
+        assert resolve_gene_ids(ann.genes, ["ENSG00000136560.4"], source="genes.txt") == ["ENSG00000136560.9"]
+    assert "genes.txt names other versions" in caplog.text and "ENSG00000136560.4 -> ENSG00000136560.9" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        resolve_gene_ids(ann.genes, ["ENSG00000136560", "ENSG00000136560.9"])
+    assert "other versions" not in caplog.text

@@ -35,6 +35,11 @@ _CACHE_VERSION = "1"
 _HEAD_BYTES = 1 << 20  # bytes read up front to recognise GFF3 and empty files
 _GTF_COLS = ["chrom", "source", "feature", "start", "end", "score", "strand", "frame", "attributes"]
 _GENE_LEVEL = ("gene",)
+#: GFF3 features below the exon level: never a gene, transcript or exon (all others may be, by the ID/Parent tree)
+_GFF3_SUB_EXON = ("CDS", "five_prime_UTR", "three_prime_UTR", "UTR", "start_codon", "stop_codon", "Selenocysteine",
+                  "stop_codon_redefined_as_selenocysteine", "intron")
+#: GFF3 ID/Parent prefixes of Ensembl (gene:, transcript:) and RefSeq (gene-, rna-): the IDs of their GTFs lack them
+_GFF3_PREFIX = r"(?:gene:|transcript:|gene-|rna-)"
 _TX_LEVEL = ("transcript", "mRNA", "lnc_RNA", "ncRNA", "miRNA", "snRNA", "snoRNA", "rRNA", "tRNA",
              "pseudogenic_transcript", "primary_transcript", "unconfirmed_transcript", "V_gene_segment",
              "C_gene_segment", "D_gene_segment", "J_gene_segment", "scRNA", "scaRNA", "vault_RNA", "Y_RNA")
@@ -162,8 +167,10 @@ def _parse_lines(path: Path, source: Path | io.BytesIO, gff: bool) -> pl.DataFra
             schema={c: pl.Utf8 for c in _GTF_COLS},
         )
         .with_row_index("row")
-        # short lines (null attributes) are kept so that they can be reported below
-        .filter(pl.col("feature").is_in(("exon",) + _GENE_LEVEL + _TX_LEVEL) | pl.col("attributes").is_null())
+        # short lines (null attributes) are kept so that they can be reported below; GFF3 keeps every
+        # feature type above the exon level (ncRNA_gene, pseudogene, ...): its ID/Parent tree says what is what
+        .filter((~pl.col("feature").is_in(_GFF3_SUB_EXON) if gff
+                 else pl.col("feature").is_in(("exon",) + _GENE_LEVEL + _TX_LEVEL)) | pl.col("attributes").is_null())
         .with_columns(
             pl.col("start").str.strip_chars().cast(pl.Int64, strict=False),
             pl.col("end").str.strip_chars().cast(pl.Int64, strict=False),
@@ -207,12 +214,17 @@ def _gtf_tables(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFr
 
 
 def _gff3_tables(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Exons, transcripts and genes of a GFF3 through the ID/Parent hierarchy."""
-    strip = r"^(?:gene|transcript):"
+    """Exons, transcripts and genes of a GFF3 through the ID/Parent tree (Ensembl, GENCODE, RefSeq).
+
+    A transcript is whatever an exon names as Parent, a gene whatever a transcript names as Parent,
+    whatever their feature type (``gene``, ``ncRNA_gene``, ``pseudogene``, ``mRNA``, ``lnc_RNA``, ...).
+    Gene-level attributes (name, type) come from the gene record only: an exon's ``Name`` (Ensembl
+    puts exon IDs there) or a transcript's ``biotype`` never renames or retypes its gene.
+    """
     df = df.with_columns(
-        _attr("ID", True).str.replace(strip, "").alias("id"),
-        _attr("Parent", True).str.replace_all(r"(^|,)(?:gene|transcript):", "$1").alias("parent"),
-        _first(_attr("gene_name", True), _attr("Name", True)).alias("name"),
+        _attr("ID", True).str.replace(rf"^{_GFF3_PREFIX}", "").alias("id"),
+        _attr("Parent", True).str.replace_all(rf"(^|,){_GFF3_PREFIX}", "$1").alias("parent"),
+        _first(_attr("gene_name", True), _attr("Name", True), _attr("gene", True)).alias("name"),
         _first(_attr("gene_type", True), _attr("gene_biotype", True), _attr("biotype", True)).alias("gtype"),
         _first(_attr("transcript_type", True), _attr("transcript_biotype", True), _attr("biotype", True)).alias(
             "ttype"
@@ -225,13 +237,14 @@ def _gff3_tables(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataF
         .rename({"parent": "transcript_id"})
     )
     tx_ids = exons["transcript_id"].unique()
+    # an exon whose parent is a gene record (no transcript line) stands for a one-transcript gene
     txs = df.filter(pl.col("id").is_in(tx_ids.implode()) & (pl.col("feature") != "exon")).select(
         "row", "chrom", "feature", "start", "end", "strand",
         pl.col("id").alias("transcript_id"),
-        pl.col("parent").str.split(",").list.first().alias("gene_id"),
+        pl.coalesce(pl.col("parent").str.split(",").list.first(), "id").alias("gene_id"),
         pl.col("ttype").alias("transcript_type"),
     )
-    genes = df.filter(pl.col("id").is_in(txs["gene_id"].unique().implode())).select(
+    genes = df.filter(pl.col("id").is_in(txs["gene_id"].unique().implode()) & (pl.col("feature") != "exon")).select(
         "row", "chrom", "feature", "start", "end", "strand",
         pl.col("id").alias("gene_id"),
         pl.col("name").alias("gene_name"),
@@ -239,12 +252,32 @@ def _gff3_tables(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataF
     )
     tx_gene = txs.select("transcript_id", "gene_id", "transcript_type")
     exons = exons.drop("id").join(tx_gene, on="transcript_id", how="left").with_columns(
-        # an exon whose parent is no transcript (gene -> exon directly) stands for a one-transcript gene
         pl.coalesce("gene_id", "transcript_id").alias("gene_id"),
-        pl.col("gtype").alias("gene_type"),
-        pl.col("name").alias("gene_name"),
+        pl.lit(None, pl.Utf8).alias("gene_type"),  # gene-level: from the gene record (see _build_tables)
+        pl.lit(None, pl.Utf8).alias("gene_name"),
     )
     return exons, txs, genes
+
+
+def _check_exon_overlaps(exons: pl.DataFrame, path: Path) -> None:
+    """Exons of one transcript must not overlap (they would make inverted donor/acceptor pairs).
+
+    ``exons`` is sorted by (transcript_id, start, end) with running transcript numbers ``_t``.
+    """
+    bad = exons.with_columns(
+        pl.col("end").shift(1).alias("_prev_end"), pl.col("start").shift(1).alias("_prev_start"),
+        pl.col("row").shift(1).alias("_prev_row"), (pl.col("_t").shift(1) == pl.col("_t")).alias("_same"),
+    ).filter(pl.col("_same").fill_null(False) & (pl.col("start") <= pl.col("_prev_end")))
+    if bad.height == 0:
+        return
+    r = bad.sort("row").row(0, named=True)
+    raw = _read_raw(path)
+    line, prev_line = _line_of(raw, int(r["row"])), _line_of(raw, int(r["_prev_row"]))
+    raise InputError(
+        f"{path}, line {line}: exon {r['start']}-{r['end']} of transcript {r['transcript_id']} overlaps its exon "
+        f"{r['_prev_start']}-{r['_prev_end']} (line {prev_line}); exons of one transcript must not overlap: merge "
+        f"or drop one ({bad['transcript_id'].n_unique()} transcript(s) affected)"
+    )
 
 
 def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, path: Path) -> Annotation:
@@ -272,13 +305,15 @@ def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, p
         )
     exons = (
         exons.select("gene_id", "transcript_id", "chrom", "strand", "start", "end", "gene_name", "gene_type",
-                     "transcript_type")
+                     "transcript_type", "row")
         .unique(subset=["transcript_id", "start", "end"], keep="first", maintain_order=True)
-        .sort("transcript_id", "start")
+        .sort("transcript_id", "start", "end")
         # running transcript number (in transcript_id order): an integer key for the windows below
         .with_columns((pl.col("transcript_id") != pl.col("transcript_id").shift(1)).fill_null(True).cum_sum()
                       .alias("_t"))
     )
+    _check_exon_overlaps(exons, path)
+    exons = exons.drop("row")
     tx = exons.group_by("transcript_id", maintain_order=True).agg(
         pl.col("gene_id").first(), pl.col("transcript_type").first(), pl.col("chrom").first(),
         pl.col("strand").first(), pl.col("start").min(), pl.col("end").max(), pl.len().alias("exon_count"),
@@ -434,20 +469,54 @@ def strip_version(gene_id: str) -> str:
     return head if dot and tail.isdigit() and head else gene_id
 
 
+#: a single-column gene list whose first line is one of these has a header
+_LIST_HEADERS = ("gene", "genes", "gene_id", "gene_ids", "gene_name", "gene_names", "geneid", "symbol", "id",
+                 "ensembl_gene_id", "ensembl")
+
+
+def _gene_list_text(path: Path) -> str:
+    """The text of a gene list: gzip or plain; UTF-8 (with or without BOM), UTF-16 with BOM, else Latin-1."""
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as err:
+        raise InputError(f"cannot read gene list {path}: {' '.join(str(err).split())} "
+                         "(give an uncorrupted text, TSV/CSV or .gz file)") from None
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        log.info("gene list %s is not UTF-8: read as Latin-1", path)
+    if "\x00" in text:
+        raise InputError(f"gene list {path} is not a text file (give gene IDs or names, one per line, or a TSV/CSV)")
+    return text
+
+
 def read_gene_list(path: str | os.PathLike[str], gene_col: str | None = None) -> list[str]:
-    """Gene IDs or names from a text/TSV/CSV file: a column ``gene_col`` (or ``gene_id``), else one per line."""
+    """Gene IDs or names from a text/TSV/CSV file: a column ``gene_col`` (or ``gene_id``), else one per line.
+
+    Reads what spreadsheets and R write: a UTF-8 byte-order mark, Latin-1 or UTF-16 text, quoted
+    CSV (``"gene_id","gene_name"``), ``;``-separated CSV, gzip, one column with or without a header.
+    """
+    import csv
+
     path = Path(path)
     _check_readable(path, "gene list", "--gene-ids-file")
-    lines = [ln.rstrip("\r\n") for ln in path.read_text().splitlines()]
-    lines = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+    lines = [ln for ln in _gene_list_text(path).splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines:
         raise InputError(f"gene list {path} is empty (put one gene ID or name per line)")
-    sep = "\t" if "\t" in lines[0] else ("," if "," in lines[0] else None)
-    header = [h.strip() for h in lines[0].split(sep)] if sep else [lines[0].strip()]
+    first = lines[0]
+    sep = next((c for c in ("\t", ",", ";") if c in first), None)
+    rows = [[f.strip() for f in r] for r in csv.reader(lines, delimiter=sep or "\t")] if sep else \
+        [[next(csv.reader([ln]), [""])[0].strip()] if ln.strip() else [""] for ln in lines]
+    header = rows[0]
     col = gene_col or ("gene_id" if "gene_id" in header else None)
-    if col is None and sep is None:
-        ids = [ln.strip() for ln in lines]
-        if ids[0].lower() in ("gene", "genes", "gene_name", "gene_id"):
+    if col is None and len(header) == 1:
+        ids = [r[0] for r in rows]
+        if ids[0].lower() in _LIST_HEADERS or ids[0] == "x":  # "x": R's write.csv of a vector
             ids = ids[1:]
     else:
         if col is None or col not in header:
@@ -456,7 +525,10 @@ def read_gene_list(path: str | os.PathLike[str], gene_col: str | None = None) ->
                 "(choose one with --gene-col)"
             )
         i = header.index(col)
-        ids = [ln.split(sep)[i].strip() if sep else ln.strip() for ln in lines[1:]]
+        short = next((n for n, r in enumerate(rows[1:], start=2) if len(r) <= i), None)
+        if short is not None:
+            raise InputError(f"gene list {path}, line {short}: no {col!r} field (column {i + 1}); fix that line")
+        ids = [r[i] for r in rows[1:]]
     ids = [x for x in dict.fromkeys(ids) if x]
     if not ids:
         raise InputError(f"gene list {path} is empty (put one gene ID or name per line)")
@@ -464,24 +536,46 @@ def read_gene_list(path: str | os.PathLike[str], gene_col: str | None = None) ->
 
 
 def resolve_gene_ids(genes: pl.DataFrame, requested: Iterable[str], *, source: str = "the gene list") -> list[str]:
-    """Annotation gene_ids for IDs (with or without version suffix) or gene names, in request order."""
+    """Annotation gene_ids for IDs (with or without version suffix) or gene names, in request order.
+
+    A versioned ID matching another version of an annotation gene is used, with a warning saying so;
+    a name shared by several genes is an error naming their IDs (list the ID meant instead).
+    """
     requested = list(dict.fromkeys(requested))
     if not requested:
         raise InputError(f"{source} is empty: name at least one gene")
     exact = set(genes["gene_id"].to_list())
     by_base: dict[str, str] = {}
-    by_name: dict[str, str] = {}
+    by_name: dict[str, list[str]] = {}
     for gid, name in genes.select("gene_id", "gene_name").iter_rows():
         by_base.setdefault(strip_version(gid), gid)
-        by_name.setdefault(name, gid)
+        by_name.setdefault(name, []).append(gid)
     out: list[str] = []
     unknown: list[str] = []
+    other_version: list[str] = []
     for r in requested:
-        hit = r if r in exact else by_base.get(strip_version(r)) or by_name.get(r)
-        (out if hit else unknown).append(hit or r)
+        if r in exact:
+            out.append(r)
+            continue
+        hit = by_base.get(strip_version(r))
+        if hit is not None:
+            if strip_version(r) != r and hit != strip_version(r):
+                other_version.append(f"{r} -> {hit}")
+            out.append(hit)
+            continue
+        named = by_name.get(r, [])
+        if len(named) > 1:
+            raise InputError(
+                f"gene name {r} in {source} is shared by {len(named)} genes of the annotation: {', '.join(named)}; "
+                "list the gene ID you mean instead of the name"
+            )
+        (out if named else unknown).append(named[0] if named else r)
     if unknown:
         shown = ", ".join(unknown[:5]) + (f", … ({len(unknown)} in all)" if len(unknown) > 5 else "")
         raise InputError(f"genes in {source} not found in the annotation: {shown} (use gene IDs or names of the GTF)")
+    if other_version:
+        shown = ", ".join(other_version[:5]) + (f", … ({len(other_version)} in all)" if len(other_version) > 5 else "")
+        log.warning("%s names other versions of annotation genes; using the annotation's: %s", source, shown)
     return list(dict.fromkeys(out))
 
 
