@@ -71,3 +71,32 @@ def test_contig_mismatch_lists_both_sides():
     msg = str(err.value)
     assert "chrUn_x" in msg and "FASTA has: 1, 2" in msg and "\n" not in msg
     assert match_contigs(["chrUn_x", "chr1"], ["1"], strict=False) == {"chr1": "1"}
+
+
+def _truncated_bgzf(src, dst, keep: int = 3000):
+    dst.write_bytes(src.read_bytes()[:keep])
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "fragments"),
+    [
+        ("ragged.fa", lambda p, _: p.write_text(">22\nACGTACGTAC\nACGTAC\nACGTACGTAC\nACG\n"),
+         ["different lengths", "line 4", "seqkit seq -w 60 ragged.fa"]),
+        ("trunc.fa.gz", lambda p, chr22: _truncated_bgzf(chr22 / "genome.fa.gz", p),
+         ["is truncated or corrupt", "BGZF", "copy or download it again"]),
+        ("empty.fa", lambda p, _: p.write_text(""), ["is empty"]),
+        ("notes.fa", lambda p, _: p.write_text("hello\n"), ["does not start with a '>' header"]),
+    ],
+)
+def test_bad_fasta_is_diagnosed_truthfully(tmp_path, chr22, name, make, fragments):
+    """A FASTA htslib cannot index says why (htslib's message, one line, the fix), not 'read-only folder'."""
+    fa = tmp_path / name
+    make(fa, chr22)
+    with pytest.raises(InputError) as err:
+        Genome(fa)
+    msg = str(err.value)
+    assert "\n" not in msg and "read-only" not in msg and str(fa) in msg
+    for f in fragments:
+        assert f in msg, msg
+    assert not list(tmp_path.glob("*.fai")) and not list(tmp_path.glob("*.gzi"))  # no partial index left behind

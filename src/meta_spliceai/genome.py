@@ -6,9 +6,13 @@ contig; slices past either contig end come back padded with ``N``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Iterable
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import InputError
@@ -68,18 +72,28 @@ class Genome:
             raise InputError(no_index)
         import pysam  # local: keeps `import meta_spliceai` light
 
-        try:
-            if missing:
-                log.info("indexing %s", self.path)
+        if missing:
+            log.info("indexing %s", self.path)
+            with _htslib_messages() as messages:
                 try:
                     pysam.faidx(str(self.path))
+                    failed = False
                 except (OSError, pysam.utils.SamtoolsError):
-                    if any(not p.is_file() for p in missing):
-                        raise InputError(no_index) from None
-                    raise
-            self._fa = pysam.FastaFile(str(self.path))
-        except (OSError, ValueError, pysam.utils.SamtoolsError) as err:
-            raise InputError(f"cannot open FASTA {self.path}: {err} (is it a valid FASTA?)") from None
+                    failed = True
+            if failed or any(not p.is_file() for p in missing):
+                for p in missing:  # a failed run may leave a partial .gzi/.fai that would poison the next one
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+                raise _index_error(self.path, messages)
+            for m in messages:  # e.g. duplicate sequence names
+                log.warning("indexing %s: htslib: %s", self.path, m)
+        try:
+            with _htslib_messages() as messages:
+                self._fa = pysam.FastaFile(str(self.path))
+        except (OSError, ValueError) as err:
+            detail = "; ".join(messages) or " ".join(str(err).split())
+            raise InputError(f"cannot open FASTA {self.path}: {detail} (is it a valid FASTA? if it changed since it "
+                             f"was indexed, delete {self.path.name}.fai and .gzi and re-run)") from None
         self.contigs: dict[str, int] = dict(zip(self._fa.references, self._fa.lengths))
         if not self.contigs:
             raise InputError(f"FASTA {self.path} holds no sequences")
@@ -101,10 +115,58 @@ class Genome:
             return ""
         length = self.contigs[chrom]
         lo, hi = max(start, 0), min(end, length)
-        core = self._fa.fetch(chrom, lo, hi).upper() if hi > lo else ""
+        try:
+            core = self._fa.fetch(chrom, lo, hi).upper() if hi > lo else ""
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read {chrom}:{lo + 1}-{hi} from FASTA {self.path}: {' '.join(str(err).split())} "
+                             "(the file is truncated or corrupt, or changed since it was indexed: copy it again "
+                             f"and delete {self.path.name}.fai/.gzi)") from None
         left = "N" * (min(end, 0) - start if start < 0 else 0)
         right = "N" * (end - max(start, length) if end > length else 0)
         return left + core + right
+
+
+@contextlib.contextmanager
+def _htslib_messages() -> Iterator[list[str]]:
+    """Collect what htslib (C code) writes to file descriptor 2, as one-line messages, instead of showing it."""
+    messages: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode(errors="replace").splitlines():
+                line = line.strip()
+                if line:
+                    messages.append(re.sub(r"^\[[EW]::\w+\]\s*", "", line))
+
+
+def _index_error(path: Path, messages: list[str]) -> InputError:
+    """What is wrong with a FASTA htslib could not index, from its messages, with the fix."""
+    said = "; ".join(m for m in messages if not m.startswith("Error on closing")) or "no message"
+    text = " ".join(messages)
+    if "truncated at line 1" in text or path.stat().st_size == 0:
+        return InputError(f"FASTA {path} is empty (htslib: {said}); give a genome FASTA with --fasta")
+    m = re.search(r"unexpected .* at line (\d+)", text)
+    if m and m.group(1) == "1":
+        return InputError(f"FASTA {path} does not start with a '>' header line (htslib: {said}); is it a FASTA file?")
+    if m:
+        return InputError(
+            f"FASTA {path} has sequence lines of different lengths within a record (htslib: {said}), so it cannot "
+            f"be indexed; rewrap it to one line length, e.g. seqkit seq -w 60 {path.name} > fixed.fa (or seqtk seq "
+            "-l 60), and use the rewrapped file"
+        )
+    if "BGZF" in text or "truncated" in text.lower() or "inflate" in text:
+        return InputError(
+            f"FASTA {path} is truncated or corrupt (htslib: {said}); copy or download it again (check its size or "
+            "checksum against the source) and re-run"
+        )
+    return InputError(f"cannot index FASTA {path} (htslib: {said}); check that it is a valid FASTA (plain or BGZF)")
 
 
 def oriented_sequence(genome: Genome, chrom: str, start: int, end: int, strand: str, flank: int = 0) -> str:
