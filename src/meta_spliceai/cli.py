@@ -145,6 +145,8 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
                    help="sequences per forward pass for short genes")
     p.add_argument("--chunk-size", type=int, default=config.DEFAULT_PREDICT.chunk_size,
                    help="nucleotides per forward pass for long genes (results do not depend on it)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="recompute the chosen genes even if the store has them (e.g. after an annotation change)")
     _add_model_args(p)
     p.set_defaults(handler=_run_predict)
 
@@ -155,7 +157,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     res = predict(fasta=args.fasta, gtf=args.gtf, out=args.out, genes=args.genes, gene_ids_file=args.gene_ids_file,
                   gene_col=args.gene_col, n_genes=args.n_genes, batch_size=args.batch_size, device=args.device,
                   base_model=args.base_model, weights=args.weights, precision=args.precision,
-                  chunk_size=args.chunk_size, runtime=args.runtime, progress=True)
+                  chunk_size=args.chunk_size, runtime=args.runtime, progress=True, overwrite=args.overwrite)
     con = _console()
     for k, v in res.items():
         con.print(f"{k:>18}: {v:,.1f}" if isinstance(v, float) else f"{k:>18}: {v}")

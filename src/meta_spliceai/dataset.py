@@ -17,12 +17,13 @@ written under a temporary name and renamed; the manifest is written last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from .selection import (
     select_genes,
 )
 from .storage import (
+    check_output_dir,
     checksum,
     commit,
     fault_point,
@@ -61,6 +63,8 @@ from .storage import (
 log = logging.getLogger(__name__)
 
 BUILD_JSON = "build.json"
+#: configuration fields that do not change any row (only how rows are grouped): free to change on resume
+ROW_NEUTRAL = ("batch_rows",)
 MANIFEST = "manifest.json"
 MAX_K = 8
 
@@ -150,6 +154,7 @@ def check_build_flags(
     threshold: float,
     consensus_window: int,
     kmer_sizes: Sequence[int],
+    seed: int = DEFAULT_BUILD.seed,
 ) -> str:
     """Validate the flag combination; returns the effective subset policy."""
     policy = subset_policy or ("custom" if gene_ids_file is not None else DEFAULT_BUILD.subset_policy)
@@ -171,6 +176,7 @@ def check_build_flags(
         ("--window", window, window >= 0, ">= 0"),
         ("--threshold", threshold, 0 < threshold <= 1, "in (0, 1]"),
         ("--consensus-window", consensus_window, consensus_window >= 0, ">= 0"),
+        ("--seed", seed, seed >= 0, ">= 0 (random generators take non-negative seeds)"),
     ):
         if not ok:
             raise InputError(f"{name} must be {rule}, got {value}")
@@ -217,13 +223,15 @@ def build(
     policy = check_build_flags(
         subset_policy=subset_policy, n_genes=n_genes, gene_ids_file=gene_ids_file, gene_col=gene_col,
         batch_size=batch_size, batch_rows=batch_rows, easy_ratio=easy_ratio, hard_prob=hard_prob, window=window,
-        threshold=threshold, consensus_window=consensus_window, kmer_sizes=kmer_sizes,
+        threshold=threshold, consensus_window=consensus_window, kmer_sizes=kmer_sizes, seed=seed,
     )
     if n_genes is None and policy not in ("custom", "all"):
         n_genes = DEFAULT_BUILD.n_genes
     out = Path(output_dir)
+    check_output_dir(out, "--output-dir")
+    created = not out.exists()
     t0 = time.perf_counter()
-    with folder_lock(out):
+    with _cleanup_failed_start(out, created), folder_lock(out):
         if overwrite:
             _clear_build(out)
         from .reference import resolve_reference
@@ -287,6 +295,22 @@ def build(
     return summary
 
 
+@contextlib.contextmanager
+def _cleanup_failed_start(out: Path, created: bool) -> Iterator[None]:
+    """A build that fails before its plan is written leaves nothing behind in a folder it created
+    (predictions it computed are kept)."""
+    try:
+        yield
+    except BaseException:
+        if created and not (out / BUILD_JSON).exists():
+            shutil.rmtree(out / "annotation", ignore_errors=True)
+            for d in (out / "batches", out / "master", out):
+                remove_stale_tmp(d)
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+        raise
+
+
 @dataclass
 class _Context:
     out: Path
@@ -323,6 +347,20 @@ class _Context:
     def ensure_predictions(self, genes: pl.DataFrame, what: str) -> None:
         """Predict the genes missing from the store (with --run-workflow), else fail naming them."""
         store = self.store
+        stale = [(g, n, have) for g, n in genes.select("gene_id", pl.col("end") - pl.col("start") + 1).iter_rows()
+                 if (have := store.length_of(g)) is not None and have != n]
+        if stale:
+            shown = ", ".join(f"{g} ({have:,} scores, {n:,} nt)" for g, n, have in stale[:5])
+            more = f", … ({len(stale)} in all)" if len(stale) > 5 else ""
+            if not self.run_workflow:
+                raise InputError(
+                    f"predictions in {self.store_dir} no longer match the annotation's gene lengths for {what}: "
+                    f"{shown}{more} (the annotation changed?); add --run-workflow to recompute them, or run "
+                    "meta-spliceai predict --overwrite for these genes"
+                )
+            log.warning("recomputing predictions whose length no longer matches the annotation: %s%s", shown, more)
+            for g, _, _ in stale:
+                store.remove(g)
         missing = genes.filter(pl.Series([not store.has(g) for g in genes["gene_id"]], dtype=pl.Boolean))
         if missing.height == 0:
             return
@@ -365,13 +403,17 @@ def _load_or_make_plan(ctx: _Context, cfg: BuildConfig, inputs: dict[str, str]) 
     if path.is_file():
         meta = json.loads(path.read_text())
         diffs = _differences(meta, cfg.to_dict(), inputs)
+        old_rows = meta["config"].get("batch_rows")
+        if old_rows != cfg.batch_rows:
+            notes.append(f"--batch-rows {cfg.batch_rows} (was {old_rows}): only row-group sizes of batches built "
+                         "now differ; rows are the same")
         if diffs:
             raise ConfigMismatchError(
                 f"{ctx.out} holds a build made with another configuration ({'; '.join(diffs)}); "
                 "re-run with the same flags to resume, add --overwrite to rebuild, or use another --output-dir"
             )
         log.info("resuming the build in %s", ctx.out)
-        return meta["plan"]["batches"], ["resumed an existing build"]
+        return meta["plan"]["batches"], ["resumed an existing build", *notes]
     genome, ann = ctx.genome, ctx.ann
     if cfg.subset_policy == "custom":
         pool = ann.genes.filter(pl.col("gene_id").is_in(list(cfg.gene_ids or ())))
@@ -405,7 +447,7 @@ def _load_or_make_plan(ctx: _Context, cfg: BuildConfig, inputs: dict[str, str]) 
 
 def _differences(meta: dict, config: dict, inputs: dict) -> list[str]:
     diffs = [f"{k}: {meta['config'].get(k)!r} there, {v!r} now" for k, v in config.items()
-             if meta["config"].get(k) != v]
+             if meta["config"].get(k) != v and k not in ROW_NEUTRAL]
     for k in ("fasta_checksum", "gtf_checksum"):
         if meta["inputs"].get(k) != inputs[k]:
             diffs.append(f"{k.split('_')[0]} file content differs ({meta['inputs'].get(k.split('_')[0])})")

@@ -14,6 +14,7 @@ the folder reads every file it finds: a crash never leaves a partial file in the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +44,11 @@ _IDENTITY = ("schema_version", "base_model", "version", "digest", "precision")
 #: body nucleotides gathered before one call of the model (bounds memory, sets progress granularity)
 _GROUP_NT = 1_000_000
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,150}")
+
+
+def _unreadable(file: Path, err: Exception) -> str:
+    return (f"unreadable file in prediction store: {file} ({' '.join(str(err).split())[:200]}); it is truncated or "
+            "corrupt: delete it and re-run (build --run-workflow or predict recompute that gene)")
 
 
 def gene_file_name(gene_id: str) -> str:
@@ -92,10 +98,26 @@ class PredictionStore:
         try:
             kv = pq.read_schema(file).metadata or {}
         except Exception as err:  # pyarrow raises several types for a damaged file
-            raise InputError(f"unreadable file in prediction store: {file} ({err}); delete it and re-run predict") from None
+            raise InputError(_unreadable(file, err)) from None
         if META_KEY not in kv:
             raise InputError(f"{file} is not a meta-spliceai prediction file; the store {self.path} must hold only its own files")
         return json.loads(kv[META_KEY])
+
+    def length_of(self, gene_id: str) -> int | None:
+        """Number of scored positions stored for a gene (None when it is not in the store)."""
+        f = self.file_of(gene_id)
+        if not f.is_file():
+            return None
+        meta = self.metadata_of(f)
+        if "length" in meta:
+            return int(meta["length"])
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(f).metadata.num_rows
+
+    def remove(self, gene_id: str) -> None:
+        """Drop a gene's predictions (stale ones, before they are recomputed)."""
+        self.file_of(gene_id).unlink(missing_ok=True)
 
     def finished_genes(self) -> set[str]:
         """IDs of the genes whose predictions are in the store (read from the files' metadata)."""
@@ -108,7 +130,10 @@ class PredictionStore:
         f = self.file_of(gene_id)
         if not f.is_file():
             raise InputError(f"gene {gene_id} is not in prediction store {self.path} (run meta-spliceai predict for it)")
-        t = pq.read_table(f, columns=list(COLUMNS))
+        try:
+            t = pq.read_table(f, columns=list(COLUMNS))
+        except Exception as err:  # pyarrow raises several types for a damaged file
+            raise InputError(_unreadable(f, err)) from None
         return np.column_stack([t.column(c).to_numpy() for c in COLUMNS]).astype(np.float32, copy=False)
 
     def scan(self) -> pl.LazyFrame:
@@ -245,39 +270,11 @@ def _progress(enabled: bool):  # noqa: ANN202
                              TimeRemainingColumn()], enabled=enabled)
 
 
-def predict_genes(
-    genome: Genome,
-    genes: pl.DataFrame,
-    model: BaseModel,
-    store: PredictionStore,
-    *,
-    contig_map: dict[str, str] | None = None,
-    batch_size: int = DEFAULT_PREDICT.batch_size,
-    progress: bool = False,
-) -> dict[str, object]:
-    """Score the bodies of ``genes`` (annotation ``genes`` columns; start/end 1-based closed) into ``store``.
-
-    Genes already in the store are skipped (resume). Each gene's input is its body +- 5,000 nt
-    of genome, reverse-complemented on '-'; overlapping same-strand genes are scored once.
-    """
-    from .genome import match_contigs
-
-    if store.identity is None:
-        store = PredictionStore(store.path, model)
-    if contig_map is None:
-        contig_map = match_contigs(genes["chrom"].unique().to_list(), genome.contigs, fasta=genome.path)
-    missing = genes.filter(~pl.col("chrom").is_in(list(contig_map)))
-    if missing.height:
-        shown = ", ".join(f"{g} ({c})" for g, c in missing.select("gene_id", "chrom").head(5).iter_rows())
-        raise InputError(f"{missing.height} genes lie on contigs absent from FASTA {genome.path}: {shown} (use a matching FASTA)")
-    done = {g for g in genes["gene_id"].to_list() if store.has(g)}
-    todo = genes.filter(~pl.col("gene_id").is_in(list(done)))
-    clusters = _clusters(todo, contig_map)
-    total_nt = sum(c.length for c in clusters)
-    n_genes = todo.height
-    log.info("predict: %d genes to score (%d nt in %d inputs), %d already in %s", n_genes, total_nt, len(clusters), len(done), store.path)
-    t0 = time.perf_counter()
+def _score_clusters(genome: Genome, clusters: list[_Cluster], model: BaseModel, store: PredictionStore,
+                    batch_size: int, n_genes: int, progress: bool) -> int:
+    """Run the model over the clusters group by group, writing each gene as soon as it is scored."""
     written = 0
+    total_nt = sum(c.length for c in clusters)
     with _progress(progress) as bar:
         task = bar.add_task(f"predict {model.name} {model.device}", total=max(total_nt, 1), unit="nt",
                             genes=f"0/{n_genes} genes")
@@ -290,11 +287,59 @@ def predict_genes(
                     written += 1
             bar.update(task, advance=sum(c.length for c in group), genes=f"{written}/{n_genes} genes")
             log.debug("predict: %d/%d genes", written, n_genes)
+    return written
+
+
+def predict_genes(
+    genome: Genome,
+    genes: pl.DataFrame,
+    model: BaseModel,
+    store: PredictionStore,
+    *,
+    contig_map: dict[str, str] | None = None,
+    batch_size: int = DEFAULT_PREDICT.batch_size,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> dict[str, object]:
+    """Score the bodies of ``genes`` (annotation ``genes`` columns; start/end 1-based closed) into ``store``.
+
+    Genes already in the store are skipped (resume) unless ``overwrite``; stored genes whose length no
+    longer matches their span (the annotation changed) are an error naming ``--overwrite``. Each gene's
+    input is its body +- 5,000 nt of genome, reverse-complemented on '-'; overlapping same-strand genes
+    are scored once.
+    """
+    from .genome import match_contigs
+
+    if store.identity is None:
+        store = PredictionStore(store.path, model)
+    if contig_map is None:
+        contig_map = match_contigs(genes["chrom"].unique().to_list(), genome.contigs, fasta=genome.path)
+    missing = genes.filter(~pl.col("chrom").is_in(list(contig_map)))
+    if missing.height:
+        shown = ", ".join(f"{g} ({c})" for g, c in missing.select("gene_id", "chrom").head(5).iter_rows())
+        raise InputError(f"{missing.height} genes lie on contigs absent from FASTA {genome.path}: {shown} (use a matching FASTA)")
+    done = set() if overwrite else {g for g in genes["gene_id"].to_list() if store.has(g)}
+    stale = [(g, n, store.length_of(g)) for g, n in
+             genes.filter(pl.col("gene_id").is_in(list(done)))
+             .select("gene_id", pl.col("end") - pl.col("start") + 1).iter_rows()]
+    stale = [(g, n, have) for g, n, have in stale if have != n]
+    if stale:
+        shown = ", ".join(f"{g} ({have:,} scores, {n:,} nt)" for g, n, have in stale[:5])
+        raise InputError(f"predictions in {store.path} no longer match the annotation's gene lengths: {shown}"
+                         f"{f', … ({len(stale)} in all)' if len(stale) > 5 else ''} (the annotation changed?); "
+                         "add --overwrite to recompute the chosen genes")
+    todo = genes.filter(~pl.col("gene_id").is_in(list(done)))
+    clusters = _clusters(todo, contig_map)
+    total_nt = sum(c.length for c in clusters)
+    n_genes = todo.height
+    log.info("predict: %d genes to score (%d nt in %d inputs), %d already in %s", n_genes, total_nt, len(clusters), len(done), store.path)
+    t0 = time.perf_counter()
+    try:
+        written = _score_clusters(genome, clusters, model, store, batch_size, n_genes, progress)
+    finally:  # the sibling temp folder is only needed while writing
+        with contextlib.suppress(OSError):
+            store.tmp.rmdir()
     seconds = time.perf_counter() - t0
-    try:  # the sibling temp folder is only needed while writing
-        store.tmp.rmdir()
-    except OSError:
-        pass
     body_nt = int(todo.select((pl.col("end") - pl.col("start") + 1).sum()).item() or 0)
     summary = {
         "store": str(store.path),
@@ -356,13 +401,24 @@ def predict(
     chunk_size: int = DEFAULT_PREDICT.chunk_size,
     runtime: Runtime = DEFAULT_PREDICT.runtime,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, object]:
-    """``meta-spliceai predict``: score the selected genes of a FASTA + GTF pair into the store ``out``."""
+    """``meta-spliceai predict``: score the selected genes of a FASTA + GTF pair into the store ``out``.
+
+    ``overwrite`` recomputes the selected genes even when the store has them (others are untouched).
+    """
     from .reference import open_reference
+    from .storage import check_output_dir
+
+    for flag, value in (("--batch-size", batch_size), ("--chunk-size", chunk_size)):
+        if value < 1:
+            raise InputError(f"{flag} must be a positive number, got {value}")
+    check_output_dir(Path(out), "--out")
 
     genome, ann, contig_map, _ = open_reference(fasta, gtf)
     selected = select_genes(ann.genes, gene_list=genes, gene_ids_file=gene_ids_file, gene_col=gene_col, n_genes=n_genes)
     model = load_base_model(base_model, weights=weights, device=device, precision=precision, chunk_size=chunk_size,
                             batch_size=batch_size, runtime=runtime)
     store = PredictionStore(out, model)
-    return predict_genes(genome, selected, model, store, contig_map=contig_map, batch_size=batch_size, progress=progress)
+    return predict_genes(genome, selected, model, store, contig_map=contig_map, batch_size=batch_size, progress=progress,
+                         overwrite=overwrite)

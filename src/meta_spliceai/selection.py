@@ -161,18 +161,22 @@ def gene_ids(
     random sample. Writes a TSV (gene_id, gene_name, transcript_ids) to ``out`` and returns the table.
     """
     from .annotation import load_annotation
-    from .storage import write_text_atomic
+    from .predictions import PredictionStore
+    from .storage import check_output_file, write_text_atomic
 
-    eval_dir = Path(eval_dir)
+    eval_dir, out = Path(eval_dir), Path(out)
     if not eval_dir.is_dir():
         raise InputError(f"--eval-dir {eval_dir} is not a folder (give a prediction store or a build output folder)")
+    if seed < 0:
+        raise InputError(f"--seed must be >= 0 (random generators take non-negative seeds), got {seed}")
+    check_output_file(out, "--out")
     store_dir = eval_dir / "predictions" if (eval_dir / "build.json").is_file() else eval_dir
-    files = sorted(store_dir.glob("*.parquet"))
+    store = PredictionStore(store_dir)
+    files = store.files()
     if not files:
         raise InputError(f"no predictions in {store_dir} (run meta-spliceai predict or build --run-workflow first)")
-    present = (
-        pl.scan_parquet([str(f) for f in files]).select("gene_id").unique().collect()["gene_id"].sort().to_list()
-    )
+    # gene IDs from each file's metadata: a footer read per file, and a damaged file is named
+    present = sorted(store.finished_genes())
     ann = None
     if gtf is not None:
         ann = load_annotation(gtf)
@@ -195,7 +199,6 @@ def gene_ids(
         ).select("gene_id", "gene_name", "transcript_ids")
     else:
         log.warning("no annotation given (--gtf): writing gene IDs only")
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, table.write_csv(separator="\t"))
     return table

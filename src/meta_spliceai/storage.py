@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import LockedError
+from .errors import InputError, LockedError
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +95,70 @@ def remove_stale_tmp(folder: Path) -> None:
                 p.unlink()
 
 
+def writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder`` (a seam for tests run as root)."""
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_output_dir(folder: Path, flag: str) -> None:
+    """Fail in one line, before any work and without creating anything, when ``folder`` cannot be an
+    output folder: a file is in the way (itself or a parent), or it (or the nearest existing parent) is
+    read-only."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{flag} {folder} is a file, not a folder; give a folder path (or move the file away)")
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InputError(f"{flag} {folder}: {probe} is a file, so the folder cannot be created; give another path")
+    if probe.exists() and not writable(probe):
+        where = "is read-only" if probe == folder else f"cannot be created: {probe} is read-only"
+        raise InputError(f"{flag} {folder} {where} for this user; choose a writable location or fix its permissions")
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """Like :func:`check_output_dir` for a file to be written: not a folder, and a writable place to go."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{flag} {path} is a folder; give a file path, e.g. {path / 'genes.tsv'}")
+    check_output_dir(path.parent, f"the folder of {flag}")
+
+
+LOCK_NAME = ".lock"
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path, what: str = "builder") -> Iterator[None]:
-    """Exclusive advisory lock on ``folder`` (released by the OS if the process dies)."""
+    """Exclusive advisory lock on ``folder`` (released by the OS if the process dies).
+
+    The lock file is removed on release, so a finished or failed run leaves no ``.lock`` behind; a
+    process that locked a file unlinked meanwhile retries on the new one.
+    """
+    folder = Path(folder)
+    check_output_dir(folder, "output folder")
     folder.mkdir(parents=True, exist_ok=True)
-    lock_file = folder / ".lock"
-    fh = open(lock_file, "a+")
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "another process"
-        fh.close()
-        raise LockedError(
-            f"{folder} is in use by another {what} ({holder}); wait for it to finish or use another output folder"
-        ) from None
+    lock_file = folder / LOCK_NAME
+    while True:
+        fh = open(lock_file, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise LockedError(
+                f"{folder} is in use by another {what} ({holder}); wait for it to finish or use another output folder"
+            ) from None
+        try:
+            same = os.stat(lock_file).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fh.close()  # the holder released and removed it between our open and flock: lock the new file
     fh.seek(0)
     fh.truncate()
     fh.write(f"pid {os.getpid()}")
@@ -117,6 +166,8 @@ def folder_lock(folder: Path, what: str = "builder") -> Iterator[None]:
     try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            lock_file.unlink()  # while still held: nobody can be holding the file we remove
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         fh.close()
 
