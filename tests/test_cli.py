@@ -159,3 +159,195 @@ def test_cuda_without_gpu_exits_2(capsys, tmp_path):
         pytest.skip("a GPU is present")
     code, _, err = run(capsys, "predict", "--out", tmp_path / "s", "--genes", "TANGO2", "--device", "cuda")
     _one_line_error(code, err, "cuda")
+
+
+# --------------------------------------------------------------------------- the original's command lines
+
+
+def _subparsers():
+    import argparse
+
+    from meta_spliceai.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, action
+
+
+def test_every_help_has_a_description_and_shows_defaults():
+    parser, sub = _subparsers()
+    assert sub.choices, "no subcommands"
+    for name, p in sub.choices.items():
+        text = " ".join(p.format_help().split())
+        assert p.description and "\n" not in p.description.strip(), name
+        assert p.description.rstrip(".").lower() in text.lower(), name
+        for action in p._actions:
+            if action.option_strings and action.default not in (None, False, "==SUPPRESS==") and action.help:
+                assert "default" in (action.help or "") or "(default: " in text, (name, action.dest)
+        assert "-v, --verbose" in text, name
+    build_help = " ".join(sub.choices["build"].format_help().split())
+    for shown in ("genes per batch (default: 1000)", "(default: 20000)", "(default: 6)", "(default: 42)",
+                  "(default: 0.5)", "(default: spliceai)"):
+        assert shown in build_help, shown
+    assert "TN sampling" in build_help  # the epilog keeps its layout
+    # the top-level description promises only commands that exist
+    top = parser.description.lower()
+    if re.search(r"\btrains?\b|train (?:them|meta-models|models)", top):
+        assert "train" in sub.choices
+
+
+def test_version_bare_command_and_python_m(capsys):
+    from meta_spliceai import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and __version__ in capsys.readouterr().out
+    code, out, _ = run(capsys)
+    assert code == 0
+    for cmd in ("demo", "reference", "predict", "build", "gene-ids"):
+        assert cmd in out
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "meta_spliceai", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"meta-spliceai {__version__}"
+
+
+@pytest.mark.parametrize(("argv", "level"), [
+    (["reference", "-v"], "INFO"), (["reference", "-vv"], "DEBUG"), (["-v", "reference", "-v"], "DEBUG"),
+    (["-v", "reference"], "INFO"), (["reference"], "WARNING"),
+])
+def test_verbose_after_the_subcommand(capsys, argv, level):
+    import logging
+
+    code, _, _ = run(capsys, *argv)
+    assert code == 0 and logging.getLevelName(logging.getLogger().level) == level
+
+
+@pytest.mark.parametrize("sizes", [["4", "6"], ["4,6"], ["4 6"], ["6", "4"]])
+def test_kmer_sizes_spellings(sizes):
+    from meta_spliceai.cli import build_parser
+
+    args = build_parser().parse_args(["build", "-o", "x", "--kmer-sizes", *sizes, "--overwrite", "-v"])
+    assert sorted(args.kmer_sizes) == [4, 6] and args.overwrite and args.sub_verbose == 1
+    assert build_parser().parse_args(["build", "-o", "x"]).kmer_sizes == (6,)
+
+
+# --------------------------------------------------------------------------- one-line errors for every subcommand
+
+
+def _corrupt_store(src, dst, gene):
+    import shutil
+
+    shutil.copytree(src, dst)
+    f = dst / f"{gene}.parquet"
+    f.write_bytes(f.read_bytes()[:200])  # truncated: the Parquet footer is gone
+    return f
+
+
+_WALK = [
+    # (case, argv, fragments)
+    ("out is a file", ["demo", "{file}"], ["--output-dir", "is a file"]),
+    ("out is a file", ["predict", "--out", "{file}", "--genes", "TANGO2"], ["--out", "is a file"]),
+    ("out is a file", ["build", "-o", "{file}", "--predictions", "{store}", "--subset-policy", "random"],
+     ["--output-dir", "is a file"]),
+    ("out under a file", ["build", "-o", "{file}/sub", "--predictions", "{store}"], ["is a file"]),
+    ("out is a folder", ["gene-ids", "--eval-dir", "{store}", "--out", "{dir}"], ["--out", "is a folder"]),
+    ("out under a file", ["gene-ids", "--eval-dir", "{store}", "--out", "{file}/g.tsv"], ["is a file"]),
+    ("read-only", ["demo", "{ro}/demo"], ["read-only"]),
+    ("read-only", ["predict", "--out", "{ro}/store", "--genes", "TANGO2"], ["--out", "read-only"]),
+    ("read-only", ["build", "-o", "{ro}/b", "--predictions", "{store}"], ["--output-dir", "read-only"]),
+    ("read-only", ["build", "-o", "{ro}", "--predictions", "{store}"], ["--output-dir", "is read-only"]),
+    ("read-only", ["gene-ids", "--eval-dir", "{store}", "--out", "{ro}/g.tsv"], ["--out", "read-only"]),
+    ("corrupt store", ["build", "-o", "{tmp}/b", "--predictions", "{bad}", "--gene-ids-file", "{genes}",
+                       "--kmer-sizes", "0"], ["unreadable file in prediction store", "TANGO2.parquet", "delete it"]),
+    ("corrupt store", ["gene-ids", "--eval-dir", "{bad}", "--out", "{tmp}/g.tsv"],
+     ["unreadable file in prediction store", "TANGO2.parquet", "delete it"]),
+    ("corrupt store", ["demo", "{tmp}/demo"], ["unreadable file in prediction store", "TANGO2.parquet"]),
+    ("negative seed", ["build", "-o", "{tmp}/b", "--predictions", "{store}", "--seed", "-1"], ["--seed must be >= 0"]),
+    ("negative seed", ["gene-ids", "--eval-dir", "{store}", "--out", "{tmp}/g.tsv", "--seed", "-5"],
+     ["--seed must be >= 0"]),
+    ("bad gene list", ["build", "-o", "{tmp}/b", "--predictions", "{store}", "--gene-ids-file", "{tmp}/nope.txt"],
+     ["not found in the annotation: NOPE"]),
+    ("bad number", ["predict", "--out", "{tmp}/s", "--genes", "TANGO2", "--batch-size", "0"], ["--batch-size must be"]),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "fragments"), _WALK, ids=[f"{a[1][0]}: {a[0]}" for a in _WALK])
+def test_every_subcommand_user_errors_are_one_line_and_leave_nothing(capsys, tmp_path, monkeypatch, keras_store,
+                                                                     case, argv, fragments):
+    import meta_spliceai.storage as storage
+
+    (tmp_path / "file.txt").write_text("not a folder\n")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "nope.txt").write_text("NOPE\n")
+    (tmp_path / "genes.txt").write_text("TANGO2\n")
+    bad = tmp_path / "bad_store"
+    _corrupt_store(keras_store, bad, "TANGO2")
+    if argv[0] == "demo" and case == "corrupt store":
+        _corrupt_store(keras_store, tmp_path / "demo" / "predictions", "TANGO2")
+    real = storage.writable
+    monkeypatch.setattr(storage, "writable", lambda p: False if tmp_path / "ro" in (p, *p.parents) else real(p))
+    subs = {"{file}": tmp_path / "file.txt", "{dir}": tmp_path / "adir", "{ro}": tmp_path / "ro",
+            "{store}": keras_store, "{bad}": bad, "{genes}": tmp_path / "genes.txt", "{tmp}": tmp_path}
+    args = []
+    for a in argv:
+        for k, v in subs.items():
+            a = a.replace(k, str(v))
+        args.append(a)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code, _, err = run(capsys, *args)
+    _one_line_error(code, err, *fragments)
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    left = sorted(set(after) - set(before))
+    assert not [p for p in after if p.name == ".lock" or ".tmp" in p.name], left
+    if not (argv[0] == "demo" and case == "corrupt store"):  # that one fails in a folder it resumes, after its plan
+        assert not left, f"left behind: {left}"
+
+
+def test_unforeseen_os_error_is_one_line(capsys, tmp_path, monkeypatch):
+    import meta_spliceai.reference as reference
+
+    def boom(*a, **k):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x"))
+
+    monkeypatch.setattr(reference, "reference", boom)
+    code, _, err = run(capsys, "reference")
+    _one_line_error(code, err, "Permission denied", str(tmp_path / "x"))
+
+
+# --------------------------------------------------------------------------- logs and progress in files
+
+
+def test_build_redirected_to_a_file_shows_progress_lines_and_whole_paths(tmp_path, chr22, keras_store):
+    """`meta-spliceai build ... > log 2>&1`: periodic plain progress lines while it runs, logs in the same file,
+    long paths never wrapped."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / ("a_rather_long_folder_name_" * 4) / "build_output_with_a_long_name"
+    log = tmp_path / "log"
+    env = {**os.environ, "META_SPLICEAI_PROGRESS_INTERVAL": "0.2", "COLUMNS": "80"}
+    cmd = [sys.executable, "-m", "meta_spliceai", "build", *_ref(chr22), "-o", str(out), "--predictions",
+           str(keras_store), "--subset-policy", "all", "--batch-size", "3", "--kmer-sizes", "2", "-v"]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        seen_while_running = False
+        while proc.poll() is None:
+            if "progress:" in log.read_text():
+                seen_while_running = True
+            time.sleep(0.05)
+    text = log.read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert seen_while_running, text[-3000:]
+    lines = [ln for ln in text.splitlines() if "progress:" in ln]
+    assert len(lines) >= 3
+    assert any(re.search(r"batches \d+/6.*batch \d+: genes \d+/\d+.*rows/s", ln) for ln in lines), lines
+    assert any("ETA" in ln for ln in lines)
+    assert re.search(r"INFO .*batch 0 \(1 of 6\): 3 genes: started", text)
+    assert re.search(r"INFO .*batch 5 \(6 of 6\): done in [\d.]+ s", text)
+    assert f"master dataset: {out / 'master'}" in text  # whole path on one line
+    assert "\x1b[" not in text  # no terminal control codes in a file

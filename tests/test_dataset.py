@@ -173,7 +173,7 @@ def test_second_builder_is_refused(tmp_path, chr22, keras_store):
 
 
 def test_missing_predictions_name_genes_and_flag(tmp_path, chr22):
-    with pytest.raises(InputError, match=r"no predictions .* for batch 0: .*--run-workflow"):
+    with pytest.raises(InputError, match=r"no predictions .* for the genes of the build: .*--run-workflow"):
         build(output_dir=tmp_path / "x", subset_policy="random", n_genes=2, **_ref(chr22), **FAST)
     with pytest.raises(InputError, match=r"candidate pool of --subset-policy error_total.*--run-workflow"):
         build(output_dir=tmp_path / "y", n_genes=2, **_ref(chr22), **FAST)

@@ -438,6 +438,8 @@ def _load_or_make_plan(ctx: _Context, cfg: BuildConfig, inputs: dict[str, str]) 
     if cfg.n_genes is not None and cfg.n_genes > pool.height:
         notes.append(f"--n-genes {cfg.n_genes} > {pool.height} genes available: built all of them")
     plan = plan_batches(genes, cfg.batch_size)
+    if not ctx.run_workflow:  # missing, stale or damaged predictions fail now, not hours into the build
+        ctx.ensure_predictions(pool.filter(pl.col("gene_id").is_in(genes)), "the genes of the build")
     write_json_atomic(path, {
         "tool": "meta-spliceai build", "config": cfg.to_dict(), "inputs": inputs, "versions": _versions(),
         "schema_version": SCHEMA_VERSION, "plan": {"n_genes": len(genes), "batches": plan},
