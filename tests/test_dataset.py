@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -236,6 +237,122 @@ def test_no_leakage_features_do_not_move_with_the_annotation(tmp_path, chr22, ke
     assert int(f[3]) in mb.filter(pl.col("splice_type") == "acceptor")["genomic_position"].to_list()
 
 
+# --------------------------------------------------------------------------- outputs read with the users' own tools
+
+
+def _read_with_every_reader(master) -> dict[str, int]:
+    """Rows of OUT/master read as a folder by polars, pyarrow.dataset and pandas."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    return {
+        "polars": pl.scan_parquet(master).select(pl.len()).collect().item(),
+        "pyarrow": ds.dataset(master, format="parquet").count_rows(),
+        "pandas": len(pd.read_parquet(master, columns=["gene_id", "position"])),
+    }
+
+
+def _only_batches(master) -> None:
+    names = sorted(p.name for p in master.iterdir())
+    assert names and all(re.fullmatch(r"batch_\d{5}\.parquet", n) for n in names), names
+
+
+def test_master_folder_is_readable_by_polars_pyarrow_pandas(chr22_build):
+    out, summary = chr22_build
+    _only_batches(out / "master")
+    assert (out / "manifest.json").is_file()
+    assert set(_read_with_every_reader(out / "master").values()) == {summary.rows_trim}
+    # column roles travel in each file's schema metadata (see the README)
+    meta = json.loads(pq.read_schema(batch_paths(out, 0)["master"]).metadata[b"meta_spliceai"])
+    assert meta["roles"]["gene_id"] == "id" and meta["roles"]["pred_type"] == "label"
+
+
+def test_old_layout_is_moved_on_resume_and_then_readable(tmp_path, chr22, keras_store):
+    out = tmp_path / "old"
+    kw = dict(output_dir=out, predictions=keras_store, subset_policy="random", n_genes=4, batch_size=2,
+              **_ref(chr22), **FAST)
+    first = build(**kw)
+    # the layout of earlier versions: the manifest inside master/, which readers of the folder choke on
+    (out / "manifest.json").rename(out / "master" / "manifest.json")
+    with pytest.raises(Exception):
+        pl.scan_parquet(out / "master").collect()
+    assert read_manifest(out)["complete"]  # still readable where it was
+    again = build(**kw)
+    assert again.skipped == 2 and again.built == 0 and any("new layout" in n for n in again.notes)
+    _only_batches(out / "master")
+    assert set(_read_with_every_reader(out / "master").values()) == {first.rows_trim}
+
+
+def test_batch_rows_may_change_on_resume_rows_stay_the_same(tmp_path, chr22, keras_store):
+    out = tmp_path / "rows"
+    kw = dict(output_dir=out, predictions=keras_store, subset_policy="random", n_genes=4, batch_size=2,
+              **_ref(chr22), **FAST)
+    build(**kw, batch_rows=1000)
+    before = _master(out).sort("gene_id", "position")
+    for key in ("raw", "trim", "perf", "master"):  # batch 1 lost: it is rebuilt with other row groups
+        batch_paths(out, 1)[key].unlink()
+    s = build(**kw, batch_rows=300)
+    assert s.built == 1 and s.skipped == 1 and any("--batch-rows 300 (was 1000)" in n for n in s.notes)
+    assert pq.ParquetFile(batch_paths(out, 1)["master"]).metadata.row_group(0).num_rows == 300
+    assert _master(out).sort("gene_id", "position").equals(before)
+    with pytest.raises(ConfigMismatchError, match="easy_ratio"):  # what changes rows is still refused
+        build(**kw, batch_rows=300, easy_ratio=1.0)
+
+
+def _extend_gene(src, dst, gene: str, by: int = 30):
+    """The annotation changed: ``gene``'s last exon (and so its body) grows by ``by`` nt."""
+    lines = src.read_text().splitlines()
+    idx = [i for i, ln in enumerate(lines) if f'gene_name "{gene}"' in ln and ln.split("\t")[2] in ("exon", "gene", "transcript")]
+    end = max(int(lines[i].split("\t")[4]) for i in idx)
+    for i in idx:
+        f = lines[i].split("\t")
+        if int(f[4]) == end:
+            f[4] = str(end + by)
+            lines[i] = "\t".join(f)
+    dst.write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def test_stale_predictions_name_the_flag_that_fixes_them(tmp_path, chr22, keras_store):
+    gtf = _extend_gene(chr22 / "annotation.gtf", tmp_path / "changed.gtf", "CCDC188")
+    out = tmp_path / "stale"
+    with pytest.raises(InputError, match=r"no longer match .*CCDC188.*--run-workflow.*predict --overwrite"):
+        build(output_dir=out, predictions=keras_store, gene_ids_file=_gene_file(tmp_path, ["CCDC188", "TANGO2"]),
+              fasta=chr22 / "genome.fa.gz", gtf=gtf, **FAST)
+    assert not out.exists()  # a failed start leaves nothing behind
+
+
+@pytest.mark.slow
+def test_stale_predictions_are_recomputed_with_run_workflow(tmp_path, chr22, caplog):
+    """Workflow A after an annotation change: the gene's predictions are recomputed (and it says so)."""
+    genes = _gene_file(tmp_path, ["CCDC188"])
+    store = tmp_path / "store"
+    build(output_dir=tmp_path / "a", predictions=store, gene_ids_file=genes, run_workflow=True, device="cpu",
+          **_ref(chr22), **FAST)
+    from meta_spliceai.predictions import PredictionStore
+
+    n0 = PredictionStore(store).length_of(next(iter(PredictionStore(store).finished_genes())))
+    gtf = _extend_gene(chr22 / "annotation.gtf", tmp_path / "changed.gtf", "CCDC188")
+    with caplog.at_level("WARNING"):
+        build(output_dir=tmp_path / "b", predictions=store, gene_ids_file=genes, run_workflow=True, device="cpu",
+              fasta=chr22 / "genome.fa.gz", gtf=gtf, **FAST)
+    assert "recomputing predictions whose length no longer matches" in caplog.text
+    assert PredictionStore(store).length_of(next(iter(PredictionStore(store).finished_genes()))) == n0 + 30
+
+
+def test_failed_start_leaves_no_folder_lock_or_cache(tmp_path, chr22, keras_store):
+    out = tmp_path / "never"
+    with pytest.raises(InputError, match="not found in the annotation"):
+        build(output_dir=out, predictions=keras_store, gene_ids_file=_gene_file(tmp_path, ["NOPE"]), **_ref(chr22),
+              **FAST)
+    assert not out.exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(InputError, match="--seed must be >= 0"):
+        build(output_dir=existing, predictions=keras_store, seed=-1, **_ref(chr22), **FAST)
+    assert list(existing.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- crash safety
 
 _BUILD_SCRIPT = """
@@ -262,6 +379,8 @@ def test_sigkill_then_resume_equals_clean_build(tmp_path, chr22, keras_store, cl
     killed = subprocess.run(args, env={**os.environ, "META_SPLICEAI_FAULT": point}, capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     assert not read_manifest(out).get("complete")
+    if (out / "master").is_dir() and any((out / "master").iterdir()):  # a kill leaves no temp file in master/
+        _only_batches(out / "master")
     resumed = subprocess.run(args, capture_output=True)
     assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
     assert _checksums(out) == _checksums(clean_build)
