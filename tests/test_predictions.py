@@ -175,3 +175,32 @@ def test_short_gene_near_contig_start(tmp_path: Path, genome: Genome, tiny) -> N
     seq = reverse_complement("N" * 4991 + genome.fetch("22", 0, 5060))  # [10-1-5000, 60+5000)
     assert len(seq) == 51 + CONTEXT
     assert np.abs(store.read("E") - tiny.predict([seq])[0]).max() <= 1e-6
+
+
+def test_overwrite_and_stale_lengths(tmp_path: Path, genome: Genome, ann, tiny) -> None:  # noqa: ANN001
+    """A stored gene whose length no longer matches is an error naming --overwrite; overwrite recomputes."""
+    genes = select_genes(ann.genes, gene_list=SMALL[:2])
+    store = PredictionStore(tmp_path / "store", tiny)
+    predict_genes(genome, genes, tiny, store)
+    good = store.read(SMALL[0])
+    stale = SMALL[1]
+    store.write(stale, np.zeros((store.length_of(stale) - 7, 3), np.float32))  # made for another annotation
+    with pytest.raises(InputError, match=rf"no longer match .*{stale} .*--overwrite"):
+        predict_genes(genome, genes, tiny, store)
+    again = predict_genes(genome, genes, tiny, store, overwrite=True)
+    assert again["genes_predicted"] == 2 and again["genes_skipped"] == 0
+    n = int(genes.filter(pl.col("gene_id") == stale)["length"][0])
+    assert store.length_of(stale) == n and np.array_equal(store.read(SMALL[0]), good)
+    assert not (tmp_path / ".store.tmp").exists()
+
+
+def test_damaged_store_file_is_named_with_the_fix(tmp_path: Path) -> None:
+    ident = {"base_model": "spliceai", "version": "x", "digest": "d1", "precision": "float32"}
+    store = PredictionStore(tmp_path / "store", ident)
+    store.write("G1", np.full((50, 3), 0.3, np.float32))
+    f = store.file_of("G1")
+    f.write_bytes(f.read_bytes()[:100])
+    for call in (lambda: store.read("G1"), store.finished_genes, lambda: store.length_of("G1")):
+        with pytest.raises(InputError, match=r"unreadable file in prediction store: .*G1\.parquet.*delete it") as err:
+            call()
+        assert "\n" not in str(err.value)

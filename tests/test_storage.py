@@ -100,3 +100,40 @@ def test_fault_point_kills_at_the_nth_pass():
     r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "META_SPLICEAI_FAULT": "x:3"},
                        capture_output=True, text=True)
     assert r.returncode == -9 and r.stdout.split() == ["0", "1", "2"]
+
+
+def test_lock_file_is_removed_on_release_and_on_failure(tmp_path):
+    out = tmp_path / "o"
+    with folder_lock(out):
+        assert (out / ".lock").is_file()
+    assert not (out / ".lock").exists()
+    with pytest.raises(RuntimeError):
+        with folder_lock(out):
+            raise RuntimeError("boom")
+    assert not (out / ".lock").exists()
+    with folder_lock(out):  # and it can be taken again
+        with pytest.raises(LockedError):
+            with folder_lock(out):
+                pass
+
+
+def test_check_output_paths(tmp_path, monkeypatch):
+    import meta_spliceai.storage as storage
+    from meta_spliceai.errors import InputError
+    from meta_spliceai.storage import check_output_dir, check_output_file
+
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    with pytest.raises(InputError, match="--out .*f.txt is a file, not a folder"):
+        check_output_dir(f, "--out")
+    with pytest.raises(InputError, match="f.txt is a file, so the folder cannot be created"):
+        check_output_dir(f / "sub" / "deeper", "--out")
+    with pytest.raises(InputError, match="is a folder; give a file path"):
+        check_output_file(tmp_path, "--out")
+    check_output_dir(tmp_path / "new" / "deeper", "--out")  # creatable: fine, and nothing is created
+    assert not (tmp_path / "new").exists()
+    monkeypatch.setattr(storage, "writable", lambda p: p != tmp_path)
+    with pytest.raises(InputError, match="cannot be created: .* is read-only"):
+        check_output_dir(tmp_path / "new", "--out")
+    with pytest.raises(InputError, match="is read-only"):
+        check_output_file(tmp_path / "g.tsv", "--out")
