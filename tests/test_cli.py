@@ -351,3 +351,16 @@ def test_build_redirected_to_a_file_shows_progress_lines_and_whole_paths(tmp_pat
     assert re.search(r"INFO .*batch 5 \(6 of 6\): done in [\d.]+ s", text)
     assert f"master dataset: {out / 'master'}" in text  # whole path on one line
     assert "\x1b[" not in text  # no terminal control codes in a file
+
+
+def test_unforeseen_arrow_error_is_one_line(capsys, monkeypatch):
+    import pyarrow as pa
+
+    import meta_spliceai.reference as reference
+
+    def boom(*a, **k):
+        raise pa.ArrowInvalid("Parquet magic bytes not found in footer. Either the file is corrupted or this is not a parquet file.")
+
+    monkeypatch.setattr(reference, "reference", boom)
+    code, _, err = run(capsys, "reference")
+    _one_line_error(code, err, "cannot read a data file", "magic bytes")

@@ -379,6 +379,27 @@ def main(argv: Sequence[str] | None = None) -> int:
               "writable, then re-run (-vv for details)", file=sys.stderr)
         logging.getLogger(__name__).debug("details", exc_info=True)
         return 2
+    except Exception as err:
+        if not _is_data_error(err):
+            raise
+        print(f"{name}: error: cannot read a data file: {_one_line(err)[:300]}; the file is damaged or not what "
+              "the command expects (re-create it, or -vv for details)", file=sys.stderr)
+        logging.getLogger(__name__).debug("details", exc_info=True)
+        return 2
+
+
+def _is_data_error(err: BaseException) -> bool:
+    """Errors of the Arrow/Parquet and polars readers: a damaged or foreign file, not a bug of ours."""
+    try:
+        import pyarrow as pa
+
+        if isinstance(err, pa.ArrowException):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    import polars as pl
+
+    return isinstance(err, (pl.exceptions.ComputeError, pl.exceptions.SchemaError))
 
 
 if __name__ == "__main__":  # pragma: no cover
