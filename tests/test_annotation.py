@@ -417,3 +417,16 @@ def test_versioned_id_of_another_version_is_used_with_a_note(chr2, caplog):
     with caplog.at_level("WARNING"):
         resolve_gene_ids(ann.genes, ["ENSG00000136560", "ENSG00000136560.9"])
     assert "other versions" not in caplog.text
+
+
+def test_gff3_exon_only_names_come_from_explicit_gene_keys_only(tmp_path):
+    """Without gene records: GENCODE's gene_name on exons names the gene; Ensembl's exon Name never does."""
+    gencode = "".join(ln for ln in _gencode_gff3().splitlines(True) if "\texon\t" in ln)
+    ensembl = "".join(ln for ln in _ENSEMBL_GFF3.splitlines(True) if "\texon\t" in ln)
+    (tmp_path / "g.gff3").write_text("##gff-version 3\n" + gencode)
+    (tmp_path / "e.gff3").write_text("##gff-version 3\n" + ensembl)
+    g = parse_annotation(tmp_path / "g.gff3").genes
+    assert sorted(g["gene_name"]) == ["LINC01637", "PI4KAP3", "TRMT2A"]
+    assert sorted(g["gene_type"]) == ["lncRNA", "protein_coding", "unprocessed_pseudogene"]
+    e = parse_annotation(tmp_path / "e.gff3").genes
+    assert not e["gene_name"].str.starts_with("ENSE").any()

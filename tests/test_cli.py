@@ -364,3 +364,19 @@ def test_unforeseen_arrow_error_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(reference, "reference", boom)
     code, _, err = run(capsys, "reference")
     _one_line_error(code, err, "cannot read a data file", "magic bytes")
+
+
+def test_a_command_added_later_gets_defaults_description_and_v(monkeypatch):
+    import meta_spliceai.cli as cli
+
+    def extra(sub):
+        p = sub.add_parser("extra", help="do extra things")  # plain argparse, no helper
+        p.add_argument("--n", type=int, default=3, help="how many")
+        p.add_argument("-v", action="store_true", help="its own -v wins")
+
+    monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, extra])
+    parser, sub = _subparsers()
+    p = sub.choices["extra"]
+    text = " ".join(p.format_help().split())
+    assert "Do extra things." in text and "how many (default: 3)" in text
+    assert cli.build_parser().parse_args(["extra", "-v"]).v is True

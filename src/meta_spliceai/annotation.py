@@ -237,7 +237,8 @@ def _gff3_tables(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataF
         .rename({"parent": "transcript_id"})
     )
     tx_ids = exons["transcript_id"].unique()
-    # an exon whose parent is a gene record (no transcript line) stands for a one-transcript gene
+    # an exon whose parent is a gene record (no transcript line) stands for a one-transcript gene;
+    # exons without transcript records fall back on their gene_id key (GENCODE), else their parent
     txs = df.filter(pl.col("id").is_in(tx_ids.implode()) & (pl.col("feature") != "exon")).select(
         "row", "chrom", "feature", "start", "end", "strand",
         pl.col("id").alias("transcript_id"),
@@ -252,9 +253,11 @@ def _gff3_tables(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataF
     )
     tx_gene = txs.select("transcript_id", "gene_id", "transcript_type")
     exons = exons.drop("id").join(tx_gene, on="transcript_id", how="left").with_columns(
-        pl.coalesce("gene_id", "transcript_id").alias("gene_id"),
-        pl.lit(None, pl.Utf8).alias("gene_type"),  # gene-level: from the gene record (see _build_tables)
-        pl.lit(None, pl.Utf8).alias("gene_name"),
+        pl.coalesce("gene_id", _attr("gene_id", True), "transcript_id").alias("gene_id"),
+        # only explicit gene keys of an exon (GENCODE repeats them), never its Name or biotype; the gene
+        # record wins where there is one (see _build_tables)
+        _attr("gene_name", True).alias("gene_name"),
+        _first(_attr("gene_type", True), _attr("gene_biotype", True)).alias("gene_type"),
     )
     return exons, txs, genes
 
@@ -346,8 +349,8 @@ def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, p
         g = g.join(g_lines, on="gene_id", how="left").with_columns(
             pl.min_horizontal("start", "g_start").alias("start"),
             pl.max_horizontal("end", "g_end").alias("end"),
-            pl.coalesce("gene_name", "g_name").alias("gene_name"),
-            pl.coalesce("gene_type", "g_type").alias("gene_type"),
+            pl.coalesce("g_name", "gene_name").alias("gene_name"),  # the gene record first
+            pl.coalesce("g_type", "gene_type").alias("gene_type"),
         ).drop("g_start", "g_end", "g_name", "g_type")
     g = g.with_columns(
         pl.coalesce("gene_name", "gene_id").alias("gene_name"),

@@ -58,7 +58,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
                 or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else str(default)
-        return f"{text} (default: {shown})".replace("%", "%%").replace("%%(", "%(")
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def add_subcommand(sub: argparse._SubParsersAction, name: str, help: str, **kwargs) -> argparse.ArgumentParser:  # noqa: A002, ANN003
+    """Add a subcommand: ``help`` is its line in the command list and, capitalised, its --help description.
+
+    Every subcommand's parser shows each option's default (:class:`HelpFormatter`) and takes ``-v``.
+    """
+    kwargs.setdefault("description", help[:1].upper() + help[1:] + ".")
+    return sub.add_parser(name, help=help, **kwargs)
 
 
 def _add_reference_args(p: argparse.ArgumentParser) -> None:
@@ -70,7 +79,7 @@ def _add_reference_args(p: argparse.ArgumentParser) -> None:
 
 
 def _reference_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reference", help="index and inspect a FASTA + annotation pair before a long run")
+    p = add_subcommand(sub, "reference", "index and inspect a FASTA + annotation pair before a long run")
     _add_reference_args(p)
     p.set_defaults(handler=_run_reference)
 
@@ -134,7 +143,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="score gene bodies with the base model into a prediction store")
+    p = add_subcommand(sub, "predict", "score gene bodies with the base model into a prediction store")
     _add_reference_args(p)
     p.add_argument("--out", type=Path, required=True, help="prediction store folder (resumable, one file per gene)")
     p.add_argument("--genes", nargs="+", metavar="GENE", help="gene IDs or names")
@@ -194,7 +203,7 @@ class _FlattenSizes(argparse.Action):
 
 def _build_parser(sub: argparse._SubParsersAction) -> None:
     d = config.DEFAULT_BUILD
-    p = sub.add_parser("build", help="build (or resume) a meta-model training dataset batch by batch",
+    p = add_subcommand(sub, "build", "build (or resume) a meta-model training dataset batch by batch",
                        epilog=BUILD_EPILOG)
     _add_reference_args(p)
     p.add_argument("--output-dir", "-o", type=Path, required=True, help="build folder (resumable)")
@@ -260,7 +269,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _gene_ids_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gene-ids", help="list the genes (and transcript IDs) present in a prediction store")
+    p = add_subcommand(sub, "gene-ids", "list the genes (and transcript IDs) present in a prediction store")
     p.add_argument("--eval-dir", type=Path, required=True, help="prediction store, or a build output folder")
     p.add_argument("--out", type=Path, required=True, help="TSV to write (gene_id, gene_name, transcript_ids)")
     p.add_argument("--gtf", type=Path, help="annotation for names and transcript IDs (a build folder has its own)")
@@ -281,7 +290,7 @@ def _run_gene_ids(args: argparse.Namespace) -> int:
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the main job on the built-in demo reference: predict and build a dataset")
+    p = add_subcommand(sub, "demo", "the main job on the built-in demo reference: predict and build a dataset")
     p.add_argument("output_dir", type=Path, help="folder for everything the demo makes")
     p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device,
                    help="auto: CUDA when present, else CPU")
@@ -322,6 +331,7 @@ class _SubParser(_Parser):
     """A subcommand's parser: also takes ``-v``/``-vv`` after the subcommand (the original's command lines)."""
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs.setdefault("conflict_handler", "resolve")  # a command may define its own -v
         super().__init__(*args, **kwargs)
         self.add_argument("-v", "--verbose", action="count", default=0, dest="sub_verbose",
                           help="-v info (each batch with its timing), -vv debug logging")
@@ -331,12 +341,6 @@ DESCRIPTION = """\
 Build training datasets for splice-site meta-models on top of SpliceAI (or OpenSpliceAI) scores:
 index a genome FASTA + GTF/GFF3, score gene bodies with the base model, and build a labelled,
 resumable Parquet dataset batch by batch."""
-
-
-def add_subcommand(sub: argparse._SubParsersAction, name: str, help: str, **kwargs) -> argparse.ArgumentParser:  # noqa: A002, ANN003
-    """Add a subcommand whose --help starts with ``help`` (one line) and shows every default."""
-    kwargs.setdefault("description", help[:1].upper() + help[1:] + ".")
-    return sub.add_parser(name, help=help, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
