@@ -54,14 +54,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (not action.option_strings or default in (None, False, argparse.SUPPRESS) or "default" in text
-                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+        silent = (argparse._HelpAction, argparse._VersionAction, argparse._CountAction)
+        if (not action.option_strings or default is None or default is False or default == argparse.SUPPRESS
+                or "default" in text or isinstance(action, silent)):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else str(default)
         return f"{text} (default: {shown.replace('%', '%%')})"
 
 
-def add_subcommand(sub: argparse._SubParsersAction, name: str, help: str, **kwargs) -> argparse.ArgumentParser:  # noqa: A002, ANN003
+def add_subcommand(sub: argparse._SubParsersAction, name: str, help: str,  # noqa: A002
+                   **kwargs) -> argparse.ArgumentParser:  # noqa: ANN003
     """Add a subcommand: ``help`` is its line in the command list and, capitalised, its --help description.
 
     Every subcommand's parser shows each option's default (:class:`HelpFormatter`) and takes ``-v``.
