@@ -109,6 +109,7 @@ class PlainProgress:
             tid = self._next_id
             self._next_id += 1
             self.tasks[tid] = _Task(description, total, dict(fields))
+        self.emit()  # a line as each task starts, then one per period
         return tid
 
     def update(self, task_id: int, *, advance: float = 0, completed: float | None = None,
