@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import json
 import re
 
+import polars as pl
 import pytest
 
 from meta_spliceai.cli import main
+from meta_spliceai.config import FEATURE_SETS
 
 
 def run(capsys, *argv):
@@ -89,6 +92,8 @@ def _one_line_error(code, err, *fragments):
         (["build", "-o", "{tmp}/o", "--gene-ids-file", "{tmp}/unknown.txt"], ["not found in the annotation: NOPE"]),
         (["build", "-o", "{tmp}/o", "--kmer-sizes", "9"], ["--kmer-sizes must be between 1 and 8"]),
         (["build", "-o", "{tmp}/o", "--kmer-sizes", "x"], ["--kmer-sizes takes integers"]),
+        (["build", "-o", "{tmp}/o", "--feature-sets", "base,exons"], ["unknown feature set 'exons'", "--feature-sets"]),
+        (["build", "-o", "{tmp}/o", "--feature-sets", "partner"], ["lack 'base'", "--feature-sets"]),
         (["predict", "--out", "{tmp}/s", "--genes", "NOPE"], ["not found in the annotation: NOPE"]),
         (["gene-ids", "--eval-dir", "{tmp}/none", "--out", "{tmp}/x.tsv"], ["is not a folder"]),
     ],
@@ -108,8 +113,11 @@ def test_bad_flags_are_one_line_errors(capsys, tmp_path, argv, fragments):
 def test_build_and_gene_ids_via_cli(capsys, tmp_path, chr22, keras_store):
     out = tmp_path / "b"
     code, text, _ = run(capsys, "build", *_ref(chr22), "-o", out, "--predictions", keras_store,
-                        "--subset-policy", "random", "--n-genes", "3", "--kmer-sizes", "0", "--batch-size", "2")
+                        "--subset-policy", "random", "--n-genes", "3", "--kmer-sizes", "0", "--batch-size", "2",
+                        "--feature-sets", "all")
     assert code == 0 and "master dataset" in text and _count(text, "genes") == 3
+    assert json.loads((out / "build.json").read_text())["config"]["feature_sets"] == list(FEATURE_SETS)
+    assert "donor_nbhd10_rank" in pl.read_parquet_schema(next((out / "master").iterdir()))
     code, text, _ = run(capsys, "gene-ids", "--eval-dir", keras_store, "--out", tmp_path / "ids.tsv",
                         "--gtf", chr22 / "annotation.gtf", "--n-genes", "5")
     assert code == 0

@@ -152,6 +152,12 @@ def _kmer_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _feature_sets(text: str) -> tuple[str, ...]:
+    """'base,partner' or 'base partner' -> names (checked by the library); 'all' -> every set."""
+    names = tuple(x for x in text.replace(",", " ").split() if x)
+    return config.FEATURE_SETS if names == ("all",) else names
+
+
 def _build_parser(sub: argparse._SubParsersAction) -> None:
     d = config.DEFAULT_BUILD
     p = sub.add_parser("build", help="build (or resume) a meta-model training dataset batch by batch",
@@ -175,6 +181,9 @@ def _build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--easy-ratio", type=float, default=d.easy_ratio, help="easy TNs per TP/FP/FN row of a gene")
     p.add_argument("--kmer-sizes", type=_kmer_sizes, default=d.kmer_sizes,
                    help="k-mer sizes of the sequence features, e.g. 6 or 4,6; 0 for none (default 6)")
+    p.add_argument("--feature-sets", type=_feature_sets, default=d.feature_sets,
+                   help=f"feature families, comma-separated, base required: {', '.join(config.FEATURE_SETS)}, or "
+                        f"all (default {','.join(d.feature_sets)}; see README)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice")
     p.add_argument("--overwrite", action="store_true", help="rebuild from scratch (keeps predictions)")
     _add_model_args(p)
@@ -208,7 +217,8 @@ def _run_build(args: argparse.Namespace) -> int:
         n_genes=args.n_genes, gene_ids_file=args.gene_ids_file, gene_col=args.gene_col, gene_types=args.gene_types,
         batch_size=args.batch_size, batch_rows=args.batch_rows, threshold=args.threshold,
         consensus_window=args.consensus_window, hard_prob=args.hard_prob, window=args.window,
-        easy_ratio=args.easy_ratio, kmer_sizes=args.kmer_sizes, seed=args.seed, run_workflow=args.run_workflow,
+        easy_ratio=args.easy_ratio, kmer_sizes=args.kmer_sizes, feature_sets=args.feature_sets, seed=args.seed,
+        run_workflow=args.run_workflow,
         overwrite=args.overwrite, predictions=args.predictions, device=args.device, base_model=args.base_model,
         weights=args.weights, precision=args.precision, runtime=args.runtime, progress=True,
     )

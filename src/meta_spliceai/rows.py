@@ -104,6 +104,7 @@ def gene_rows(
         kmer_sizes=cfg.kmer_sizes,
         kmer_window=cfg.kmer_window,
         gene=gene,
+        feature_sets=cfg.feature_sets,
     )
     n = len(cand)
     genomic = start + cand.positions if strand == "+" else end - cand.positions
@@ -113,7 +114,7 @@ def gene_rows(
             f"splice sites of gene {gene_id}: genomic_position and position disagree with the gene span "
             f"{start}-{end} ({strand}); rebuild the annotation tables"
         )
-    schema = dataset_polars_schema(cfg.kmer_sizes, cfg.kmer_window)
+    schema = dataset_polars_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets)
     tx_ids = site_df["transcript_ids"].gather(np.where(is_site, cand.site_index, 0)) if site_df.height else None
     head = pl.DataFrame(
         {
