@@ -81,3 +81,27 @@ class PredictDefaults:
 
 
 DEFAULT_PREDICT = PredictDefaults()
+
+
+SplitKind = Literal["gene", "chromosome"]
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """Defaults of ``meta-spliceai train`` and ``apply``."""
+
+    model: str = "xgboost"
+    split: SplitKind = "gene"
+    group_col: str = "gene_id"
+    test_fraction: float = 0.2  # of the gene groups (gene split)
+    valid_fraction: float = 0.15  # of the remaining groups
+    corr_thr: float = 0.99
+    prune_sample_rows: int = 200_000
+    seed: int = 42
+    #: positions with max(donor, acceptor) below this keep the base model's scores (on SpliceAI ~1 % of
+    #: nucleotides reach 1e-3; every annotated site the base model gives any signal to is above it)
+    floor: float = 1e-3
+    bootstrap: int = 1000
+
+
+DEFAULT_TRAIN = TrainDefaults()

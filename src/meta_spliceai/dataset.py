@@ -33,8 +33,8 @@ from . import __version__
 from .annotation import Annotation, load_annotation, read_gene_list, resolve_gene_ids
 from .config import DEFAULT_BUILD, DEFAULT_PREDICT, BaseModelName, BuildConfig, Device, Precision, Runtime
 from .errors import ConfigMismatchError, InputError
-from .genome import Genome, match_contigs, oriented_sequence
-from .rows import gene_rows
+from .genome import Genome, match_contigs
+from .rows import gene_rows, gene_sequence
 from .sampling import trim_mask
 from .schema import ID_COLUMNS, SCHEMA_VERSION, arrow_schema, normalize_feature_sets
 from .selection import (
@@ -399,7 +399,8 @@ def _load_or_make_plan(ctx: _Context, cfg: BuildConfig, inputs: dict[str, str]) 
     plan = plan_batches(genes, cfg.batch_size)
     write_json_atomic(path, {
         "tool": "meta-spliceai build", "config": cfg.to_dict(), "inputs": inputs, "versions": _versions(),
-        "schema_version": SCHEMA_VERSION, "plan": {"n_genes": len(genes), "batches": plan},
+        "schema_version": SCHEMA_VERSION, "predictions": str(ctx.store_dir.resolve()),
+        "plan": {"n_genes": len(genes), "batches": plan},
     })
     return plan, notes
 
@@ -425,11 +426,7 @@ def _batch_done(out: Path, b: int, manifest: dict) -> bool:
 
 def _gene_sequence(ctx: _Context, gene: dict) -> tuple[str | None, int]:
     """Transcription-oriented gene body with enough real flank for the k-mer window; offset of position 0."""
-    if not ctx.cfg.kmer_sizes:
-        return None, 0
-    flank = ctx.cfg.kmer_window // 2 + max(ctx.cfg.kmer_sizes)
-    chrom = ctx.contig_map[gene["chrom"]]
-    return oriented_sequence(ctx.genome, chrom, gene["start"], gene["end"], gene["strand"], flank), flank
+    return gene_sequence(ctx.genome, ctx.contig_map[gene["chrom"]] if ctx.cfg.kmer_sizes else "", gene, ctx.cfg)
 
 
 class _RowWriter:
