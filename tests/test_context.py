@@ -247,3 +247,46 @@ def test_same_null_pattern_for_every_label(zdhhc8):
     assert nulls.sum_horizontal().sum() == 0
     numeric = rows.select(CONTEXT_COLS).to_numpy().astype(np.float64)
     assert np.isfinite(numeric).all()
+
+
+TINY_XGB = '{"model": "xgboost", "params": {"n_estimators": 20, "max_depth": 3, "nthread": 2}}'
+
+
+@pytest.fixture(scope="module")
+def all_sets_model(tmp_path_factory, chr22, keras_store):
+    """A chr22 build with every feature family (no k-mers) and a small meta-model trained on it."""
+    from meta_spliceai.dataset import build
+    from meta_spliceai.training import train
+
+    root = tmp_path_factory.mktemp("ctx")
+    build(output_dir=root / "build", fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf", subset_policy="all",
+          kmer_sizes=(), feature_sets=ALL, predictions=keras_store, progress=False)
+    train(dataset=root / "build", out_dir=root / "model", model=TINY_XGB, bootstrap=0, ablations=False, progress=False)
+    return root
+
+
+def test_builder_and_apply_compute_the_same_context_features(all_sets_model, chr22, keras_store):
+    """apply rebuilds the features from the model card: equal to the builder's rows, and so are the scores."""
+    from meta_spliceai.correction import Corrector, apply, load_card
+    from meta_spliceai.predictions import PredictionStore
+
+    root = all_sets_model
+    loaded = load_card(root / "model")
+    assert loaded.cfg.feature_sets == ALL and set(CONTEXT_COLS) <= set(loaded.model.features)
+    master = pl.read_parquet(root / "build" / "master")
+    genes = parse_annotation(chr22 / "annotation.gtf").genes
+    corr = Corrector(loaded.cfg, float(loaded.card["floor"]))
+    store = PredictionStore(keras_store)
+    for gid in master["gene_id"].unique().sort().to_list()[:4]:
+        rows = master.filter(gene_id=gid).unique("position", keep="first", maintain_order=True)
+        gene = genes.filter(gene_id=gid).row(0, named=True)
+        feats = corr.features(gene, store.read(gid), rows["position"].to_numpy())
+        assert feats.select(CONTEXT_COLS).equals(rows.select(CONTEXT_COLS)), gid
+    row_scores = pl.read_parquet(root / "model" / "row_scores.parquet")
+    gid = row_scores["gene_id"][0]
+    res = apply(model=root / "model", predictions=keras_store, out=root / "applied", genes=[gid], progress=False,
+                fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf")
+    assert res["genes"] == 1
+    track = PredictionStore(root / "applied" / "scores").read(gid)
+    part = row_scores.filter(gene_id=gid)
+    np.testing.assert_allclose(track[part["position"].to_numpy(), D], part["donor"].to_numpy(), rtol=1e-6, atol=1e-7)
