@@ -73,3 +73,21 @@ def _runtime_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("META_SPLICEAI_CACHE", str(tmp_path_factory.mktemp("onnx-cache")))
         yield
+
+
+TINY_XGB = '{"model": "xgboost", "params": {"n_estimators": 15, "max_depth": 3, "nthread": 2}}'
+
+
+@pytest.fixture(scope="session")
+def context_model(tmp_path_factory, chr22, keras_store):
+    """chr22 built with every feature family (no k-mers), and ``train --feature-ablation`` on it: (root, result)."""
+    from meta_spliceai.config import FEATURE_SETS
+    from meta_spliceai.dataset import build
+    from meta_spliceai.training import train
+
+    root = tmp_path_factory.mktemp("context")
+    build(output_dir=root / "build", fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf", subset_policy="all",
+          kmer_sizes=(), feature_sets=FEATURE_SETS, predictions=keras_store, progress=False)
+    res = train(dataset=root / "build", out_dir=root / "model", model=TINY_XGB, bootstrap=20, feature_ablation=True,
+                progress=False)
+    return root, res

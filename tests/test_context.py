@@ -249,28 +249,12 @@ def test_same_null_pattern_for_every_label(zdhhc8):
     assert np.isfinite(numeric).all()
 
 
-TINY_XGB = '{"model": "xgboost", "params": {"n_estimators": 20, "max_depth": 3, "nthread": 2}}'
-
-
-@pytest.fixture(scope="module")
-def all_sets_model(tmp_path_factory, chr22, keras_store):
-    """A chr22 build with every feature family (no k-mers) and a small meta-model trained on it."""
-    from meta_spliceai.dataset import build
-    from meta_spliceai.training import train
-
-    root = tmp_path_factory.mktemp("ctx")
-    build(output_dir=root / "build", fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf", subset_policy="all",
-          kmer_sizes=(), feature_sets=ALL, predictions=keras_store, progress=False)
-    train(dataset=root / "build", out_dir=root / "model", model=TINY_XGB, bootstrap=0, ablations=False, progress=False)
-    return root
-
-
-def test_builder_and_apply_compute_the_same_context_features(all_sets_model, chr22, keras_store):
+def test_builder_and_apply_compute_the_same_context_features(context_model, chr22, keras_store):
     """apply rebuilds the features from the model card: equal to the builder's rows, and so are the scores."""
     from meta_spliceai.correction import Corrector, apply, load_card
     from meta_spliceai.predictions import PredictionStore
 
-    root = all_sets_model
+    root, _ = context_model
     loaded = load_card(root / "model")
     assert loaded.cfg.feature_sets == ALL and set(CONTEXT_COLS) <= set(loaded.model.features)
     master = pl.read_parquet(root / "build" / "master")

@@ -287,6 +287,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                         "(default: half the available memory)")
     p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="gene-level bootstrap resamples (0: none)")
     p.add_argument("--predictions", type=Path, help="prediction store of the build (default: the one build.json names)")
+    p.add_argument("--feature-ablation", action="store_true",
+                   help="also fit score features + each context family of the build (partner, neighbourhood, "
+                        "gene_peaks) and compare each with the score-only model, paired by gene (feature_ablation.md)")
     p.set_defaults(handler=_run_train)
 
 
@@ -298,12 +301,15 @@ def _run_train(args: argparse.Namespace) -> int:
                 prune=args.prune_features, corr_thr=args.corr_thr, group_col=args.group_col, split=args.split,
                 test_chroms=args.test_chroms, test_fraction=args.test_fraction, valid_fraction=args.valid_fraction,
                 seed=args.seed, floor=args.floor, max_memory=args.max_memory, bootstrap=args.bootstrap,
-                predictions=args.predictions, progress=True)
+                predictions=args.predictions, feature_ablation=args.feature_ablation, progress=True)
     rows = metrics_table(res.metrics)
     con = _console()
     con.print(f"[bold]Test genes: {res.metrics['genes']} ({res.metrics['positions']:,} nucleotides, every one scored)[/]")
     for r in rows:
         con.print(" | ".join(r), soft_wrap=True, highlight=False)
+    if "feature_ablation" in res.files:
+        con.print("[bold]Feature families against the score-only meta-model (paired by gene)[/]")
+        con.print(Path(res.files["feature_ablation"]).read_text(), soft_wrap=True, highlight=False, markup=False)
     for k, v in res.files.items():
         con.print(f"  {k:<22} {v}")
     con.print(f"seconds: {res.seconds:,.1f}")

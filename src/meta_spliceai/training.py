@@ -86,6 +86,7 @@ def train(
     feature_subset: str | Sequence[str] | None = None,
     sampling_weights: bool = True,
     ablations: bool = True,
+    feature_ablation: bool = False,
     progress: bool = True,
     _columns_override: dict[str, str] | None = None,
 ) -> TrainResult:
@@ -93,6 +94,8 @@ def train(
 
     ``feature_subset``: None/"all", a name of ``trainset.FEATURE_SUBSETS`` or a list of feature
     columns (ablation studies); ``ablations=False`` skips the calibrated-base and score-only models.
+    ``feature_ablation``: also fit one model per context feature family (score features + that family)
+    and write ``feature_ablation.tsv``/``.md``: each against the score-only model, paired by gene.
     """
     t0 = time.perf_counter()
     spec = parse_model_spec(model)
@@ -148,9 +151,16 @@ def train(
     fitted: dict[str, MetaModel] = {}
     n_rows: dict[str, int] = {}
     subsets = {"meta": features}
+    if feature_ablation and not ablations:
+        raise InputError("--feature-ablation compares against the score-only model: do not turn the ablations off")
     if ablations:
         score_only = [f for f in select_features(ds, "scores") if f in features]
         subsets["meta_scores_only"] = score_only
+    if feature_ablation:
+        from .ablation import family_subsets
+
+        sets = ds.schema_meta.get("feature_sets") or ["base"]
+        subsets.update(family_subsets(sets, features, subsets["meta_scores_only"]))  # type: ignore[arg-type]
     for name, cols in subsets.items():
         t = time.perf_counter()
         fitted[name], n_rows[name] = _fit_one(ds, spec, cols, categories, parts.train, parts.valid, floor, weights,
@@ -163,7 +173,8 @@ def train(
     gene_rows = {g["gene_id"]: g for g in genes.iter_rows(named=True)}
     t = time.perf_counter()
     calib = _fit_calibration(store, parts.valid, floor, sites) if ablations else None
-    methods = ["base"] + (["calibrated_base", "meta_scores_only"] if ablations else []) + ["meta"]
+    families = [n for n in subsets if n not in ("meta", "meta_scores_only")]
+    methods = ["base"] + (["calibrated_base", "meta_scores_only"] if ablations else []) + families + ["meta"]
     valid_c = _collect(methods, parts.valid, store, gene_rows, sites, corrector, fitted, calib, cfg, progress, "valid")
     thresholds = {(m, s): best_threshold(valid_c.counts[(m, s)], THRESHOLD_GRID[THRESHOLD_GRID >= floor])[0]
                   for m in methods for s in SITE_TYPES}
@@ -172,11 +183,22 @@ def train(
     test_c = _collect(methods, parts.test, store, gene_rows, sites, corrector, fitted, calib, cfg, progress, "test")
     metrics = test_c.summary(thresholds, n_boot=bootstrap, seed=seed)
     timings["test_eval_s"] = time.perf_counter() - t
+    if feature_ablation:
+        from .ablation import REFERENCE, ablation_table, errors_interval, markdown
+
+        ab = test_c.summary(thresholds, n_boot=bootstrap, seed=seed, reference=REFERENCE)
+        errors_interval(test_c, ab, n_boot=bootstrap, seed=seed)
+        table = ablation_table(ab, {n: len(c) for n, c in subsets.items()})
+        write_text_atomic(out / "feature_ablation.tsv", table.write_csv(separator="\t", float_precision=6))
+        write_text_atomic(out / "feature_ablation.md", markdown(table))
+        metrics["feature_ablation"] = {"reference": REFERENCE, "rows": table.to_dicts()}
 
     base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
     delta = test_c.per_gene(("base", "meta"), thresholds)
     files = _write_outputs(out, ds, spec, fitted, features, categories, pruned, parts, thresholds, metrics, delta,
                            test_c, floor, store, n_rows, sampling_weights, seed, base_check, timings, weights)
+    if feature_ablation:
+        files["feature_ablation"] = str(out / "feature_ablation.md")
     timings["total_s"] = time.perf_counter() - t0
     metrics["timings"] = {k: round(v, 2) for k, v in timings.items()}
     write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))
@@ -330,7 +352,9 @@ def _write_outputs(out, ds, spec, fitted, features, categories, pruned, parts, t
         if name != "meta":
             sub = out / name
             sub.mkdir(exist_ok=True)
-            m.save(sub)
+            native = m.save(sub)
+            write_json_atomic(sub / "features.json", {"kind": m.kind, "file": native, "features": m.features,
+                                                      "categories": m.categories})
     imp = meta.importances()
     imp_df = pl.DataFrame({"feature": list(imp), "importance": list(imp.values())}).sort("importance", descending=True)
     write_text_atomic(out / "feature_importances.tsv", imp_df.write_csv(separator="\t"))
