@@ -126,10 +126,12 @@ def load_models(train_dir: str | Path) -> tuple[dict[str, object], dict[tuple[st
 
     d = Path(train_dir)
     loaded = load_card(d)
-    models: dict[str, object] = {"meta": loaded.model}
-    for sub in sorted(p for p in d.iterdir() if (p / "features.json").is_file()):
+    models: dict[str, object] = {}
+    subs = sorted((p for p in d.iterdir() if (p / "features.json").is_file()), key=lambda p: (p.name != REFERENCE, p.name))
+    for sub in subs:
         spec = json.loads((sub / "features.json").read_text())
         models[sub.name] = load_model(spec["kind"], sub / spec["file"], spec["features"], spec["categories"])
+    models["meta"] = loaded.model  # the same order as train's methods: reference, families, meta
     metrics = json.loads((d / "metrics.json").read_text())
     thr = {tuple(k.split("/")): float(v) for k, v in metrics["thresholds_from_validation"].items()}
     return models, thr, loaded.cfg, float(loaded.card["floor"])  # type: ignore[return-value]
