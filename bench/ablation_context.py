@@ -95,10 +95,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(used)} of {len(wanted)} genes have predictions", file=sys.stderr)
     chr20 = DATA / "grch37_chr20"
     summary = build(output_dir=out / "build", fasta=chr20 / "genome.fa.gz", gtf=chr20 / "annotation_gencode_v19.gtf",
-                    gene_ids_file=listing, predictions=args.store, kmer_sizes=(), feature_sets=FEATURE_SETS, batch_size=100, progress=False)
+                    gene_ids_file=listing, predictions=args.store, kmer_sizes=(), feature_sets=FEATURE_SETS,
+                    batch_size=100, progress=False)
     t_build = time.perf_counter() - t0
-    res = train(dataset=out / "build", out_dir=out / "train", model=args.model, bootstrap=args.bootstrap,
-                seed=args.seed, feature_ablation=True, progress=False)
+    train(dataset=out / "build", out_dir=out / "train", model=args.model, bootstrap=args.bootstrap,
+          seed=args.seed, feature_ablation=True, progress=False)
     t_train = time.perf_counter() - t0 - t_build
     m = json.loads((out / "train" / "metrics.json").read_text())
     parts = [f"## Context-feature ablation, {time.strftime('%Y-%m-%d %H:%M')}\n",

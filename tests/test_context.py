@@ -144,7 +144,8 @@ def _naive(donor: np.ndarray, acceptor: np.ndarray, positions: np.ndarray) -> di
     out: dict[str, list[float]] = {c: [] for c in CONTEXT_COLS}
     for name, s in (("donor", donor), ("acceptor", acceptor)):
         ext = np.concatenate([[0.0], s, [0.0]])
-        peaks = [(i, float(s[i])) for i in range(s.size) if s[i] > PEAK_FLOOR and ext[i + 1] >= ext[i] and ext[i + 1] > ext[i + 2]]
+        peaks = [(i, float(s[i])) for i in range(s.size)
+                 if s[i] > PEAK_FLOOR and ext[i + 1] >= ext[i] and ext[i + 1] > ext[i + 2]]
         for p in positions:
             sp = float(s[p])
             for d, sign in (("up", -1), ("down", 1)):

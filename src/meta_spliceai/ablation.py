@@ -33,7 +33,9 @@ ABLATION_COLUMNS = ("site_type", "method", "features", "pr_auc", "d_pr_auc", "d_
                     "d_f1_valid", "d_f1_valid_lo", "d_f1_valid_hi")
 
 
-def family_subsets(feature_sets: Sequence[str], features: Sequence[str], score_only: Sequence[str]) -> dict[str, list[str]]:
+def family_subsets(
+    feature_sets: Sequence[str], features: Sequence[str], score_only: Sequence[str]
+) -> dict[str, list[str]]:
     """``meta_scores+<family>`` -> score features plus that family's columns, for each context family present."""
     have = set(features)
     out = {}
@@ -127,7 +129,8 @@ def load_models(train_dir: str | Path) -> tuple[dict[str, object], dict[tuple[st
     d = Path(train_dir)
     loaded = load_card(d)
     models: dict[str, object] = {}
-    subs = sorted((p for p in d.iterdir() if (p / "features.json").is_file()), key=lambda p: (p.name != REFERENCE, p.name))
+    subs = sorted((p for p in d.iterdir() if (p / "features.json").is_file()),
+                  key=lambda p: (p.name != REFERENCE, p.name))
     for sub in subs:
         spec = json.loads((sub / "features.json").read_text())
         models[sub.name] = load_model(spec["kind"], sub / spec["file"], spec["features"], spec["categories"])
@@ -137,8 +140,17 @@ def load_models(train_dir: str | Path) -> tuple[dict[str, object], dict[tuple[st
     return models, thr, loaded.cfg, float(loaded.card["floor"])  # type: ignore[return-value]
 
 
-def evaluate_models(models: Mapping[str, object], genes: pl.DataFrame, store, sites: Mapping[str, Mapping[str, np.ndarray]],  # noqa: ANN001
-                    cfg, floor: float, *, genome=None, contig_map=None) -> Collector:  # noqa: ANN001
+def evaluate_models(
+    models: Mapping[str, object],
+    genes: pl.DataFrame,
+    store,  # noqa: ANN001 - predictions.PredictionStore
+    sites: Mapping[str, Mapping[str, np.ndarray]],
+    cfg,  # noqa: ANN001 - config.BuildConfig (the model card's feature settings)
+    floor: float,
+    *,
+    genome=None,  # noqa: ANN001
+    contig_map=None,  # noqa: ANN001
+) -> Collector:
     """Every nucleotide of ``genes`` scored by the base model and each meta-model (apply's feature path)."""
     from .correction import Corrector, scored_positions
     from .evaluation import check_probs
@@ -153,7 +165,8 @@ def evaluate_models(models: Mapping[str, object], genes: pl.DataFrame, store, si
         feats = corr.features(gene, probs, pos)
         tracks = {"base": probs}
         for name, m in models.items():
-            tracks[name] = corr.correct(probs, pos, m.predict(frame_matrix(feats, m.features, m.categories)))  # type: ignore[attr-defined]
+            X = frame_matrix(feats, m.features, m.categories)  # type: ignore[attr-defined]
+            tracks[name] = corr.correct(probs, pos, m.predict(X))  # type: ignore[attr-defined]
         c.add(gid, tracks, pos, sites[gid])
     return c
 

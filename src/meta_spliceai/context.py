@@ -84,7 +84,9 @@ class Peaks:
             self._above[threshold] = (self.pos[keep], self.score[keep])
         return self._above[threshold]
 
-    def index(self, lo_pos: np.ndarray, hi_pos: np.ndarray, pos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def index(
+        self, lo_pos: np.ndarray, hi_pos: np.ndarray, pos: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Index range ``[a, b)`` into the (given, else all) peak positions lying in ``[lo_pos, hi_pos]``."""
         pos = self.pos if pos is None else pos
         a = np.searchsorted(pos, lo_pos, side="left")
