@@ -107,8 +107,9 @@ def open_dataset(path: str | os.PathLike[str]) -> Dataset:
         raise InputError(f"{files[0]} has no column roles (meta_spliceai schema metadata): it is not a "
                          "meta-spliceai dataset; rebuild it with meta-spliceai build") from None
     roles = dict(schema_meta["roles"])  # type: ignore[arg-type]
-    for need in ("splice_type", "gene_id"):
-        if need not in roles:
+    names = set(pq.read_schema(files[0]).names)
+    for need in ("splice_type", "gene_id", "position", "donor_score", "acceptor_score"):
+        if need not in roles or need not in names:
             raise InputError(f"{files[0]} lacks the {need} column; it cannot be used for training (rebuild it)")
     manifest = build_dir / "manifest.json"
     if manifest.is_file():
