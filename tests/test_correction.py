@@ -106,3 +106,17 @@ def test_card_mismatch_refused(tmp_path, chr22, chr22_model, keras_store):
     (card / "model_card.json").write_text(json.dumps(doc))
     with pytest.raises(Exception, match="unknown to this meta-spliceai"):
         load_card(card)
+
+
+def test_apply_evaluate_reports_the_train_comparison(tmp_path, chr22, chr22_model, keras_store):
+    out, res = chr22_model
+    test = pl.read_csv(out / "split.tsv", separator="\t").filter(pl.col("part") == "test")["gene_id"].to_list()
+    r = apply(model=out, predictions=keras_store, out=tmp_path / "o", genes=test, evaluate=True, bootstrap=30,
+              progress=False, **_ref(chr22))
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert (tmp_path / "o" / "report.md").is_file() and r["metrics"]
+    for t in ("donor", "acceptor"):  # the same genes and models: the same figures as train's test evaluation
+        for meth in ("base", "calibrated_base", "meta_scores_only", "meta"):
+            assert m["site_types"][t]["methods"][meth]["pr_auc"] == pytest.approx(
+                res.metrics["site_types"][t]["methods"][meth]["pr_auc"], rel=1e-6)
+            assert m["site_types"][t]["methods"][meth]["at_valid"] == res.metrics["site_types"][t]["methods"][meth]["at_valid"]

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,20 +163,21 @@ def train(
     gene_rows = {g["gene_id"]: g for g in genes.iter_rows(named=True)}
     t = time.perf_counter()
     calib = _fit_calibration(store, parts.valid, floor, sites) if ablations else None
-    methods = ["base"] + (["calibrated_base", "meta_scores_only"] if ablations else []) + ["meta"]
-    valid_c = _collect(methods, parts.valid, store, gene_rows, sites, corrector, fitted, calib, cfg, progress, "valid")
+    score = scorers(fitted, calib)
+    methods = [m for m in METHODS if m == "base" or m in score]
+    valid_c = collect(methods, parts.valid, store, gene_rows, sites, corrector, score, progress, "valid")
     thresholds = {(m, s): best_threshold(valid_c.counts[(m, s)], THRESHOLD_GRID[THRESHOLD_GRID >= floor])[0]
                   for m in methods for s in SITE_TYPES}
     timings["validation_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    test_c = _collect(methods, parts.test, store, gene_rows, sites, corrector, fitted, calib, cfg, progress, "test")
+    test_c = collect(methods, parts.test, store, gene_rows, sites, corrector, score, progress, "test")
     metrics = test_c.summary(thresholds, n_boot=bootstrap, seed=seed)
     timings["test_eval_s"] = time.perf_counter() - t
 
     base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
     delta = test_c.per_gene(("base", "meta"), thresholds)
-    files = _write_outputs(out, ds, spec, fitted, features, categories, pruned, parts, thresholds, metrics, delta,
-                           test_c, floor, store, n_rows, sampling_weights, seed, base_check, timings, weights)
+    files = _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+                           floor, store, n_rows, sampling_weights, seed)
     timings["total_s"] = time.perf_counter() - t0
     metrics["timings"] = {k: round(v, 2) for k, v in timings.items()}
     write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))
@@ -256,13 +257,13 @@ def _fit_one(ds, spec, cols, categories, train_genes, valid_genes, floor, weight
     return m, int(n_rows)
 
 
-def _log_scores(p: np.ndarray) -> np.ndarray:
+def log_scores(p: np.ndarray) -> np.ndarray:
     return np.log(np.asarray(p, dtype=np.float64) + 1e-10)
 
 
-def _fit_calibration(store, genes, floor, sites):  # noqa: ANN001, ANN202
+def _fit_calibration(store, genes, floor, sites) -> dict[str, list] | None:  # noqa: ANN001
     """Calibrated base model: multinomial logistic regression on the three log scores, fitted on every
-    scored position of the validation genes (no sampling, so no weights)."""
+    scored position of the validation genes (no sampling, so no weights). Returns its coefficients."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
@@ -273,7 +274,7 @@ def _fit_calibration(store, genes, floor, sites):  # noqa: ANN001, ANN202
         y = np.zeros(pos.size, dtype=np.int64)
         y[np.isin(pos, sites[g]["acceptor"])] = CLASSES.index("acceptor")
         y[np.isin(pos, sites[g]["donor"])] = CLASSES.index("donor")
-        Xs.append(_log_scores(probs[pos]))
+        Xs.append(log_scores(probs[pos]))
         ys.append(y)
     X, y = np.concatenate(Xs), np.concatenate(ys)
     if np.unique(y).size < 3:
@@ -281,13 +282,38 @@ def _fit_calibration(store, genes, floor, sites):  # noqa: ANN001, ANN202
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return LogisticRegression(max_iter=2000).fit(X, y)
+        lr = LogisticRegression(max_iter=2000).fit(X, y)
+    return {"coef": lr.coef_.tolist(), "intercept": lr.intercept_.tolist(), "classes": lr.classes_.tolist()}
 
 
-def _collect(methods, genes, store, gene_rows, sites, corrector, fitted, calib, cfg, progress, what) -> Collector:  # noqa: ANN001
+def calibrate(calib: dict[str, list], probs: np.ndarray) -> np.ndarray:
+    """Class probabilities [neither, donor, acceptor] of the calibrated base model at these score rows."""
+    z = log_scores(probs) @ np.asarray(calib["coef"]).T + np.asarray(calib["intercept"])
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+Scorer = Callable[[np.ndarray, np.ndarray, pl.DataFrame], np.ndarray]
+
+
+def scorers(models: dict[str, MetaModel], calib: dict[str, list] | None) -> dict[str, Scorer]:
+    """Method name -> f(gene probs, scored positions, their features) -> class probabilities at them."""
+    out: dict[str, Scorer] = {}
+    if calib is not None:
+        out["calibrated_base"] = lambda probs, pos, feats: calibrate(calib, probs[pos])
+    for name, m in models.items():
+        out[name] = lambda probs, pos, feats, m=m: m.predict(frame_matrix(feats, m.features, m.categories))
+    return out
+
+
+def collect(methods: list[str], genes: list[str], store: PredictionStore, gene_rows: dict[str, dict],
+            sites: dict[str, dict[str, np.ndarray]], corrector: Corrector, score: dict[str, Scorer],
+            progress: bool = False, what: str = "") -> Collector:
+    """Every nucleotide of ``genes`` scored by each method (``base`` plus those of ``score``)."""
     from .dataset import _progress
 
-    c = Collector(list(methods), floor=corrector.floor, window=cfg.consensus_window)
+    c = Collector(list(methods), floor=corrector.floor, window=corrector.cfg.consensus_window)
     with _progress(progress) as bar:
         task = bar.add_task(f"{what} genes: every nucleotide", total=len(genes), rate="") if bar else None
         for g in genes:
@@ -295,13 +321,8 @@ def _collect(methods, genes, store, gene_rows, sites, corrector, fitted, calib, 
             pos = scored_positions(probs, corrector.floor)
             feats = corrector.features(gene_rows[g], probs, pos)
             tracks = {"base": probs}
-            for name, model in fitted.items():
-                if name in methods:
-                    tracks[name] = corrector.correct(probs, pos, model.predict(frame_matrix(feats, model.features,
-                                                                                            model.categories)))
-            if "calibrated_base" in methods:
-                tracks["calibrated_base"] = (corrector.correct(probs, pos, calib.predict_proba(_log_scores(probs[pos])))
-                                             if calib is not None and pos.size else probs)
+            for name in methods[1:]:
+                tracks[name] = corrector.correct(probs, pos, score[name](probs, pos, feats)) if pos.size else probs
             c.add(g, tracks, pos, sites[g])
             if bar:
                 bar.update(task, advance=1)
@@ -320,17 +341,21 @@ def feature_settings(ds: Dataset) -> dict[str, object]:
     return {k: cfg[k] for k in keys}
 
 
-def _write_outputs(out, ds, spec, fitted, features, categories, pruned, parts, thresholds, metrics, delta, test_c,
-                   floor, store, n_rows, sampling_weights, seed, base_check, timings, weights) -> dict[str, str]:  # noqa: ANN001
+def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+                   floor, store, n_rows, sampling_weights, seed) -> dict[str, str]:  # noqa: ANN001
     files: dict[str, str] = {}
     meta = fitted["meta"]
     model_file = meta.save(out)
     files["model"] = str(out / model_file)
+    ablation_card: dict[str, object] = {}
     for name, m in fitted.items():
         if name != "meta":
             sub = out / name
             sub.mkdir(exist_ok=True)
-            m.save(sub)
+            ablation_card[name] = {"kind": m.kind, "file": f"{name}/{m.save(sub)}", "features": m.features,
+                                   "categories": m.categories}
+    if calib is not None:
+        ablation_card["calibrated_base"] = {"kind": "multinomial_logistic_on_log_scores", **calib}
     imp = meta.importances()
     imp_df = pl.DataFrame({"feature": list(imp), "importance": list(imp.values())}).sort("importance", descending=True)
     write_text_atomic(out / "feature_importances.tsv", imp_df.write_csv(separator="\t"))
@@ -352,6 +377,8 @@ def _write_outputs(out, ds, spec, fitted, features, categories, pruned, parts, t
         "feature_settings": feature_settings(ds),
         "floor": floor,
         "thresholds": {t: thresholds[("meta", t)] for t in SITE_TYPES},
+        "method_thresholds": {f"{m}/{t}": v for (m, t), v in thresholds.items()},
+        "ablations": ablation_card,
         "threshold_rule": "highest pooled F1 of the validation genes over 0.01..0.99 (pred_type rule, build window)",
         "base_model": {k: v for k, v in identity.items() if k != "schema_version"},
         "dataset": _dataset_identity(ds),
@@ -400,6 +427,28 @@ def _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned) -> dict:
     }
 
 
+def evaluate_genes(loaded: LoadedModel, store: PredictionStore, ann, genes: pl.DataFrame, corrector: Corrector,  # noqa: ANN001
+                   *, n_boot: int, seed: int, progress: bool = False) -> tuple[dict, Collector]:
+    """The train-time comparison (base, the card's ablations, meta) on other genes, e.g. another chromosome."""
+    from .metamodel import load_model
+
+    card = loaded.card
+    models = {"meta": loaded.model}
+    ab = card.get("ablations", {})
+    if "meta_scores_only" in ab:
+        a = ab["meta_scores_only"]
+        models["meta_scores_only"] = load_model(a["kind"], loaded.folder / a["file"], list(a["features"]),
+                                                {k: list(v) for k, v in a["categories"].items()})
+    score = scorers(models, ab.get("calibrated_base"))
+    methods = [m for m in METHODS if m == "base" or m in score]
+    ids = genes["gene_id"].to_list()
+    sites = _sites_by_gene(ann, ids)
+    rows = {g["gene_id"]: g for g in genes.iter_rows(named=True)}
+    c = collect(methods, ids, store, rows, sites, corrector, score, progress, "evaluated")
+    thr = {tuple(k.split("/")): float(v) for k, v in card.get("method_thresholds", {}).items()}
+    return c.summary(thr, n_boot=n_boot, seed=seed), c
+
+
 def load(model_dir: str | os.PathLike[str]) -> LoadedModel:
     """A trained model (card and native file) from its output folder."""
     from .correction import load_card
@@ -407,4 +456,4 @@ def load(model_dir: str | os.PathLike[str]) -> LoadedModel:
     return load_card(model_dir)
 
 
-__all__ = ["train", "TrainResult", "load", "METHODS", "feature_settings"]
+__all__ = ["train", "TrainResult", "load", "METHODS", "feature_settings", "evaluate_genes", "collect", "scorers"]
