@@ -22,7 +22,7 @@ def test_help_lists_built_subcommands(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "reference", "predict", "build", "gene-ids"):
+    for cmd in ("demo", "reference", "predict", "build", "gene-ids", "train", "apply"):
         assert cmd in out
 
 

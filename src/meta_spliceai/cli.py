@@ -336,7 +336,7 @@ def _run_apply(args: argparse.Namespace) -> int:
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the main job on the built-in demo reference: predict and build a dataset")
+    p = sub.add_parser("demo", help="the main job on the built-in demo reference: predict, build, train a meta-model, apply it")
     p.add_argument("output_dir", type=Path, help="folder for everything the demo makes")
     p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device)
     p.set_defaults(handler=_run_demo)
@@ -345,9 +345,15 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo import demo
 
+    from .report import metrics_table
+
     res = demo(output_dir=args.output_dir, device=args.device)
     _print_build(res.build)
     con = _console()
+    con.print(f"\n[bold]Meta-model vs base model: every nucleotide of {res.metrics['genes']} test genes[/]")
+    for r in metrics_table(res.metrics):
+        con.print(" | ".join(r), soft_wrap=True, highlight=False)
+    con.print(f"site calls of the corrected scores: {res.calls:,}")
     con.print("\n[bold]Artifacts[/]")
     for what, path in res.artifacts.items():
         con.print(f"  {what:<28} {path}")
