@@ -23,7 +23,7 @@ def test_outputs_and_card(chr22_model):
     assert card["feature_settings"] == {"kmer_sizes": [3], "kmer_window": 500}
     assert card["features"][0] == "donor_score" and "gene_type" in card["features"] and "3mer_AAA" in card["features"]
     assert not {"gene_id", "splice_type", "pred_type", "transcript_count", "tn_kind", "batch"} & set(card["features"])
-    assert card["floor"] == 1e-3 and card["schema_version"] == 1 and card["base_model"]["base_model"] == "spliceai"
+    assert card["floor"] == 0.15 and card["schema_version"] == 1  # the build's hard_prob and card["base_model"]["base_model"] == "spliceai"
     assert set(card["thresholds"]) == {"donor", "acceptor"} and card["dataset"]["manifest_digest"]
     m = res.metrics
     for t in SITE_TYPES:
@@ -91,3 +91,22 @@ def test_feature_subset_option(chr22_build, tmp_path):
     card = json.loads((tmp_path / "m" / "model_card.json").read_text())
     assert card["features"] == ["donor_score", "acceptor_score", "neither_score"]
     assert list(res.metrics["site_types"]["donor"]["methods"]) == ["base", "meta"]
+
+
+def test_lower_floor_uses_sampling_weights(chr22_build, tmp_path):
+    """Below the build's hard_prob the build sampled TNs: weights from the recomputed strata."""
+    from meta_spliceai.annotation import load_annotation
+    from meta_spliceai.predictions import PredictionStore
+    from meta_spliceai.trainset import easy_weights, open_dataset
+
+    ds = open_dataset(chr22_build)
+    ann = load_annotation(ds.build_meta["inputs"]["gtf"], cache_dir=chr22_build / "annotation")
+    genes = sorted(pl.scan_parquet(ds.files).select("gene_id").unique().collect()["gene_id"])
+    store = PredictionStore(ds.store_dir)
+    assert easy_weights(ds, genes, ann, store, 0.15) == {}  # at hard_prob: every position kept, no weights
+    w = easy_weights(ds, genes, ann, store, 1e-3)
+    assert set(w) == set(genes) and min(w.values()) >= 1 and max(w.values()) > 10
+    res = train(dataset=chr22_build, out_dir=tmp_path / "m", model=FAST_XGB, bootstrap=0, ablations=False,
+                floor=1e-3, progress=False)
+    assert res.metrics["scored_positions"] > 0
+    assert json.loads((tmp_path / "m" / "model_card.json").read_text())["floor"] == 1e-3

@@ -271,7 +271,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                    help="validation share of the non-test genes (thresholds, calibration, early stopping)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the split, the model and the bootstrap")
     p.add_argument("--floor", type=float, default=d.floor,
-                   help="positions with max(donor, acceptor) below this keep the base model's scores")
+                   help="positions with max(donor, acceptor) below this keep the base model's scores (default: the "
+                        "build's --hard-prob, above which the build kept every position; lower floors use weights)")
     p.add_argument("--max-memory", type=float, metavar="GIB",
                    help="memory for the training matrix; above it XGBoost trains from external memory "
                         "(default: half the available memory)")

@@ -5,12 +5,15 @@ chromosome; a gene, and same-strand overlapping genes, in one part) -> optional 
 fit from streamed row groups with sampling weights -> thresholds and a calibrated base model on
 validation genes -> every nucleotide of the test genes scored by each method -> outputs.
 
-Sampling weights: the build keeps every TP/FP/FN, hard and window TN but only a sample of the
-"easy" TNs. Each kept easy row weighs (easy positions of its gene) / (easy rows kept), the
-population recomputed from the prediction store with the builder's own code, so the weighted rows
-stand for every position of the training genes and the model's probabilities hold over all of
-them. Only rows the meta-model would score at prediction time enter training: max(donor,
-acceptor) >= the floor (positions below keep the base model's scores).
+Floor and sampling: only rows the meta-model scores at prediction time enter training, those with
+max(donor, acceptor) >= the floor (every other position keeps the base model's scores). The build
+keeps every TP/FP/FN, every TN scoring >= its ``hard_prob`` and every TN near a TP/FP/FN, but only
+a sample of the other ("easy") TNs. The default floor is the build's ``hard_prob``: above it the
+rows of a gene are *all* its positions, so the model's probabilities hold over every position
+with no weighting. Below it (``--floor`` lower), each kept easy row above the floor weighs (easy
+positions of its gene above the floor) / (its easy rows kept above the floor), the population
+recomputed exactly from the prediction store with the builder's own code
+(:func:`sampling.tn_strata`); a gene with none kept takes the pooled ratio of the training genes.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def train(
     test_fraction: float = DEFAULT_TRAIN.test_fraction,
     valid_fraction: float = DEFAULT_TRAIN.valid_fraction,
     seed: int = DEFAULT_TRAIN.seed,
-    floor: float = DEFAULT_TRAIN.floor,
+    floor: float | None = DEFAULT_TRAIN.floor,
     max_memory: float | None = None,
     bootstrap: int = DEFAULT_TRAIN.bootstrap,
     predictions: str | os.PathLike[str] | None = None,
@@ -96,13 +99,14 @@ def train(
     """
     t0 = time.perf_counter()
     spec = parse_model_spec(model)
-    if not 0 < floor < 0.5:
-        raise InputError(f"--floor must be in (0, 0.5), got {floor}")
     if bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0, got {bootstrap}")
     budget = memory_budget(max_memory)
     ds = open_dataset(dataset)
     cfg = ds.config
+    floor = float(cfg.hard_prob if floor is None else floor)
+    if not 0 < floor < 0.5:
+        raise InputError(f"--floor must be in (0, 0.5), got {floor}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -142,7 +146,7 @@ def train(
     categories = categories_of(ds, features)
 
     t = time.perf_counter()
-    weights = easy_weights(ds, parts.train + parts.valid, ann, store) if sampling_weights else None
+    weights = easy_weights(ds, parts.train + parts.valid, ann, store, floor) if sampling_weights else None
     timings["weights_s"] = time.perf_counter() - t
 
     fitted: dict[str, MetaModel] = {}
@@ -418,7 +422,8 @@ def _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned) -> dict:
     return {
         **metrics,
         "floor": floor,
-        "floor_rule": "positions with max(donor, acceptor) base score below the floor keep the base scores",
+        "floor_rule": "positions with max(donor, acceptor) base score below the floor keep the base scores; "
+                      "default floor = the build's hard_prob, above which the build kept every position",
         "thresholds_from_validation": {f"{m}/{t}": v for (m, t), v in thresholds.items()},
         "split": {"kind": parts.kind, **parts.detail, "train": len(parts.train), "valid": len(parts.valid),
                   "test": len(parts.test)},
