@@ -33,32 +33,29 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def _sites(ann, genes: list[str]) -> dict[str, dict[str, np.ndarray]]:  # noqa: ANN001
-    out = {g: {t: np.zeros(0, np.int64) for t in ("donor", "acceptor")} for g in genes}
-    sub = ann.splice_sites.filter(pl.col("gene_id").is_in(genes))
-    for (gid, t), part in sub.partition_by("gene_id", "site_type", as_dict=True).items():
-        out[gid][t] = np.unique(part["position"].to_numpy().astype(np.int64))
-    return out
-
-
 def cross_bundle(train_dir: Path, name: str, gtf: Path, store_dir: Path, n_boot: int, seed: int) -> str:
-    """The trained models on every gene of a bundle whose predictions exist: the ablation table."""
-    from meta_spliceai.ablation import REFERENCE, ablation_table, errors_interval, evaluate_models, load_models, markdown
+    """The trained models (the card's ablations and the meta-model) on every gene of a bundle whose
+    predictions exist, like for like (``apply --evaluate``'s code): the ablation table."""
+    from meta_spliceai.ablation import ablation_table, markdown
     from meta_spliceai.annotation import parse_annotation
+    from meta_spliceai.correction import Corrector, load_card
     from meta_spliceai.predictions import PredictionStore
+    from meta_spliceai.training import evaluate_genes
 
-    models, thresholds, cfg, floor = load_models(train_dir)
+    loaded = load_card(train_dir)
+    card = loaded.card
     ann = parse_annotation(gtf)
     store = PredictionStore(store_dir)
     genes = ann.genes.filter(pl.col("gene_id").is_in(ann.splice_sites["gene_id"].unique().to_list()))
     have = genes.filter(pl.Series([store.has(g) for g in genes["gene_id"]], dtype=pl.Boolean))
     have = have.filter(pl.Series([store.read(g).shape[0] == n for g, n in have.select("gene_id", "length").iter_rows()],
                                  dtype=pl.Boolean)).sort("chrom", "start", "gene_id")
-    c = evaluate_models(models, have, store, _sites(ann, have["gene_id"].to_list()), cfg, floor)
-    summ = c.summary(thresholds, n_boot=n_boot, seed=seed, reference=REFERENCE)
-    errors_interval(c, summ, n_boot=n_boot, seed=seed)
-    n_feat = {k: len(m.features) for k, m in models.items()}  # type: ignore[attr-defined]
-    table = ablation_table(summ, n_feat)
+    corr = Corrector(loaded.cfg, float(card["floor"]))
+    summ, c = evaluate_genes(loaded, store, ann, have, corr, n_boot=0, seed=seed)
+    thr = {tuple(k.split("/")): float(v) for k, v in card["method_thresholds"].items()}
+    n_feat = {k: len(v["features"]) for k, v in card["ablations"].items() if "features" in v}
+    n_feat["meta"] = len(card["features"])
+    table = ablation_table(c, thr, n_feat, n_boot=n_boot, seed=seed)
     sites = {t: summ["site_types"][t]["sites"] for t in ("donor", "acceptor")}
     head = (f"### {name}: {len(c.genes)} genes, {c.n_positions:,} nucleotides ({c.n_scored:,} scored), "
             f"{sites['donor']} donor / {sites['acceptor']} acceptor sites; {n_boot} gene resamples\n\n")

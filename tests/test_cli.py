@@ -25,7 +25,7 @@ def test_help_lists_built_subcommands(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "reference", "predict", "build", "gene-ids"):
+    for cmd in ("demo", "reference", "predict", "build", "gene-ids", "train", "apply"):
         assert cmd in out
 
 
@@ -167,3 +167,57 @@ def test_cuda_without_gpu_exits_2(capsys, tmp_path):
         pytest.skip("a GPU is present")
     code, _, err = run(capsys, "predict", "--out", tmp_path / "s", "--genes", "TANGO2", "--device", "cuda")
     _one_line_error(code, err, "cuda")
+
+
+@pytest.fixture(scope="module")
+def bad_train_inputs(tmp_path_factory, chr22_build, chr22, keras_store):
+    import shutil
+
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from meta_spliceai.dataset import build
+
+    tmp = tmp_path_factory.mktemp("badtrain")
+    noroles = tmp / "noroles"
+    (noroles / "master").mkdir(parents=True)
+    shutil.copy(chr22_build / "build.json", noroles / "build.json")
+    pl.DataFrame({"gene_id": ["A"], "x": [1.0]}).write_parquet(noroles / "master" / "b.parquet")
+    nolabels = tmp / "nolabels"
+    shutil.copytree(chr22_build, nolabels, ignore=shutil.ignore_patterns(".lock"))
+    for f in (nolabels / "master").glob("*.parquet"):
+        t = pq.read_table(f)
+        f.unlink()
+        pq.write_table(t.drop_columns(["splice_type"]), f)
+    other = tmp / "other.tsv"
+    other.write_text("gene_id\tsplice_type\tTP\tFP\tFN\nNOPE\tdonor\t1\t0\t0\n")
+    genes = tmp / "two.txt"
+    genes.write_text("TANGO2\nMED15\n")
+    build(output_dir=tmp / "two", fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
+          gene_ids_file=genes, kmer_sizes=(), predictions=keras_store, progress=False)
+    return {"build": chr22_build, "noroles": noroles, "nolabels": nolabels, "other": other, "two": tmp / "two",
+            "tmp": tmp}
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["train", "{noroles}", "--out-dir", "{tmp}/m"], ["has no column roles", "rebuild"]),
+        (["train", "{nolabels}", "--out-dir", "{tmp}/m"], ["lacks the splice_type column"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--model", '{"model": "svm"}'], ["unknown model 'svm'", "xgboost"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--model", '{"model": "xgboost", "params": {"depth": 2}}'],
+         ["unknown xgboost parameter(s) depth", "max_depth"]),
+        (["train", "{build}", "{other}", "--out-dir", "{tmp}/m"], ["is for other genes"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--group-col", "family"], ["--group-col 'family' does not exist"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--split", "chromosome", "--test-chroms", "7"],
+         ["test chromosome(s) 7 absent from the data"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--split", "chromosome"], ["absent from the data"]),
+        (["train", "{two}", "--out-dir", "{tmp}/m"], ["too few genes to split"]),
+        (["apply", "{tmp}/nomodel", "--predictions", "{tmp}", "--out", "{tmp}/a"], ["no model card"]),
+    ],
+)
+def test_bad_train_inputs_are_one_line_errors(capsys, bad_train_inputs, argv, fragments):
+    for key, value in bad_train_inputs.items():
+        argv = [a.replace("{" + key + "}", str(value)) for a in argv]
+    code, _, err = run(capsys, *argv)
+    _one_line_error(code, err, *fragments)

@@ -5,17 +5,13 @@ meta-model per context family the dataset holds (``meta_scores+partner`` = score
 ``partner`` columns, …) and scores them all on every nucleotide of the same test genes. The table
 here gives each one's metrics and its paired gene-level bootstrap difference to the score-only
 model, so a gain can be told apart from recalibration (which the score-only model already has).
-
-:func:`evaluate_models` scores trained models on genes of another annotated bundle (apply's
-feature path: :class:`meta_spliceai.correction.Corrector`), like for like, for the same table.
-Positions are 0-based gene-relative in transcription direction.
+The model card lists these models under ``ablations``, so ``apply --evaluate`` (and
+:func:`meta_spliceai.training.evaluate_genes`) compare them on other genes too.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -51,8 +47,12 @@ def family_subsets(
     return out
 
 
-def ablation_table(summary: Mapping[str, object], n_features: Mapping[str, int]) -> pl.DataFrame:
-    """One row per site type and method from ``Collector.summary(..., reference=REFERENCE)``."""
+def ablation_table(c: Collector, thresholds: Mapping[tuple[str, str], float], n_features: Mapping[str, int], *,
+                   n_boot: int, seed: int) -> pl.DataFrame:
+    """One row per site type and method of a comparison (``c``), differences to :data:`REFERENCE` with
+    gene-level paired bootstrap intervals (``n_boot`` resamples; none: no intervals)."""
+    summary = c.summary(thresholds, n_boot=n_boot, seed=seed, reference=REFERENCE)
+    _errors_interval(c, summary, n_boot=n_boot, seed=seed)
     rows = []
     for t in SITE_TYPES:
         for m, r in summary["site_types"][t]["methods"].items():  # type: ignore[index]
@@ -83,6 +83,9 @@ def markdown(table: pl.DataFrame) -> str:
             return "—"
         return f"{v:+.4f} [{lo:+.4f}, {hi:+.4f}]" if lo is not None else f"{v:+.4f}"
 
+    def num(v) -> str:  # noqa: ANN001
+        return "—" if v is None else f"{v:.4f}"
+
     lines = ["| type | method | features | PR-AUC | Δ PR-AUC [95% CI] | top-k | FP/FN @0.5 | Δ FP+FN @0.5 "
              "| F1 @valid thr | Δ F1 [95% CI] |", "|" + "---|" * 10]
     for r in table.iter_rows(named=True):
@@ -90,86 +93,34 @@ def markdown(table: pl.DataFrame) -> str:
             f"{r['d_errors_0.5']:+.0f}" + (f" [{r['d_errors_lo']:+.0f}, {r['d_errors_hi']:+.0f}]"
                                            if r["d_errors_lo"] is not None else ""))
         feats = "" if r["features"] is None else f"{r['features']:.0f}"
-        lines.append(f"| {r['site_type']} | {r['method']} | {feats} | {r['pr_auc']:.4f} | "
-                     f"{ci(r['d_pr_auc'], r['d_pr_auc_lo'], r['d_pr_auc_hi'])} | {r['topk_1x']:.4f} | "
-                     f"{r['FP_0.5']:.0f}/{r['FN_0.5']:.0f} | {err} | {r['f1_valid']:.4f} | "
+        lines.append(f"| {r['site_type']} | {r['method']} | {feats} | {num(r['pr_auc'])} | "
+                     f"{ci(r['d_pr_auc'], r['d_pr_auc_lo'], r['d_pr_auc_hi'])} | {num(r['topk_1x'])} | "
+                     f"{r['FP_0.5']:.0f}/{r['FN_0.5']:.0f} | {err} | {num(r['f1_valid'])} | "
                      f"{ci(r['d_f1_valid'], r['d_f1_valid_lo'], r['d_f1_valid_hi'])} |")
     return "\n".join(lines) + "\n"
 
 
-def errors_interval(c: Collector, summary: dict, *, n_boot: int, seed: int) -> None:
-    """Add the paired bootstrap interval of Δ(FP + FN) at 0.5 vs the reference to ``summary`` (in place)."""
+def _errors_interval(c: Collector, summary: dict, *, n_boot: int, seed: int) -> None:
+    """Add Δ(FP + FN) at 0.5 vs the reference, with its paired bootstrap interval, to ``summary`` (in place)."""
     from .metrics import bootstrap_weights, count_matrix, interval
 
-    G = len(c.genes)
-    if not n_boot or not G or REFERENCE not in c.methods:
+    if REFERENCE not in c.methods:
         return
-    W = bootstrap_weights(G, n_boot, seed)  # the same resamples as Collector.summary (same seed)
+    G = len(c.genes)
+    W = bootstrap_weights(G, n_boot, seed) if n_boot and G else np.zeros((0, G))  # Collector.summary's resamples
     for t in SITE_TYPES:
+        methods = summary["site_types"][t]["methods"]
         ref = W @ count_matrix(c.counts[(REFERENCE, t)], 0.5)
+        ref_point = methods[REFERENCE]["at_0.5"]["FP"] + methods[REFERENCE]["at_0.5"]["FN"]
         for m in c.methods:
             if m == REFERENCE:
                 continue
             cur = W @ count_matrix(c.counts[(m, t)], 0.5)
             d = (cur[:, 1] + cur[:, 2]) - (ref[:, 1] + ref[:, 2])
-            r = summary["site_types"][t]["methods"][m]
-            point = (r["at_0.5"]["FP"] + r["at_0.5"]["FN"]) - (
-                summary["site_types"][t]["methods"][REFERENCE]["at_0.5"]["FP"]
-                + summary["site_types"][t]["methods"][REFERENCE]["at_0.5"]["FN"])
-            lo, hi = interval(d)
-            r.setdefault(f"vs_{REFERENCE}", {})["errors_at_0.5"] = {"difference": float(point), "ci95": [lo, hi]}
+            point = methods[m]["at_0.5"]["FP"] + methods[m]["at_0.5"]["FN"] - ref_point
+            lo, hi = interval(d) if d.size else (None, None)
+            methods[m].setdefault(f"vs_{REFERENCE}", {})["errors_at_0.5"] = {"difference": float(point),
+                                                                              "ci95": [lo, hi]}
 
 
-def load_models(train_dir: str | Path) -> tuple[dict[str, object], dict[tuple[str, str], float], object, float]:
-    """The meta-models of a ``train --feature-ablation`` folder: name -> MetaModel, validation thresholds,
-    the feature settings (BuildConfig) and the floor."""
-    from .correction import load_card
-    from .metamodel import load_model
-
-    d = Path(train_dir)
-    loaded = load_card(d)
-    models: dict[str, object] = {}
-    subs = sorted((p for p in d.iterdir() if (p / "features.json").is_file()),
-                  key=lambda p: (p.name != REFERENCE, p.name))
-    for sub in subs:
-        spec = json.loads((sub / "features.json").read_text())
-        models[sub.name] = load_model(spec["kind"], sub / spec["file"], spec["features"], spec["categories"])
-    models["meta"] = loaded.model  # the same order as train's methods: reference, families, meta
-    metrics = json.loads((d / "metrics.json").read_text())
-    thr = {tuple(k.split("/")): float(v) for k, v in metrics["thresholds_from_validation"].items()}
-    return models, thr, loaded.cfg, float(loaded.card["floor"])  # type: ignore[return-value]
-
-
-def evaluate_models(
-    models: Mapping[str, object],
-    genes: pl.DataFrame,
-    store,  # noqa: ANN001 - predictions.PredictionStore
-    sites: Mapping[str, Mapping[str, np.ndarray]],
-    cfg,  # noqa: ANN001 - config.BuildConfig (the model card's feature settings)
-    floor: float,
-    *,
-    genome=None,  # noqa: ANN001
-    contig_map=None,  # noqa: ANN001
-) -> Collector:
-    """Every nucleotide of ``genes`` scored by the base model and each meta-model (apply's feature path)."""
-    from .correction import Corrector, scored_positions
-    from .evaluation import check_probs
-    from .trainset import frame_matrix
-
-    corr = Corrector(cfg, floor, genome, contig_map)
-    c = Collector(["base", *models], floor=floor, window=cfg.consensus_window)
-    for gene in genes.iter_rows(named=True):
-        gid = gene["gene_id"]
-        probs = check_probs(store.read(gid), f"gene {gid}")
-        pos = scored_positions(probs, floor)
-        feats = corr.features(gene, probs, pos)
-        tracks = {"base": probs}
-        for name, m in models.items():
-            X = frame_matrix(feats, m.features, m.categories)  # type: ignore[attr-defined]
-            tracks[name] = corr.correct(probs, pos, m.predict(X))  # type: ignore[attr-defined]
-        c.add(gid, tracks, pos, sites[gid])
-    return c
-
-
-__all__ = ["family_subsets", "ablation_table", "markdown", "errors_interval", "load_models", "evaluate_models",
-           "REFERENCE", "PREFIX"]
+__all__ = ["family_subsets", "ablation_table", "markdown", "REFERENCE", "PREFIX", "ABLATION_COLUMNS"]

@@ -281,7 +281,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                    help="validation share of the non-test genes (thresholds, calibration, early stopping)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the split, the model and the bootstrap")
     p.add_argument("--floor", type=float, default=d.floor,
-                   help="positions with max(donor, acceptor) below this keep the base model's scores")
+                   help="positions with max(donor, acceptor) below this keep the base model's scores (default: the "
+                        "build's --hard-prob, above which the build kept every position; lower floors use weights)")
     p.add_argument("--max-memory", type=float, metavar="GIB",
                    help="memory for the training matrix; above it XGBoost trains from external memory "
                         "(default: half the available memory)")
@@ -328,6 +329,11 @@ def _apply_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names")
     p.add_argument("--out", type=Path, required=True, help="output folder: scores/, calls.tsv, calls.bed (resumable)")
     p.add_argument("--run-workflow", action="store_true", help="predict genes missing from --predictions first")
+    p.add_argument("--evaluate", action="store_true",
+                   help="also compare base, ablations and meta-model on every nucleotide of the genes against the "
+                        "annotation (DIR/metrics.json, DIR/report.md)")
+    p.add_argument("--bootstrap", type=int, default=config.DEFAULT_TRAIN.bootstrap,
+                   help="gene-level bootstrap resamples of --evaluate")
     p.set_defaults(handler=_run_apply)
 
 
@@ -335,7 +341,8 @@ def _run_apply(args: argparse.Namespace) -> int:
     from .correction import apply
 
     res = apply(model=args.model, predictions=args.predictions, out=args.out, fasta=args.fasta, gtf=args.gtf,
-                genes=args.genes, gene_ids_file=args.gene_ids_file, run_workflow=args.run_workflow, progress=True)
+                genes=args.genes, gene_ids_file=args.gene_ids_file, run_workflow=args.run_workflow,
+                evaluate=args.evaluate, bootstrap=args.bootstrap, progress=True)
     con = _console()
     for k, v in res.items():
         con.print(f"{k:>14}: {v}")
@@ -346,7 +353,7 @@ def _run_apply(args: argparse.Namespace) -> int:
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the main job on the built-in demo reference: predict and build a dataset")
+    p = sub.add_parser("demo", help="the main job on the built-in demo reference: predict, build, train a meta-model, apply it")
     p.add_argument("output_dir", type=Path, help="folder for everything the demo makes")
     p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device)
     p.set_defaults(handler=_run_demo)
@@ -355,9 +362,15 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo import demo
 
+    from .report import metrics_table
+
     res = demo(output_dir=args.output_dir, device=args.device)
     _print_build(res.build)
     con = _console()
+    con.print(f"\n[bold]Meta-model vs base model: every nucleotide of {res.metrics['genes']} test genes[/]")
+    for r in metrics_table(res.metrics):
+        con.print(" | ".join(r), soft_wrap=True, highlight=False)
+    con.print(f"site calls of the corrected scores: {res.calls:,}")
     con.print("\n[bold]Artifacts[/]")
     for what, path in res.artifacts.items():
         con.print(f"  {what:<28} {path}")

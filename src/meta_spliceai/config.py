@@ -98,9 +98,9 @@ class TrainDefaults:
     corr_thr: float = 0.99
     prune_sample_rows: int = 200_000
     seed: int = 42
-    #: positions with max(donor, acceptor) below this keep the base model's scores (on SpliceAI ~1 % of
-    #: nucleotides reach 1e-3; every annotated site the base model gives any signal to is above it)
-    floor: float = 1e-3
+    #: positions with max(donor, acceptor) below the floor keep the base model's scores. None: the build's
+    #: --hard-prob, above which the build kept every position (no TN sampling, so no weights needed)
+    floor: float | None = None
     bootstrap: int = 1000
 
 

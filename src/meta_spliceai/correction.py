@@ -126,9 +126,17 @@ def apply(
     genes: Sequence[str] | None = None,
     gene_ids_file: str | os.PathLike[str] | None = None,
     run_workflow: bool = False,
+    evaluate: bool = False,
+    bootstrap: int = 1000,
+    seed: int = 42,
     progress: bool = True,
 ) -> dict[str, object]:
-    """``meta-spliceai apply``: corrected scores and site calls for genes (resumable gene by gene)."""
+    """``meta-spliceai apply``: corrected scores and site calls for genes (resumable gene by gene).
+
+    ``evaluate``: also compare base model, the card's ablations and the meta-model on every nucleotide
+    of these genes against their annotation (DIR/metrics.json, DIR/report.md), as ``train`` does on
+    its test genes.
+    """
     from .predictions import PredictionStore, predict_genes, select_genes
     from .reference import open_reference
     from .storage import folder_lock
@@ -172,7 +180,21 @@ def apply(
                 if bar:
                     bar.update(task, advance=1)
         calls = write_calls(out_dir, chosen, base, scores, card["thresholds"])
-    return {"genes": chosen.height, "corrected_now": len(todo), "calls": calls, "scores": str(scores.path),
+        result: dict[str, object] = {}
+        if evaluate:
+            from .report import metrics_table
+            from .storage import write_json_atomic
+            from .training import evaluate_genes
+
+            metrics, _ = evaluate_genes(loaded, base, ann, chosen, corr, n_boot=bootstrap, seed=seed, progress=progress)
+            write_json_atomic(out_dir / "metrics.json", metrics)
+            table = metrics_table(metrics)
+            md = [f"# apply: {metrics['genes']} genes, {metrics['positions']:,} nucleotides", "",
+                  "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+            md += ["| " + " | ".join(r) + " |" for r in table[1:]]
+            write_text_atomic(out_dir / "report.md", "\n".join(md) + "\n")
+            result = {"metrics": str(out_dir / "metrics.json"), "report": str(out_dir / "report.md")}
+    return {**result, "genes": chosen.height, "corrected_now": len(todo), "calls": calls, "scores": str(scores.path),
             "calls_tsv": str(out_dir / "calls.tsv"), "calls_bed": str(out_dir / "calls.bed")}
 
 

@@ -99,6 +99,7 @@ class MetaModel:
     categories: dict[str, list[str]]
     native: object  # xgboost.Booster | lightgbm.Booster | dict (sgd coefficients)
     best_iteration: int | None = None
+    matrix: str | None = None  # how XGBoost held the training rows: "in-memory" or "external"
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -242,7 +243,7 @@ def _fit_xgboost(spec, features, categories, train_batches, valid, n_rows, max_m
     best = getattr(booster, "best_iteration", None) if es else None
     if best is not None:
         booster = booster[: best + 1]
-    return MetaModel("xgboost", features, categories, booster, best)
+    return MetaModel("xgboost", features, categories, booster, best, "external" if external else "in-memory")
 
 
 def _collect(train_batches: Callable[[], Iterator[Batch]]) -> Batch:

@@ -5,12 +5,15 @@ chromosome; a gene, and same-strand overlapping genes, in one part) -> optional 
 fit from streamed row groups with sampling weights -> thresholds and a calibrated base model on
 validation genes -> every nucleotide of the test genes scored by each method -> outputs.
 
-Sampling weights: the build keeps every TP/FP/FN, hard and window TN but only a sample of the
-"easy" TNs. Each kept easy row weighs (easy positions of its gene) / (easy rows kept), the
-population recomputed from the prediction store with the builder's own code, so the weighted rows
-stand for every position of the training genes and the model's probabilities hold over all of
-them. Only rows the meta-model would score at prediction time enter training: max(donor,
-acceptor) >= the floor (positions below keep the base model's scores).
+Floor and sampling: only rows the meta-model scores at prediction time enter training, those with
+max(donor, acceptor) >= the floor (every other position keeps the base model's scores). The build
+keeps every TP/FP/FN, every TN scoring >= its ``hard_prob`` and every TN near a TP/FP/FN, but only
+a sample of the other ("easy") TNs. The default floor is the build's ``hard_prob``: above it the
+rows of a gene are *all* its positions, so the model's probabilities hold over every position
+with no weighting. Below it (``--floor`` lower), each kept easy row above the floor weighs (easy
+positions of its gene above the floor) / (its easy rows kept above the floor), the population
+recomputed exactly from the prediction store with the builder's own code
+(:func:`sampling.tn_strata`); a gene with none kept takes the pooled ratio of the training genes.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +82,7 @@ def train(
     test_fraction: float = DEFAULT_TRAIN.test_fraction,
     valid_fraction: float = DEFAULT_TRAIN.valid_fraction,
     seed: int = DEFAULT_TRAIN.seed,
-    floor: float = DEFAULT_TRAIN.floor,
+    floor: float | None = DEFAULT_TRAIN.floor,
     max_memory: float | None = None,
     bootstrap: int = DEFAULT_TRAIN.bootstrap,
     predictions: str | os.PathLike[str] | None = None,
@@ -99,13 +102,14 @@ def train(
     """
     t0 = time.perf_counter()
     spec = parse_model_spec(model)
-    if not 0 < floor < 0.5:
-        raise InputError(f"--floor must be in (0, 0.5), got {floor}")
     if bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0, got {bootstrap}")
     budget = memory_budget(max_memory)
     ds = open_dataset(dataset)
     cfg = ds.config
+    floor = float(cfg.hard_prob if floor is None else floor)
+    if not 0 < floor < 0.5:
+        raise InputError(f"--floor must be in (0, 0.5), got {floor}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -145,7 +149,7 @@ def train(
     categories = categories_of(ds, features)
 
     t = time.perf_counter()
-    weights = easy_weights(ds, parts.train + parts.valid, ann, store) if sampling_weights else None
+    weights = easy_weights(ds, parts.train + parts.valid, ann, store, floor) if sampling_weights else None
     timings["weights_s"] = time.perf_counter() - t
 
     fitted: dict[str, MetaModel] = {}
@@ -173,30 +177,29 @@ def train(
     gene_rows = {g["gene_id"]: g for g in genes.iter_rows(named=True)}
     t = time.perf_counter()
     calib = _fit_calibration(store, parts.valid, floor, sites) if ablations else None
-    families = [n for n in subsets if n not in ("meta", "meta_scores_only")]
-    methods = ["base"] + (["calibrated_base", "meta_scores_only"] if ablations else []) + families + ["meta"]
-    valid_c = _collect(methods, parts.valid, store, gene_rows, sites, corrector, fitted, calib, cfg, progress, "valid")
+    score = scorers(fitted, calib)
+    methods = method_order(score)
+    valid_c = collect(methods, parts.valid, store, gene_rows, sites, corrector, score, progress, "valid")
     thresholds = {(m, s): best_threshold(valid_c.counts[(m, s)], THRESHOLD_GRID[THRESHOLD_GRID >= floor])[0]
                   for m in methods for s in SITE_TYPES}
     timings["validation_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    test_c = _collect(methods, parts.test, store, gene_rows, sites, corrector, fitted, calib, cfg, progress, "test")
+    test_c = collect(methods, parts.test, store, gene_rows, sites, corrector, score, progress, "test")
     metrics = test_c.summary(thresholds, n_boot=bootstrap, seed=seed)
     timings["test_eval_s"] = time.perf_counter() - t
     if feature_ablation:
-        from .ablation import REFERENCE, ablation_table, errors_interval, markdown
+        from .ablation import REFERENCE, ablation_table, markdown
 
-        ab = test_c.summary(thresholds, n_boot=bootstrap, seed=seed, reference=REFERENCE)
-        errors_interval(test_c, ab, n_boot=bootstrap, seed=seed)
-        table = ablation_table(ab, {n: len(c) for n, c in subsets.items()})
+        table = ablation_table(test_c, thresholds, {n: len(c) for n, c in subsets.items()}, n_boot=bootstrap,
+                               seed=seed)
         write_text_atomic(out / "feature_ablation.tsv", table.write_csv(separator="\t", float_precision=6))
         write_text_atomic(out / "feature_ablation.md", markdown(table))
         metrics["feature_ablation"] = {"reference": REFERENCE, "rows": table.to_dicts()}
 
     base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
     delta = test_c.per_gene(("base", "meta"), thresholds)
-    files = _write_outputs(out, ds, spec, fitted, features, categories, pruned, parts, thresholds, metrics, delta,
-                           test_c, floor, store, n_rows, sampling_weights, seed, base_check, timings, weights)
+    files = _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+                           floor, store, n_rows, sampling_weights, seed)
     if feature_ablation:
         files["feature_ablation"] = str(out / "feature_ablation.md")
     timings["total_s"] = time.perf_counter() - t0
@@ -278,13 +281,13 @@ def _fit_one(ds, spec, cols, categories, train_genes, valid_genes, floor, weight
     return m, int(n_rows)
 
 
-def _log_scores(p: np.ndarray) -> np.ndarray:
+def log_scores(p: np.ndarray) -> np.ndarray:
     return np.log(np.asarray(p, dtype=np.float64) + 1e-10)
 
 
-def _fit_calibration(store, genes, floor, sites):  # noqa: ANN001, ANN202
+def _fit_calibration(store, genes, floor, sites) -> dict[str, list] | None:  # noqa: ANN001
     """Calibrated base model: multinomial logistic regression on the three log scores, fitted on every
-    scored position of the validation genes (no sampling, so no weights)."""
+    scored position of the validation genes (no sampling, so no weights). Returns its coefficients."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
@@ -295,7 +298,7 @@ def _fit_calibration(store, genes, floor, sites):  # noqa: ANN001, ANN202
         y = np.zeros(pos.size, dtype=np.int64)
         y[np.isin(pos, sites[g]["acceptor"])] = CLASSES.index("acceptor")
         y[np.isin(pos, sites[g]["donor"])] = CLASSES.index("donor")
-        Xs.append(_log_scores(probs[pos]))
+        Xs.append(log_scores(probs[pos]))
         ys.append(y)
     X, y = np.concatenate(Xs), np.concatenate(ys)
     if np.unique(y).size < 3:
@@ -303,13 +306,47 @@ def _fit_calibration(store, genes, floor, sites):  # noqa: ANN001, ANN202
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return LogisticRegression(max_iter=2000).fit(X, y)
+        lr = LogisticRegression(max_iter=2000).fit(X, y)
+    return {"coef": lr.coef_.tolist(), "intercept": lr.intercept_.tolist(), "classes": lr.classes_.tolist()}
 
 
-def _collect(methods, genes, store, gene_rows, sites, corrector, fitted, calib, cfg, progress, what) -> Collector:  # noqa: ANN001
+def calibrate(calib: dict[str, list], probs: np.ndarray) -> np.ndarray:
+    """Class probabilities [neither, donor, acceptor] of the calibrated base model at these score rows."""
+    z = log_scores(probs) @ np.asarray(calib["coef"]).T + np.asarray(calib["intercept"])
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+Scorer = Callable[[np.ndarray, np.ndarray, pl.DataFrame], np.ndarray]
+
+
+def scorers(models: dict[str, MetaModel], calib: dict[str, list] | None) -> dict[str, Scorer]:
+    """Method name -> f(gene probs, scored positions, their features) -> class probabilities at them."""
+    out: dict[str, Scorer] = {}
+    if calib is not None:
+        out["calibrated_base"] = lambda probs, pos, feats: calibrate(calib, probs[pos])
+    for name, m in models.items():
+        out[name] = lambda probs, pos, feats, m=m: m.predict(frame_matrix(feats, m.features, m.categories))
+    return out
+
+
+def method_order(score: Mapping[str, object]) -> list[str]:
+    """``base`` and the methods of ``score`` in report order: base, calibrated base, score-only model, score
+    features + each context family (``train --feature-ablation``), the meta-model."""
+    from .ablation import PREFIX
+
+    families = [m for m in score if m.startswith(PREFIX)]
+    return [m for m in (*METHODS[:-1], *families, METHODS[-1]) if m == "base" or m in score]
+
+
+def collect(methods: list[str], genes: list[str], store: PredictionStore, gene_rows: dict[str, dict],
+            sites: dict[str, dict[str, np.ndarray]], corrector: Corrector, score: dict[str, Scorer],
+            progress: bool = False, what: str = "") -> Collector:
+    """Every nucleotide of ``genes`` scored by each method (``base`` plus those of ``score``)."""
     from .dataset import _progress
 
-    c = Collector(list(methods), floor=corrector.floor, window=cfg.consensus_window)
+    c = Collector(list(methods), floor=corrector.floor, window=corrector.cfg.consensus_window)
     with _progress(progress) as bar:
         task = bar.add_task(f"{what} genes: every nucleotide", total=len(genes), rate="") if bar else None
         for g in genes:
@@ -317,13 +354,8 @@ def _collect(methods, genes, store, gene_rows, sites, corrector, fitted, calib, 
             pos = scored_positions(probs, corrector.floor)
             feats = corrector.features(gene_rows[g], probs, pos)
             tracks = {"base": probs}
-            for name, model in fitted.items():
-                if name in methods:
-                    tracks[name] = corrector.correct(probs, pos, model.predict(frame_matrix(feats, model.features,
-                                                                                            model.categories)))
-            if "calibrated_base" in methods:
-                tracks["calibrated_base"] = (corrector.correct(probs, pos, calib.predict_proba(_log_scores(probs[pos])))
-                                             if calib is not None and pos.size else probs)
+            for name in methods[1:]:
+                tracks[name] = corrector.correct(probs, pos, score[name](probs, pos, feats)) if pos.size else probs
             c.add(g, tracks, pos, sites[g])
             if bar:
                 bar.update(task, advance=1)
@@ -342,19 +374,21 @@ def feature_settings(ds: Dataset) -> dict[str, object]:
     return {k: cfg[k] for k in keys}
 
 
-def _write_outputs(out, ds, spec, fitted, features, categories, pruned, parts, thresholds, metrics, delta, test_c,
-                   floor, store, n_rows, sampling_weights, seed, base_check, timings, weights) -> dict[str, str]:  # noqa: ANN001
+def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+                   floor, store, n_rows, sampling_weights, seed) -> dict[str, str]:  # noqa: ANN001
     files: dict[str, str] = {}
     meta = fitted["meta"]
     model_file = meta.save(out)
     files["model"] = str(out / model_file)
+    ablation_card: dict[str, object] = {}
     for name, m in fitted.items():
         if name != "meta":
             sub = out / name
             sub.mkdir(exist_ok=True)
-            native = m.save(sub)
-            write_json_atomic(sub / "features.json", {"kind": m.kind, "file": native, "features": m.features,
-                                                      "categories": m.categories})
+            ablation_card[name] = {"kind": m.kind, "file": f"{name}/{m.save(sub)}", "features": m.features,
+                                   "categories": m.categories}
+    if calib is not None:
+        ablation_card["calibrated_base"] = {"kind": "multinomial_logistic_on_log_scores", **calib}
     imp = meta.importances()
     imp_df = pl.DataFrame({"feature": list(imp), "importance": list(imp.values())}).sort("importance", descending=True)
     write_text_atomic(out / "feature_importances.tsv", imp_df.write_csv(separator="\t"))
@@ -376,6 +410,8 @@ def _write_outputs(out, ds, spec, fitted, features, categories, pruned, parts, t
         "feature_settings": feature_settings(ds),
         "floor": floor,
         "thresholds": {t: thresholds[("meta", t)] for t in SITE_TYPES},
+        "method_thresholds": {f"{m}/{t}": v for (m, t), v in thresholds.items()},
+        "ablations": ablation_card,
         "threshold_rule": "highest pooled F1 of the validation genes over 0.01..0.99 (pred_type rule, build window)",
         "base_model": {k: v for k, v in identity.items() if k != "schema_version"},
         "dataset": _dataset_identity(ds),
@@ -415,13 +451,36 @@ def _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned) -> dict:
     return {
         **metrics,
         "floor": floor,
-        "floor_rule": "positions with max(donor, acceptor) base score below the floor keep the base scores",
+        "floor_rule": "positions with max(donor, acceptor) base score below the floor keep the base scores; "
+                      "default floor = the build's hard_prob, above which the build kept every position",
         "thresholds_from_validation": {f"{m}/{t}": v for (m, t), v in thresholds.items()},
         "split": {"kind": parts.kind, **parts.detail, "train": len(parts.train), "valid": len(parts.valid),
                   "test": len(parts.test)},
         "baseline_tsv_check": base_check,
         "pruned_features": pruned,
     }
+
+
+def evaluate_genes(loaded: LoadedModel, store: PredictionStore, ann, genes: pl.DataFrame, corrector: Corrector,  # noqa: ANN001
+                   *, n_boot: int, seed: int, progress: bool = False) -> tuple[dict, Collector]:
+    """The train-time comparison (base, the card's ablations, meta) on other genes, e.g. another chromosome."""
+    from .metamodel import load_model
+
+    card = loaded.card
+    models = {"meta": loaded.model}
+    ab = card.get("ablations", {})
+    for name, a in ab.items():  # the score-only model and, after --feature-ablation, one per context family
+        if name != "calibrated_base":
+            models[name] = load_model(a["kind"], loaded.folder / a["file"], list(a["features"]),
+                                      {k: list(v) for k, v in a["categories"].items()})
+    score = scorers(models, ab.get("calibrated_base"))
+    methods = method_order(score)
+    ids = genes["gene_id"].to_list()
+    sites = _sites_by_gene(ann, ids)
+    rows = {g["gene_id"]: g for g in genes.iter_rows(named=True)}
+    c = collect(methods, ids, store, rows, sites, corrector, score, progress, "evaluated")
+    thr = {tuple(k.split("/")): float(v) for k, v in card.get("method_thresholds", {}).items()}
+    return c.summary(thr, n_boot=n_boot, seed=seed), c
 
 
 def load(model_dir: str | os.PathLike[str]) -> LoadedModel:
@@ -431,4 +490,5 @@ def load(model_dir: str | os.PathLike[str]) -> LoadedModel:
     return load_card(model_dir)
 
 
-__all__ = ["train", "TrainResult", "load", "METHODS", "feature_settings"]
+__all__ = ["train", "TrainResult", "load", "METHODS", "feature_settings", "evaluate_genes", "collect", "scorers",
+           "method_order"]

@@ -107,8 +107,9 @@ def open_dataset(path: str | os.PathLike[str]) -> Dataset:
         raise InputError(f"{files[0]} has no column roles (meta_spliceai schema metadata): it is not a "
                          "meta-spliceai dataset; rebuild it with meta-spliceai build") from None
     roles = dict(schema_meta["roles"])  # type: ignore[arg-type]
-    for need in ("splice_type", "gene_id"):
-        if need not in roles:
+    names = set(pq.read_schema(files[0]).names)
+    for need in ("splice_type", "gene_id", "position", "donor_score", "acceptor_score"):
+        if need not in roles or need not in names:
             raise InputError(f"{files[0]} lacks the {need} column; it cannot be used for training (rebuild it)")
     manifest = build_dir / "manifest.json"
     if manifest.is_file():
@@ -386,32 +387,38 @@ def row_batches(
             yield (X, y, w), t.select(["gene_id", "position"])
 
 
-def easy_weights(ds: Dataset, genes: Sequence[str], annotation, store) -> dict[str, float]:  # noqa: ANN001
-    """Gene -> (easy TN positions of the gene) / (easy TN rows kept): the sampling weight of its easy rows.
+def easy_weights(ds: Dataset, genes: Sequence[str], annotation, store, floor: float) -> dict[str, float]:  # noqa: ANN001
+    """Gene -> weight of its kept easy TN rows above ``floor``: (easy positions >= floor) / (easy rows kept >= floor).
 
     The population is recomputed exactly from the prediction store and the annotation with the
-    builder's own code (:func:`evaluation.evaluate_gene`, :func:`sampling.tn_strata`) and settings.
+    builder's own code (:func:`evaluation.evaluate_gene`, :func:`sampling.tn_strata`) and settings. A gene
+    whose easy positions above the floor have no kept row takes the pooled ratio over ``genes``.
+    Empty when ``floor`` >= the build's ``hard_prob`` (easy TNs all score below it: nothing to weigh).
     """
-    from .evaluation import evaluate_gene
+    from .evaluation import ACCEPTOR, DONOR, evaluate_gene
     from .sampling import tn_strata
 
     cfg = ds.config
+    if floor >= cfg.hard_prob:
+        return {}
     kept = dict(
-        pl.scan_parquet(ds.files).filter(pl.col("tn_kind") == "easy").group_by("gene_id").len()
-        .collect().iter_rows()
+        pl.scan_parquet(ds.files)
+        .filter((pl.col("tn_kind") == "easy") & (pl.max_horizontal("donor_score", "acceptor_score") >= floor))
+        .group_by("gene_id").len().collect().iter_rows()
     )
     sites = annotation.splice_sites.filter(pl.col("gene_id").is_in(list(genes)))
     by_gene = {k[0]: v for k, v in sites.partition_by("gene_id", as_dict=True).items()}
-    out = {}
+    population: dict[str, int] = {}
     for gid in genes:
-        n_kept = int(kept.get(gid, 0))
-        if n_kept == 0:
-            continue
         probs = store.read(gid)
         s = by_gene.get(gid)
         d = s.filter(pl.col("site_type") == "donor")["position"].to_numpy() if s is not None else np.zeros(0, int)
         a = s.filter(pl.col("site_type") == "acceptor")["position"].to_numpy() if s is not None else np.zeros(0, int)
         outcome = evaluate_gene(probs, d, a, threshold=cfg.threshold, window=cfg.consensus_window, where=f"gene {gid}")
         _, _, easy = tn_strata(outcome, probs, hard_prob=cfg.hard_prob, window=cfg.window)
-        out[gid] = max(easy.size / n_kept, 1.0)
-    return out
+        population[gid] = int((np.maximum(probs[easy, DONOR], probs[easy, ACCEPTOR]) >= floor).sum())
+    n_kept = sum(int(kept.get(g, 0)) for g in genes)
+    pooled = sum(population.values()) / n_kept if n_kept else 1.0
+    log.info("easy TNs above the floor %.3g: %d positions, %d rows kept (pooled weight %.1f)", floor,
+             sum(population.values()), n_kept, pooled)
+    return {g: max(population[g] / int(kept[g]), 1.0) if kept.get(g) else max(pooled, 1.0) for g in genes}
