@@ -10,6 +10,8 @@ import pytest
 from conftest import FAST_XGB
 
 from meta_spliceai.comparison import SITE_TYPES
+from meta_spliceai.config import DEFAULT_BUILD
+from meta_spliceai.schema import SCHEMA_VERSION
 from meta_spliceai.training import train
 
 
@@ -20,10 +22,11 @@ def test_outputs_and_card(chr22_model):
               "report.md", "split.tsv", "row_scores.parquet"):
         assert (out / f).is_file(), f
     card = json.loads((out / "model_card.json").read_text())
-    assert card["feature_settings"] == {"kmer_sizes": [3], "kmer_window": 500}
+    assert card["feature_settings"] == {"kmer_sizes": [3], "kmer_window": 500,
+                                        "feature_sets": list(DEFAULT_BUILD.feature_sets)}
     assert card["features"][0] == "donor_score" and "gene_type" in card["features"] and "3mer_AAA" in card["features"]
     assert not {"gene_id", "splice_type", "pred_type", "transcript_count", "tn_kind", "batch"} & set(card["features"])
-    assert card["floor"] == 0.15 and card["schema_version"] == 1  # the build's hard_prob and card["base_model"]["base_model"] == "spliceai"
+    assert card["floor"] == 0.15 and card["schema_version"] == SCHEMA_VERSION  # the build's hard_prob and card["base_model"]["base_model"] == "spliceai"
     assert set(card["thresholds"]) == {"donor", "acceptor"} and card["dataset"]["manifest_digest"]
     m = res.metrics
     for t in SITE_TYPES:
