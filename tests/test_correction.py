@@ -11,6 +11,7 @@ from conftest import write_store
 from meta_spliceai.correction import apply, load_card
 from meta_spliceai.errors import ConfigMismatchError
 from meta_spliceai.predictions import PredictionStore
+from meta_spliceai.schema import SCHEMA_VERSION
 
 
 def _ref(chr22):
@@ -101,7 +102,7 @@ def test_card_mismatch_refused(tmp_path, chr22, chr22_model, keras_store):
     (card / "model_card.json").write_text(json.dumps(doc))
     with pytest.raises(ConfigMismatchError, match="schema version 99"):
         load_card(card)
-    doc["schema_version"] = 1
+    doc["schema_version"] = SCHEMA_VERSION
     doc["feature_settings"]["feature_from_the_future"] = 1
     (card / "model_card.json").write_text(json.dumps(doc))
     with pytest.raises(Exception, match="unknown to this meta-spliceai"):
