@@ -41,7 +41,7 @@ from .evaluation import check_probs
 from .metamodel import CLASSES, MetaModel, fit, memory_budget, parse_model_spec
 from .metrics import best_threshold
 from .predictions import PredictionStore
-from .storage import write_json_atomic, write_text_atomic
+from .storage import commit, tmp_path_for, write_json_atomic, write_text_atomic
 from .trainset import (
     Dataset,
     categories_of,
@@ -397,11 +397,9 @@ def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metr
     write_json_atomic(out / CARD, card)
     files["model_card"] = str(out / CARD)
     # the model's scores of every dataset row it scores (train, valid and test genes): apply reproduces them
-    from .trainset import row_batches as _rb
-
     frames = []
     part_of = parts.part_of()
-    for (X, _, _), ids in _rb(ds, set(part_of), meta.features, meta.categories, floor=floor, easy_weight=None):
+    for (X, _, _), ids in row_batches(ds, set(part_of), meta.features, meta.categories, floor=floor, easy_weight=None):
         p = meta.predict(X)
         frames.append(pl.DataFrame({"gene_id": ids.column("gene_id").to_pylist(),
                                     "position": ids.column("position").to_numpy(),
@@ -409,8 +407,6 @@ def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metr
     rows = pl.concat(frames) if frames else pl.DataFrame()
     if rows.height:
         rows = rows.with_columns(pl.col("gene_id").replace_strict(part_of).alias("part"))
-    from .storage import tmp_path_for, commit
-
     tmp = tmp_path_for(out / "row_scores.parquet")
     rows.write_parquet(tmp)
     commit(tmp, out / "row_scores.parquet")
