@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ from .trainset import (
     Dataset,
     categories_of,
     easy_weights,
+    extract_scored_rows,
     frame_matrix,
     make_split,
     open_dataset,
@@ -136,6 +138,10 @@ def train(
     baseline = _read_baseline(Path(baseline_tsv) if baseline_tsv else ds.build_dir / "gene_performance.tsv",
                               parts.test)
 
+    t = time.perf_counter()
+    full = ds
+    ds = extract_scored_rows(full, floor, out / ".rows")  # one pass over the dataset; later passes read these rows
+    timings["extract_rows_s"] = time.perf_counter() - t
     features = select_features(ds, feature_subset)
     pruned: list[dict[str, object]] = []
     if prune:
@@ -180,8 +186,10 @@ def train(
 
     base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
     delta = test_c.per_gene(("base", "meta"), thresholds)
-    files = _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+    files = _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
                            floor, store, n_rows, sampling_weights, seed)
+    shutil.rmtree(out / ".rows", ignore_errors=True)
+    shutil.rmtree(out / ".xgb-cache", ignore_errors=True)
     timings["total_s"] = time.perf_counter() - t0
     metrics["timings"] = {k: round(v, 2) for k, v in timings.items()}
     write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))
@@ -345,7 +353,7 @@ def feature_settings(ds: Dataset) -> dict[str, object]:
     return {k: cfg[k] for k in keys}
 
 
-def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
                    floor, store, n_rows, sampling_weights, seed) -> dict[str, str]:  # noqa: ANN001
     files: dict[str, str] = {}
     meta = fitted["meta"]
@@ -385,7 +393,7 @@ def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metr
         "ablations": ablation_card,
         "threshold_rule": "highest pooled F1 of the validation genes over 0.01..0.99 (pred_type rule, build window)",
         "base_model": {k: v for k, v in identity.items() if k != "schema_version"},
-        "dataset": _dataset_identity(ds),
+        "dataset": _dataset_identity(full),
         "training": {"split": parts.kind, **parts.detail, "seed": seed, "train_genes": len(parts.train),
                      "valid_genes": len(parts.valid), "test_genes": len(parts.test), "rows": n_rows["meta"],
                      "sampling_weights": sampling_weights, "pruned": len(pruned),
