@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -41,11 +42,12 @@ from .evaluation import check_probs
 from .metamodel import CLASSES, MetaModel, fit, memory_budget, parse_model_spec
 from .metrics import best_threshold
 from .predictions import PredictionStore
-from .storage import write_json_atomic, write_text_atomic
+from .storage import commit, tmp_path_for, write_json_atomic, write_text_atomic
 from .trainset import (
     Dataset,
     categories_of,
     easy_weights,
+    extract_scored_rows,
     frame_matrix,
     make_split,
     open_dataset,
@@ -139,6 +141,10 @@ def train(
     baseline = _read_baseline(Path(baseline_tsv) if baseline_tsv else ds.build_dir / "gene_performance.tsv",
                               parts.test)
 
+    t = time.perf_counter()
+    full = ds
+    ds = extract_scored_rows(full, floor, out / ".rows")  # one pass over the dataset; later passes read these rows
+    timings["extract_rows_s"] = time.perf_counter() - t
     features = select_features(ds, feature_subset)
     pruned: list[dict[str, object]] = []
     if prune:
@@ -163,7 +169,7 @@ def train(
     if feature_ablation:
         from .ablation import family_subsets
 
-        sets = ds.schema_meta.get("feature_sets") or ["base"]
+        sets = full.schema_meta.get("feature_sets") or ["base"]  # the rows' own metadata
         subsets.update(family_subsets(sets, features, subsets["meta_scores_only"]))  # type: ignore[arg-type]
     for name, cols in subsets.items():
         t = time.perf_counter()
@@ -198,10 +204,12 @@ def train(
 
     base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
     delta = test_c.per_gene(("base", "meta"), thresholds)
-    files = _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+    files = _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
                            floor, store, n_rows, sampling_weights, seed)
     if feature_ablation:
         files["feature_ablation"] = str(out / "feature_ablation.md")
+    shutil.rmtree(out / ".rows", ignore_errors=True)
+    shutil.rmtree(out / ".xgb-cache", ignore_errors=True)
     timings["total_s"] = time.perf_counter() - t0
     metrics["timings"] = {k: round(v, 2) for k, v in timings.items()}
     write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))
@@ -374,7 +382,7 @@ def feature_settings(ds: Dataset) -> dict[str, object]:
     return {k: cfg[k] for k in keys}
 
 
-def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
                    floor, store, n_rows, sampling_weights, seed) -> dict[str, str]:  # noqa: ANN001
     files: dict[str, str] = {}
     meta = fitted["meta"]
@@ -414,7 +422,7 @@ def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metr
         "ablations": ablation_card,
         "threshold_rule": "highest pooled F1 of the validation genes over 0.01..0.99 (pred_type rule, build window)",
         "base_model": {k: v for k, v in identity.items() if k != "schema_version"},
-        "dataset": _dataset_identity(ds),
+        "dataset": _dataset_identity(full),
         "training": {"split": parts.kind, **parts.detail, "seed": seed, "train_genes": len(parts.train),
                      "valid_genes": len(parts.valid), "test_genes": len(parts.test), "rows": n_rows["meta"],
                      "sampling_weights": sampling_weights, "pruned": len(pruned),
@@ -426,11 +434,9 @@ def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metr
     write_json_atomic(out / CARD, card)
     files["model_card"] = str(out / CARD)
     # the model's scores of every dataset row it scores (train, valid and test genes): apply reproduces them
-    from .trainset import row_batches as _rb
-
     frames = []
     part_of = parts.part_of()
-    for (X, _, _), ids in _rb(ds, set(part_of), meta.features, meta.categories, floor=floor, easy_weight=None):
+    for (X, _, _), ids in row_batches(ds, set(part_of), meta.features, meta.categories, floor=floor, easy_weight=None):
         p = meta.predict(X)
         frames.append(pl.DataFrame({"gene_id": ids.column("gene_id").to_pylist(),
                                     "position": ids.column("position").to_numpy(),
@@ -438,8 +444,6 @@ def _write_outputs(out, ds, spec, fitted, calib, pruned, parts, thresholds, metr
     rows = pl.concat(frames) if frames else pl.DataFrame()
     if rows.height:
         rows = rows.with_columns(pl.col("gene_id").replace_strict(part_of).alias("part"))
-    from .storage import tmp_path_for, commit
-
     tmp = tmp_path_for(out / "row_scores.parquet")
     rows.write_parquet(tmp)
     commit(tmp, out / "row_scores.parquet")

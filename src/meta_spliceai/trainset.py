@@ -317,6 +317,45 @@ def prune_features(
 # --------------------------------------------------------------------------- batches
 
 
+def extract_scored_rows(ds: Dataset, floor: float, folder: Path, batch_rows: int = 50_000) -> Dataset:
+    """The dataset's rows with max(donor, acceptor) >= ``floor`` (the only ones training reads), in one
+    Parquet file under ``folder``: one streamed pass over the dataset instead of one per training pass.
+
+    A row group is decoded in full only when one of its rows is kept (its score columns are read
+    first). Returns a Dataset view over the extracted file (same build, roles and digest).
+    """
+    from .storage import commit, tmp_path_for
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "scored_rows.parquet"
+    tmp = tmp_path_for(path)
+    schema = pq.read_schema(ds.files[0])
+    writer = pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=1)
+    buffered: list[pa.Table] = []
+    n_buf = 0
+    for f in ds.files:
+        pf = pq.ParquetFile(f)
+        if pf.schema_arrow.names != schema.names:
+            raise InputError(f"{f} has other columns than {ds.files[0]}: the dataset mixes builds; train on one build")
+        for g in range(pf.num_row_groups):
+            small = pf.read_row_group(g, columns=["donor_score", "acceptor_score"])
+            keep = pc.greater_equal(pc.max_element_wise(small.column("donor_score"), small.column("acceptor_score")),
+                                    pa.scalar(floor, pa.float32()))
+            if not pc.any(keep).as_py():
+                continue
+            t = pf.read_row_group(g).filter(keep)
+            buffered.append(t)
+            n_buf += t.num_rows
+            if n_buf >= batch_rows:
+                writer.write_table(pa.concat_tables(buffered), row_group_size=batch_rows)
+                buffered, n_buf = [], 0
+    if buffered:
+        writer.write_table(pa.concat_tables(buffered), row_group_size=batch_rows)
+    writer.close()
+    commit(tmp, path)
+    return Dataset([path], ds.build_dir, ds.build_meta, ds.schema_meta, ds.roles, ds.checksum)
+
+
 def _matrix(table: pa.Table, features: list[str], categories: dict[str, list[str]]) -> np.ndarray:
     """float32 (rows, features); categorical columns as the index into ``categories`` (NaN if unseen)."""
     out = np.empty((table.num_rows, len(features)), dtype=np.float32)
