@@ -16,12 +16,17 @@ SubsetPolicy = Literal["error_total", "error_fp", "error_fn", "random", "hard", 
 SiteType = Literal["donor", "acceptor"]
 SpliceType = Literal["donor", "acceptor", "neither"]
 PredType = Literal["TP", "FP", "FN", "TN"]
+#: feature families a build can select (columns in schema.py): today's per-position set, and context
+#: views of the whole score tracks (partner-site peaks at several distances, the same-type neighbourhood,
+#: the position's place among the gene's peaks)
+FeatureSet = Literal["base", "partner", "neighbourhood", "gene_peaks"]
 
 BASE_MODELS: tuple[str, ...] = get_args(BaseModelName)
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
 SUBSET_POLICIES: tuple[str, ...] = get_args(SubsetPolicy)
+FEATURE_SETS: tuple[str, ...] = get_args(FeatureSet)
 
 #: nucleotides of real genomic context the base model reads on each side of a gene body
 FLANK = 5_000
@@ -50,6 +55,7 @@ class BuildConfig:
     easy_ratio: float = 0.5
     kmer_sizes: tuple[int, ...] = (6,)
     kmer_window: int = 500
+    feature_sets: tuple[FeatureSet, ...] = ("base", "partner")  # canonical order (FEATURE_SETS); base required
     seed: int = 42
     base_model: BaseModelName = "spliceai"
 
@@ -77,3 +83,27 @@ class PredictDefaults:
 
 
 DEFAULT_PREDICT = PredictDefaults()
+
+
+SplitKind = Literal["gene", "chromosome"]
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """Defaults of ``meta-spliceai train`` and ``apply``."""
+
+    model: str = "xgboost"
+    split: SplitKind = "gene"
+    group_col: str = "gene_id"
+    test_fraction: float = 0.2  # of the gene groups (gene split)
+    valid_fraction: float = 0.15  # of the remaining groups
+    corr_thr: float = 0.99
+    prune_sample_rows: int = 200_000
+    seed: int = 42
+    #: positions with max(donor, acceptor) below the floor keep the base model's scores. None: the build's
+    #: --hard-prob, above which the build kept every position (no TN sampling, so no weights needed)
+    floor: float | None = None
+    bootstrap: int = 1000
+
+
+DEFAULT_TRAIN = TrainDefaults()
