@@ -380,6 +380,8 @@ def _apply_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names")
     p.add_argument("--out", type=Path, required=True, help="output folder: scores/, calls.tsv, calls.bed (resumable)")
     p.add_argument("--run-workflow", action="store_true", help="predict genes missing from --predictions first")
+    p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device,
+                   help="device of the base model for --run-workflow")
     p.add_argument("--evaluate", action="store_true",
                    help="also compare base, ablations and meta-model on every nucleotide of the genes against the "
                         "annotation (DIR/metrics.json, DIR/report.md)")
@@ -393,7 +395,7 @@ def _run_apply(args: argparse.Namespace) -> int:
 
     res = apply(model=args.model, predictions=args.predictions, out=args.out, fasta=args.fasta, gtf=args.gtf,
                 genes=args.genes, gene_ids_file=args.gene_ids_file, run_workflow=args.run_workflow,
-                evaluate=args.evaluate, bootstrap=args.bootstrap, progress=True)
+                device=args.device, evaluate=args.evaluate, bootstrap=args.bootstrap, progress=True)
     con = _console()
     for k, v in res.items():
         con.print(f"{k:>14}: {v}")

@@ -126,6 +126,7 @@ def apply(
     genes: Sequence[str] | None = None,
     gene_ids_file: str | os.PathLike[str] | None = None,
     run_workflow: bool = False,
+    device: str = "auto",
     evaluate: bool = False,
     bootstrap: int = 1000,
     seed: int = 42,
@@ -156,7 +157,7 @@ def apply(
         if missing:
             from .basemodel import load_base_model
 
-            bm = load_base_model(card["base_model"]["base_model"])
+            bm = load_base_model(card["base_model"]["base_model"], device=device)  # type: ignore[arg-type]
             base = PredictionStore(base.path, bm)
             predict_genes(genome, chosen.filter(pl.col("gene_id").is_in(missing)), bm, base,
                           contig_map=contig_map, progress=progress)

@@ -41,7 +41,8 @@ def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progres
     from .training import train
 
     trained = train(dataset=out, out_dir=out / "model", bootstrap=200, progress=progress)
-    applied = apply(model=out / "model", predictions=out / "predictions", out=out / "apply", progress=progress)
+    applied = apply(model=out / "model", predictions=out / "predictions", out=out / "apply", run_workflow=True,
+                    device=device, progress=progress)
     artifacts = {
         "build config and plan": out / "build.json",
         "prediction store": out / "predictions",

@@ -420,7 +420,7 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
         "thresholds": {t: thresholds[("meta", t)] for t in SITE_TYPES},
         "method_thresholds": {f"{m}/{t}": v for (m, t), v in thresholds.items()},
         "ablations": ablation_card,
-        "threshold_rule": "highest pooled F1 of the validation genes over 0.01..0.99 (pred_type rule, build window)",
+        "threshold_rule": "highest pooled F1 of the validation genes over floor..0.99 in steps of 0.01 (pred_type rule, build window)",
         "base_model": {k: v for k, v in identity.items() if k != "schema_version"},
         "dataset": _dataset_identity(full),
         "training": {"split": parts.kind, **parts.detail, "seed": seed, "train_genes": len(parts.train),
