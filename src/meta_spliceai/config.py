@@ -16,12 +16,14 @@ SubsetPolicy = Literal["error_total", "error_fp", "error_fn", "random", "hard", 
 SiteType = Literal["donor", "acceptor"]
 SpliceType = Literal["donor", "acceptor", "neither"]
 PredType = Literal["TP", "FP", "FN", "TN"]
+Executor = Literal["local", "ray"]
 
 BASE_MODELS: tuple[str, ...] = get_args(BaseModelName)
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
 SUBSET_POLICIES: tuple[str, ...] = get_args(SubsetPolicy)
+EXECUTORS: tuple[str, ...] = get_args(Executor)
 
 #: nucleotides of real genomic context the base model reads on each side of a gene body
 FLANK = 5_000
@@ -77,3 +79,15 @@ class PredictDefaults:
 
 
 DEFAULT_PREDICT = PredictDefaults()
+
+
+@dataclass(frozen=True)
+class ParallelDefaults:
+    """Defaults of the scale-out flags (``--workers``, ``--executor``) of predict and build."""
+
+    workers: int = 1  # 1: everything in this process
+    executor: Executor = "local"
+    max_retries: int = 2  # a unit whose worker dies is run again this many times (Ray; local: pool restarts)
+
+
+DEFAULT_PARALLEL = ParallelDefaults()
