@@ -747,6 +747,7 @@ def _build_parallel(ctx: _Context, plan: list[list[str]], todo: list[int], manif
         def record(i: int, entry: dict, worker: str) -> None:
             b = todo[i]
             manifest["batches"][f"{b:05d}"] = entry
+            manifest["batches"] = dict(sorted(manifest["batches"].items()))  # the serial build's order
             _write_manifest(ctx.out, manifest)
             log.info("batch %d (%d of %d): recorded, %d rows (%s)", b, b + 1, len(plan), entry["rows"], worker)
             tracker.done(worker, int(entry["raw_rows"]))

@@ -95,6 +95,8 @@ def parallel_options(*, workers: int, executor: str, ray_address: str | None, th
         workers = max(n_units, 1)
     if executor == "ray":
         import_ray()  # fail now, before any work, when the extra is missing
+        if ray_address is not None:
+            _check_address(ray_address)
     gpus = 1.0 if executor == "ray" and device == "cuda" else 0.0
     return ParallelOptions(workers=workers, executor=executor, ray_address=ray_address,  # type: ignore[arg-type]
                            threads_per_worker=threads_per_worker, gpus_per_task=gpus), notes
