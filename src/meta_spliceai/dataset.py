@@ -272,7 +272,7 @@ def build(
         ctx = _Context(out=out, genome=genome, ann=ann, contig_map=contig_map,
                        store_dir=Path(predictions) if predictions else out / "predictions",
                        run_workflow=run_workflow, device=device, weights=weights, precision=precision,
-                       runtime=runtime, progress=progress, gtf=gtf_path)
+                       runtime=runtime, progress=progress, gtf=gtf_path, parallel=par)
         custom = None
         if policy == "custom":
             custom = tuple(resolve_gene_ids(ann.genes, read_gene_list(gene_ids_file, gene_col),
@@ -365,6 +365,7 @@ class _Context:
     progress: bool
     cfg: BuildConfig = DEFAULT_BUILD
     gtf: Path | None = None  # the annotation file (worker processes re-read it from the cache)
+    parallel: object = None  # ParallelOptions of predictions made here (the error policies' pool); None: serial
     bar: object = None  # the build's progress display (batches, and genes of the current batch)
     _model: object = None
     _store: object = None
@@ -414,12 +415,14 @@ class _Context:
         from .basemodel import load_base_model
         from .predictions import predict_genes
 
+        model_args = {"name": self.cfg.base_model, "weights": Path(self.weights).resolve() if self.weights else None,
+                      "device": self.device, "precision": self.precision, "runtime": self.runtime}
         if self._model is None:
-            self._model = load_base_model(self.cfg.base_model, weights=Path(self.weights) if self.weights else None,
-                                          device=self.device, precision=self.precision, runtime=self.runtime)
+            self._model = load_base_model(**model_args)  # type: ignore[arg-type]
         log.info("predicting %d gene(s) for %s", missing.height, what)
         predict_genes(self.genome, missing, self._model, self.store, contig_map=self.contig_map,
-                      batch_size=DEFAULT_PREDICT.batch_size, progress=self.progress)
+                      batch_size=DEFAULT_PREDICT.batch_size, progress=self.progress,
+                      parallel=self.parallel, model_args=model_args)  # type: ignore[arg-type]
 
 
 def _clear_build(out: Path) -> None:
