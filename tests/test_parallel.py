@@ -113,15 +113,23 @@ def test_threads_per_worker_share_the_cores():
     assert ParallelOptions(workers=2, threads_per_worker=3).threads == 3
 
 
-def test_cli_workers_zero_and_unreachable_ray_address_exit_2(tmp_path, chr22):
+def _cli_build(tmp_path, chr22) -> list[str]:
+    return [sys.executable, "-m", "meta_spliceai", "build", "-o", str(tmp_path / "out"),
+            "--fasta", str(chr22 / "genome.fa.gz"), "--gtf", str(chr22 / "annotation.gtf")]
+
+
+def test_cli_workers_zero_exits_2(tmp_path, chr22):
+    r = subprocess.run([*_cli_build(tmp_path, chr22), "--workers", "0"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--workers 0" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_unreachable_ray_address_fails_in_seconds_naming_it(tmp_path, chr22):
     pytest.importorskip("ray")
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    base = [sys.executable, "-m", "meta_spliceai", "build", "-o", str(tmp_path / "out"), *("--fasta", str(chr22 / "genome.fa.gz")),
-            "--gtf", str(chr22 / "annotation.gtf")]
-    r = subprocess.run([*base, "--workers", "0"], capture_output=True, text=True)
-    assert r.returncode == 2 and "--workers 0" in r.stderr and "Traceback" not in r.stderr
+    base = _cli_build(tmp_path, chr22)
     t0 = time.monotonic()
     r = subprocess.run([*base, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
