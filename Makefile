@@ -4,7 +4,7 @@
 VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
-EXTRAS ?= test,onnx
+EXTRAS ?= test,onnx,train
 DEMO_OUT ?= out/demo
 
 .PHONY: install demo test bench clean

@@ -7,6 +7,10 @@ is built twice, one run after the other, each in a fresh subprocess and a fresh 
 - baseline: the same with ``--kmer-sizes 0`` (no sequence features), so the 6-mer figures can be read
   as a ratio against a run made under the same machine load.
 
+``--feature-sets`` / ``--baseline-feature-sets`` set the builder's feature families of each run (default:
+the builder's default), e.g. ``--baseline-kmer-sizes 6 --baseline-feature-sets base --feature-sets all``
+measures what the context families cost with 6-mers on.
+
 Per run: wall seconds (whole subprocess: interpreter start, annotation parse, plan, all batches,
 finalize), CPU seconds (user + system of the child, from ``os.wait4``), peak RSS (``ru_maxrss`` of
 the child, and the peak of the process tree's summed VmRSS polled every 0.2 s from /proc), peak
@@ -19,6 +23,7 @@ SIGKILL a minute later) and report what it measured up to then. Results are appe
 Usage:
   python bench/bench_build.py --n-genes 200 2000
   python bench/bench_build.py --n-genes 20000 --max-seconds 4500
+  python bench/bench_build.py --n-genes 2000 --feature-sets all --baseline-kmer-sizes 6 --baseline-feature-sets base
 """
 
 from __future__ import annotations
@@ -93,11 +98,13 @@ def free_bytes(path: Path) -> int:
 
 
 def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seconds: float | None,
-              max_rss: float | None, log: Path) -> dict:
+              max_rss: float | None, log: Path, feature_sets: str | None = None) -> dict:
     """One ``meta-spliceai build`` in a subprocess, polled every 0.2 s; returns its figures."""
     cmd = [sys.executable, "-m", "meta_spliceai.cli", "build", "--fasta", str(inp / "genome.fa"),
            "--gtf", str(inp / "annotation.gtf"), "--predictions", str(inp / "predictions"),
            "--subset-policy", "all", "--batch-size", str(batch_size), "--kmer-sizes", kmer, "--output-dir", str(out)]
+    if feature_sets:
+        cmd += ["--feature-sets", feature_sets]
     n_batches = -(-n // batch_size)
     master = out / "master"
     t0 = time.perf_counter()
@@ -151,6 +158,7 @@ def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seco
         steady = None
     return {
         "kmer_sizes": kmer,
+        "feature_sets": feature_sets or "default",
         "returncode": proc.returncode,
         "complete": bool(manifest.get("complete")),
         "stopped": why,
@@ -184,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--kmer-sizes", default="6")
     ap.add_argument("--baseline-kmer-sizes", default="0", help="'' for no baseline run")
+    ap.add_argument("--feature-sets", help="--feature-sets of the measured build (default: the builder's)")
+    ap.add_argument("--baseline-feature-sets", help="--feature-sets of the baseline build (default: the builder's)")
     ap.add_argument("--baseline-first", action="store_true", help="run the baseline before the measured build")
     ap.add_argument("--max-seconds", type=float, help="stop a run after this long and report what it measured")
     ap.add_argument("--max-rss-gib", type=float, help="stop a run whose process tree exceeds this resident size")
@@ -193,17 +203,22 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    bytes_per_gene = {args.kmer_sizes: 2.0e6, args.baseline_kmer_sizes: 0.2e6}  # first guesses, refined by each run
+    measured = (args.kmer_sizes, args.feature_sets)
+    baseline = (args.baseline_kmer_sizes, args.baseline_feature_sets)
+    bytes_per_gene = {measured: 2.0e6 if args.kmer_sizes != "0" else 0.2e6,
+                      baseline: 2.0e6 if args.baseline_kmer_sizes != "0" else 0.2e6}  # first guesses, refined
     for n in args.n_genes:
         inp = args.input_dir / f"n{n}"
         info = generate(n, inp, 200)
-        kinds = [args.kmer_sizes] + ([args.baseline_kmer_sizes] if args.baseline_kmer_sizes != "" else [])
+        kinds = [measured] + ([baseline] if args.baseline_kmer_sizes != "" else [])
         if args.baseline_first:
             kinds.reverse()
-        for kmer in kinds:
-            out = args.work_dir / f"n{n}_k{kmer.replace(',', '-')}"
+        for kind in kinds:
+            kmer, fsets = kind
+            tag = f"_f{fsets.replace(',', '-')}" if fsets else ""
+            out = args.work_dir / f"n{n}_k{kmer.replace(',', '-')}{tag}"
             shutil.rmtree(out, ignore_errors=True)
-            need = bytes_per_gene[kmer] * n
+            need = bytes_per_gene[kind] * n
             free = free_bytes(args.work_dir)
             if free - need < args.min_free_gib * GiB:
                 print(f"N={n} k={kmer}: skipped, needs ~{need / GiB:.1f} GiB and {free / GiB:.1f} GiB are free "
@@ -211,11 +226,12 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             print(f"N={n} k={kmer}: building into {out} (load {os.getloadavg()[0]:.2f})", file=sys.stderr)
             res = run_build(inp, out, n, kmer, args.batch_size, args.max_seconds,
-                            args.max_rss_gib * GiB if args.max_rss_gib else None, args.work_dir / f"{out.name}.log")
+                            args.max_rss_gib * GiB if args.max_rss_gib else None, args.work_dir / f"{out.name}.log",
+                            feature_sets=fsets)
             res.update(n_genes=n, date=time.strftime("%Y-%m-%d %H:%M:%S"), body_nt=info["body_nt"],
                        cpus=os.cpu_count(), batch_size=args.batch_size)
             if res["genes_done"]:
-                bytes_per_gene[kmer] = 1.3 * res["output_bytes"] / res["genes_done"]
+                bytes_per_gene[kind] = 1.3 * res["output_bytes"] / res["genes_done"]
             print(json.dumps(res), file=sys.stderr)
             with open(args.results, "a") as fh:
                 fh.write(json.dumps(res) + "\n")
@@ -227,21 +243,23 @@ def main(argv: list[str] | None = None) -> None:
 def _report(results: Path, n: int) -> None:
     """The latest measured and baseline runs of N, side by side."""
     runs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    latest: dict[str, dict] = {}
+    latest: dict[tuple[str, str], dict] = {}
     for r in runs:
         if r["n_genes"] == n:
-            latest[r["kmer_sizes"]] = r
+            latest[(r["kmer_sizes"], r.get("feature_sets", "default"))] = r
     print(f"\nN = {n:,} genes")
-    print(f"{'k-mers':>7} {'ok':>3} {'genes':>7} {'wall s':>8} {'CPU s':>8} {'genes/s':>8} {'steady':>7} "
+    print(f"{'k-mers':>7} {'feature sets':>14} {'ok':>3} {'genes':>7} {'wall s':>8} {'CPU s':>8} {'genes/s':>8} {'steady':>7} "
           f"{'RSS GiB':>8} {'tree':>6} {'trim rows':>11} {'rows/gene':>9} {'out GiB':>8} {'load':>5}")
-    for k, r in latest.items():
-        print(f"{k:>7} {'y' if r['complete'] else 'n':>3} {r['genes_done']:>7,} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} "
+    for (k, fs), r in latest.items():
+        print(f"{k:>7} {fs:>14} {'y' if r['complete'] else 'n':>3} {r['genes_done']:>7,} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} "
               f"{r['genes_per_s']:>8.2f} {r['steady_genes_per_s'] or float('nan'):>7.2f} {r['peak_rss_gib']:>8.2f} "
               f"{r['peak_tree_rss_gib']:>6.2f} {r['rows_trim']:>11,} {r['rows_per_gene']:>9} "
               f"{r['output_bytes'] / GiB:>8.2f} {r['load_mean']:>5.1f}")
-    if len(latest) == 2:
-        a, b = list(latest.values())
-        print(f"ratio {a['kmer_sizes']}/{b['kmer_sizes']}: wall {a['wall_s'] / b['wall_s']:.2f}x, "
+    last = sorted(latest.values(), key=lambda r: r["date"])[-2:]
+    if len(last) == 2:
+        a, b = last
+        print(f"ratio k{a['kmer_sizes']} {a.get('feature_sets', 'default')} / k{b['kmer_sizes']} "
+              f"{b.get('feature_sets', 'default')}: wall {a['wall_s'] / b['wall_s']:.2f}x, "
               f"CPU {a['cpu_s'] / b['cpu_s']:.2f}x, peak RSS {a['peak_rss_gib'] / b['peak_rss_gib']:.2f}x")
 
 

@@ -73,3 +73,46 @@ def _runtime_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("META_SPLICEAI_CACHE", str(tmp_path_factory.mktemp("onnx-cache")))
         yield
+
+
+#: a small, fast XGBoost spec for tests (the defaults train longer)
+FAST_XGB = '{"model": "xgboost", "params": {"n_estimators": 40, "max_depth": 4, "nthread": 2}}'
+
+
+@pytest.fixture(scope="session")
+def chr22_build(tmp_path_factory, chr22, keras_store) -> Path:
+    """Every chr22 gene built from the Keras store, with 3-mers (exercises the sequence features)."""
+    from meta_spliceai.dataset import build
+
+    out = tmp_path_factory.mktemp("train") / "build"
+    build(output_dir=out, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf", subset_policy="all",
+          kmer_sizes=(3,), predictions=keras_store, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def chr22_model(tmp_path_factory, chr22_build):
+    """A meta-model trained on chr22_build (gene split, seed 42), with its TrainResult."""
+    from meta_spliceai.training import train
+
+    out = tmp_path_factory.mktemp("train") / "model"
+    res = train(dataset=chr22_build, out_dir=out, model=FAST_XGB, bootstrap=30, progress=False)
+    return out, res
+
+
+TINY_XGB = '{"model": "xgboost", "params": {"n_estimators": 15, "max_depth": 3, "nthread": 2}}'
+
+
+@pytest.fixture(scope="session")
+def context_model(tmp_path_factory, chr22, keras_store):
+    """chr22 built with every feature family (no k-mers), and ``train --feature-ablation`` on it: (root, result)."""
+    from meta_spliceai.config import FEATURE_SETS
+    from meta_spliceai.dataset import build
+    from meta_spliceai.training import train
+
+    root = tmp_path_factory.mktemp("context")
+    build(output_dir=root / "build", fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf", subset_policy="all",
+          kmer_sizes=(), feature_sets=FEATURE_SETS, predictions=keras_store, progress=False)
+    res = train(dataset=root / "build", out_dir=root / "model", model=TINY_XGB, bootstrap=20, feature_ablation=True,
+                progress=False)
+    return root, res

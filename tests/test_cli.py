@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import json
 import re
 
+import polars as pl
 import pytest
 
 from meta_spliceai.cli import main
+from meta_spliceai.config import FEATURE_SETS
 
 
 def run(capsys, *argv):
@@ -22,7 +25,7 @@ def test_help_lists_built_subcommands(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "reference", "predict", "build", "gene-ids"):
+    for cmd in ("demo", "reference", "predict", "build", "gene-ids", "train", "apply"):
         assert cmd in out
 
 
@@ -89,6 +92,8 @@ def _one_line_error(code, err, *fragments):
         (["build", "-o", "{tmp}/o", "--gene-ids-file", "{tmp}/unknown.txt"], ["not found in the annotation: NOPE"]),
         (["build", "-o", "{tmp}/o", "--kmer-sizes", "9"], ["--kmer-sizes must be between 1 and 8"]),
         (["build", "-o", "{tmp}/o", "--kmer-sizes", "x"], ["--kmer-sizes takes integers"]),
+        (["build", "-o", "{tmp}/o", "--feature-sets", "base,exons"], ["unknown feature set 'exons'", "--feature-sets"]),
+        (["build", "-o", "{tmp}/o", "--feature-sets", "partner"], ["lack 'base'", "--feature-sets"]),
         (["predict", "--out", "{tmp}/s", "--genes", "NOPE"], ["not found in the annotation: NOPE"]),
         (["gene-ids", "--eval-dir", "{tmp}/none", "--out", "{tmp}/x.tsv"], ["is not a folder"]),
     ],
@@ -108,8 +113,11 @@ def test_bad_flags_are_one_line_errors(capsys, tmp_path, argv, fragments):
 def test_build_and_gene_ids_via_cli(capsys, tmp_path, chr22, keras_store):
     out = tmp_path / "b"
     code, text, _ = run(capsys, "build", *_ref(chr22), "-o", out, "--predictions", keras_store,
-                        "--subset-policy", "random", "--n-genes", "3", "--kmer-sizes", "0", "--batch-size", "2")
+                        "--subset-policy", "random", "--n-genes", "3", "--kmer-sizes", "0", "--batch-size", "2",
+                        "--feature-sets", "all")
     assert code == 0 and "master dataset" in text and _count(text, "genes") == 3
+    assert json.loads((out / "build.json").read_text())["config"]["feature_sets"] == list(FEATURE_SETS)
+    assert "donor_nbhd10_rank" in pl.read_parquet_schema(next((out / "master").iterdir()))
     code, text, _ = run(capsys, "gene-ids", "--eval-dir", keras_store, "--out", tmp_path / "ids.tsv",
                         "--gtf", chr22 / "annotation.gtf", "--n-genes", "5")
     assert code == 0
@@ -381,3 +389,57 @@ def test_a_command_added_later_gets_defaults_description_and_v(monkeypatch):
     text = " ".join(p.format_help().split())
     assert "Do extra things." in text and "how many (default: 3)" in text
     assert cli.build_parser().parse_args(["extra", "-v"]).v is True
+
+
+@pytest.fixture(scope="module")
+def bad_train_inputs(tmp_path_factory, chr22_build, chr22, keras_store):
+    import shutil
+
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from meta_spliceai.dataset import build
+
+    tmp = tmp_path_factory.mktemp("badtrain")
+    noroles = tmp / "noroles"
+    (noroles / "master").mkdir(parents=True)
+    shutil.copy(chr22_build / "build.json", noroles / "build.json")
+    pl.DataFrame({"gene_id": ["A"], "x": [1.0]}).write_parquet(noroles / "master" / "b.parquet")
+    nolabels = tmp / "nolabels"
+    shutil.copytree(chr22_build, nolabels, ignore=shutil.ignore_patterns(".lock"))
+    for f in (nolabels / "master").glob("*.parquet"):
+        t = pq.read_table(f)
+        f.unlink()
+        pq.write_table(t.drop_columns(["splice_type"]), f)
+    other = tmp / "other.tsv"
+    other.write_text("gene_id\tsplice_type\tTP\tFP\tFN\nNOPE\tdonor\t1\t0\t0\n")
+    genes = tmp / "two.txt"
+    genes.write_text("TANGO2\nMED15\n")
+    build(output_dir=tmp / "two", fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
+          gene_ids_file=genes, kmer_sizes=(), predictions=keras_store, progress=False)
+    return {"build": chr22_build, "noroles": noroles, "nolabels": nolabels, "other": other, "two": tmp / "two",
+            "tmp": tmp}
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["train", "{noroles}", "--out-dir", "{tmp}/m"], ["has no column roles", "rebuild"]),
+        (["train", "{nolabels}", "--out-dir", "{tmp}/m"], ["lacks the splice_type column"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--model", '{"model": "svm"}'], ["unknown model 'svm'", "xgboost"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--model", '{"model": "xgboost", "params": {"depth": 2}}'],
+         ["unknown xgboost parameter(s) depth", "max_depth"]),
+        (["train", "{build}", "{other}", "--out-dir", "{tmp}/m"], ["is for other genes"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--group-col", "family"], ["--group-col 'family' does not exist"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--split", "chromosome", "--test-chroms", "7"],
+         ["test chromosome(s) 7 absent from the data"]),
+        (["train", "{build}", "--out-dir", "{tmp}/m", "--split", "chromosome"], ["absent from the data"]),
+        (["train", "{two}", "--out-dir", "{tmp}/m"], ["too few genes to split"]),
+        (["apply", "{tmp}/nomodel", "--predictions", "{tmp}", "--out", "{tmp}/a"], ["no model card"]),
+    ],
+)
+def test_bad_train_inputs_are_one_line_errors(capsys, bad_train_inputs, argv, fragments):
+    for key, value in bad_train_inputs.items():
+        argv = [a.replace("{" + key + "}", str(value)) for a in argv]
+    code, _, err = run(capsys, *argv)
+    _one_line_error(code, err, *fragments)

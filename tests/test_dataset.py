@@ -155,6 +155,10 @@ def test_resume_skips_finished_batches_and_refuses_other_config(chr22_build, chr
     with pytest.raises(ConfigMismatchError, match="batch_size: 5 there, 6 now") as err:
         build(output_dir=out, predictions=keras_store, subset_policy="all", batch_size=6, **_ref(chr22), **FAST)
     assert "--overwrite" in str(err.value)
+    with pytest.raises(ConfigMismatchError, match=r"feature_sets: \['base', 'partner'\] there, \['base'\] now"):
+        build(output_dir=out, predictions=keras_store, subset_policy="all", batch_size=5, feature_sets=["base"],
+              **_ref(chr22), **FAST)
+    assert json.loads((out / "build.json").read_text())["config"]["feature_sets"] == ["base", "partner"]
 
 
 def test_overwrite_rebuilds(tmp_path, chr22, keras_store):

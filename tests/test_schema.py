@@ -7,8 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from meta_spliceai.config import DEFAULT_BUILD, FEATURE_SETS
 from meta_spliceai.errors import InputError
 from meta_spliceai.schema import (
+    FEATURE_SET_COLUMNS,
     METADATA_KEY,
     SCHEMA_VERSION,
     arrow_schema,
@@ -17,6 +19,7 @@ from meta_spliceai.schema import (
     feature_columns,
     kmer_count_type,
     kmer_names,
+    normalize_feature_sets,
     read_metadata,
     read_roles,
     role_of,
@@ -96,3 +99,24 @@ def test_roles_by_name_and_errors():
         read_roles(pa.schema([("a", pa.int8())]))
     with pytest.raises(InputError, match="out of range"):
         arrow_schema((9,))
+
+
+def test_feature_sets_select_columns_and_are_recorded():
+    assert tuple(FEATURE_SET_COLUMNS) == FEATURE_SETS  # config's Literal and the schema's families agree
+    every = [c for cols in FEATURE_SET_COLUMNS.values() for c in cols]
+    assert len(every) == len(set(every))  # no column in two families
+    base = arrow_schema((), 500, ["base"])
+    full = arrow_schema((2,), 500, FEATURE_SETS)
+    assert feature_columns(base) == list(FEATURE_SET_COLUMNS["base"])
+    feats = feature_columns(full)
+    assert feats[: len(every)] == every and feats[-1] == "2mer_TT"  # families in canonical order, then k-mers
+    assert {role_of(c) for c in every} == {"feature"}
+    assert read_metadata(full)["feature_sets"] == list(FEATURE_SETS)
+    assert arrow_schema((), 500) == arrow_schema((), 500, DEFAULT_BUILD.feature_sets)  # None: the default
+    assert normalize_feature_sets(["partner", "base", "partner"]) == ("base", "partner")
+    assert full.field("acceptor_up_nearest10_dist").type == pa.int32()
+    assert full.field("donor_nbhd100_is_max").type == pa.int8()
+    with pytest.raises(InputError, match="unknown feature set 'exon'"):
+        normalize_feature_sets(["base", "exon"])
+    with pytest.raises(InputError, match="lack 'base'"):
+        normalize_feature_sets(["partner"])

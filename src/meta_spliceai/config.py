@@ -17,6 +17,10 @@ SiteType = Literal["donor", "acceptor"]
 SpliceType = Literal["donor", "acceptor", "neither"]
 PredType = Literal["TP", "FP", "FN", "TN"]
 Executor = Literal["local", "ray"]
+#: feature families a build can select (columns in schema.py): today's per-position set, and context
+#: views of the whole score tracks (partner-site peaks at several distances, the same-type neighbourhood,
+#: the position's place among the gene's peaks)
+FeatureSet = Literal["base", "partner", "neighbourhood", "gene_peaks"]
 
 BASE_MODELS: tuple[str, ...] = get_args(BaseModelName)
 DEVICES: tuple[str, ...] = get_args(Device)
@@ -24,6 +28,7 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
 SUBSET_POLICIES: tuple[str, ...] = get_args(SubsetPolicy)
 EXECUTORS: tuple[str, ...] = get_args(Executor)
+FEATURE_SETS: tuple[str, ...] = get_args(FeatureSet)
 
 #: nucleotides of real genomic context the base model reads on each side of a gene body
 FLANK = 5_000
@@ -52,6 +57,7 @@ class BuildConfig:
     easy_ratio: float = 0.5
     kmer_sizes: tuple[int, ...] = (6,)
     kmer_window: int = 500
+    feature_sets: tuple[FeatureSet, ...] = ("base", "partner")  # canonical order (FEATURE_SETS); base required
     seed: int = 42
     base_model: BaseModelName = "spliceai"
 
@@ -91,3 +97,27 @@ class ParallelDefaults:
 
 
 DEFAULT_PARALLEL = ParallelDefaults()
+
+
+SplitKind = Literal["gene", "chromosome"]
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """Defaults of ``meta-spliceai train`` and ``apply``."""
+
+    model: str = "xgboost"
+    split: SplitKind = "gene"
+    group_col: str = "gene_id"
+    test_fraction: float = 0.2  # of the gene groups (gene split)
+    valid_fraction: float = 0.15  # of the remaining groups
+    corr_thr: float = 0.99
+    prune_sample_rows: int = 200_000
+    seed: int = 42
+    #: positions with max(donor, acceptor) below the floor keep the base model's scores. None: the build's
+    #: --hard-prob, above which the build kept every position (no TN sampling, so no weights needed)
+    floor: float | None = None
+    bootstrap: int = 1000
+
+
+DEFAULT_TRAIN = TrainDefaults()

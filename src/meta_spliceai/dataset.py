@@ -45,10 +45,10 @@ from .config import (
     Runtime,
 )
 from .errors import ConfigMismatchError, InputError
-from .genome import Genome, match_contigs, oriented_sequence
-from .rows import gene_rows
+from .genome import Genome, match_contigs
+from .rows import gene_rows, gene_sequence
 from .sampling import trim_mask
-from .schema import ID_COLUMNS, SCHEMA_VERSION, arrow_schema
+from .schema import ID_COLUMNS, SCHEMA_VERSION, arrow_schema, normalize_feature_sets
 from .selection import (
     ERROR_POLICIES,
     candidate_pool,
@@ -218,6 +218,7 @@ def build(
     window: int = DEFAULT_BUILD.window,
     easy_ratio: float = DEFAULT_BUILD.easy_ratio,
     kmer_sizes: Sequence[int] = DEFAULT_BUILD.kmer_sizes,
+    feature_sets: Sequence[str] = DEFAULT_BUILD.feature_sets,
     seed: int = DEFAULT_BUILD.seed,
     run_workflow: bool = False,
     overwrite: bool = False,
@@ -235,6 +236,9 @@ def build(
 ) -> BuildSummary:
     """Build (or resume) a meta-model training dataset in ``output_dir``. See the module docstring.
 
+    ``feature_sets``: feature families of the rows (``base`` required; see :mod:`meta_spliceai.schema`),
+    stored in ``build.json``: a resume with another selection is refused.
+
     ``workers`` > 1 builds batches in that many local processes; ``executor="ray"`` runs them as Ray
     tasks (on ``ray_address``, else a local cluster). The plan and the manifest stay in this process;
     the files are the same bytes as a serial build's.
@@ -246,6 +250,7 @@ def build(
                                       threads_per_worker=threads_per_worker,
                                       device=resolve_device(device) if run_workflow else "cpu")
     kmer_sizes = tuple(sorted({int(k) for k in kmer_sizes if int(k) != 0}))
+    feature_sets = normalize_feature_sets(feature_sets)
     policy = check_build_flags(
         subset_policy=subset_policy, n_genes=n_genes, gene_ids_file=gene_ids_file, gene_col=gene_col,
         batch_size=batch_size, batch_rows=batch_rows, easy_ratio=easy_ratio, hard_prob=hard_prob, window=window,
@@ -281,7 +286,8 @@ def build(
             subset_policy=policy, n_genes=n_genes, gene_ids=custom,  # type: ignore[arg-type]
             gene_types=tuple(gene_types) if gene_types else None, batch_size=batch_size, batch_rows=batch_rows,
             threshold=threshold, consensus_window=consensus_window, hard_prob=hard_prob, window=window,
-            easy_ratio=easy_ratio, kmer_sizes=kmer_sizes, seed=seed, base_model=base_model,
+            easy_ratio=easy_ratio, kmer_sizes=kmer_sizes, feature_sets=feature_sets,  # type: ignore[arg-type]
+            seed=seed, base_model=base_model,
         )
         ctx.cfg = cfg
         inputs = {"fasta": str(fasta_path.resolve()), "gtf": str(gtf_path.resolve()),
@@ -485,7 +491,8 @@ def _load_or_make_plan(ctx: _Context, cfg: BuildConfig, inputs: dict[str, str]) 
         ctx.ensure_predictions(pool.filter(pl.col("gene_id").is_in(genes)), "the genes of the build")
     write_json_atomic(path, {
         "tool": "meta-spliceai build", "config": cfg.to_dict(), "inputs": inputs, "versions": _versions(),
-        "schema_version": SCHEMA_VERSION, "plan": {"n_genes": len(genes), "batches": plan},
+        "schema_version": SCHEMA_VERSION, "predictions": str(ctx.store_dir.resolve()),
+        "plan": {"n_genes": len(genes), "batches": plan},
     })
     return plan, notes
 
@@ -511,11 +518,7 @@ def _batch_done(out: Path, b: int, manifest: dict) -> bool:
 
 def _gene_sequence(ctx: _Context, gene: dict) -> tuple[str | None, int]:
     """Transcription-oriented gene body with enough real flank for the k-mer window; offset of position 0."""
-    if not ctx.cfg.kmer_sizes:
-        return None, 0
-    flank = ctx.cfg.kmer_window // 2 + max(ctx.cfg.kmer_sizes)
-    chrom = ctx.contig_map[gene["chrom"]]
-    return oriented_sequence(ctx.genome, chrom, gene["start"], gene["end"], gene["strand"], flank), flank
+    return gene_sequence(ctx.genome, ctx.contig_map[gene["chrom"]] if ctx.cfg.kmer_sizes else "", gene, ctx.cfg)
 
 
 class _RowWriter:
@@ -604,7 +607,7 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
     sites = ctx.ann.splice_sites.filter(pl.col("gene_id").is_in(ids))
     by_gene = {k[0]: v for k, v in sites.partition_by("gene_id", as_dict=True).items()}
     empty = sites.clear()
-    raw_w = _RowWriter(p["raw"], arrow_schema(cfg.kmer_sizes, cfg.kmer_window), cfg.batch_rows)
+    raw_w = _RowWriter(p["raw"], arrow_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets), cfg.batch_rows)
     perf_rows: list[dict[str, object]] = []
     bar = ctx.bar
     task = bar.add_task(f"batch {b}: genes", total=genes.height, rate="") if bar else None
@@ -643,7 +646,8 @@ def _write_trim(cfg: BuildConfig, p: dict[str, Path]) -> None:
     keep = trim_mask(small, easy_ratio=cfg.easy_ratio, seed=cfg.seed)
     raw = pq.ParquetFile(p["raw"])
     # nothing to overlap with here, so no background writes: one row group in memory at a time
-    trim_w = _RowWriter(p["trim"], arrow_schema(cfg.kmer_sizes, cfg.kmer_window), cfg.batch_rows, background=False)
+    schema = arrow_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets)
+    trim_w = _RowWriter(p["trim"], schema, cfg.batch_rows, background=False)
     offset = 0
     for g in range(raw.num_row_groups):
         group = raw.read_row_group(g)

@@ -1,4 +1,5 @@
-"""The README's main job on the built-in demo reference: predict with SpliceAI and build a dataset."""
+"""The README's main job on the built-in demo reference: predict with SpliceAI, build a dataset, train a
+meta-model against the base model and apply it to every demo gene."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ DEMO_BATCH_SIZE = 6
 class DemoResult:
     build: BuildSummary
     artifacts: dict[str, str] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    calls: int = 0
 
 
 def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progress: bool = True) -> DemoResult:
@@ -34,6 +37,12 @@ def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progres
                     run_workflow=True, device=device, progress=progress)
     genes_tsv = out / "gene_ids.tsv"
     gene_ids(eval_dir=out, out=genes_tsv)
+    from .correction import apply
+    from .training import train
+
+    trained = train(dataset=out, out_dir=out / "model", bootstrap=200, progress=progress)
+    applied = apply(model=out / "model", predictions=out / "predictions", out=out / "apply", run_workflow=True,
+                    device=device, progress=progress)
     artifacts = {
         "build config and plan": out / "build.json",
         "prediction store": out / "predictions",
@@ -42,5 +51,10 @@ def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progres
         "manifest": out / "manifest.json",
         "base-model gene performance": out / "gene_performance.tsv",
         "genes in the store": genes_tsv,
+        "meta-model and card": out / "model" / "model_card.json",
+        "train report": out / "model" / "report.html",
+        "corrected scores (all genes)": out / "apply" / "scores",
+        "corrected site calls": out / "apply" / "calls.tsv",
     }
-    return DemoResult(build=summary, artifacts={k: str(v) for k, v in artifacts.items()})
+    return DemoResult(build=summary, artifacts={k: str(v) for k, v in artifacts.items()}, metrics=trained.metrics,
+                      calls=int(applied["calls"]))  # type: ignore[call-overload]

@@ -14,6 +14,9 @@ k-mers: for each k, counts of every k-mer (``{k}mer_ACGT…``) in the window
 sequence; k-mers containing ``N`` (or any non-ACGT letter) are not counted. ``gc_content`` is
 (G + C) / ACGT bases of that window and ``sequence_complexity`` the Shannon entropy (bits) of its
 ACGT composition (both 0 when the window has no ACGT base).
+
+The context families (``partner``, ``neighbourhood``, ``gene_peaks``: views of the whole score
+tracks) come from :func:`meta_spliceai.context.context_features`; ``feature_sets`` selects them.
 """
 
 from __future__ import annotations
@@ -23,13 +26,17 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import polars as pl
 
+from .context import EPS, PEAK_FLOOR, context_features
 from .errors import InputError
 from .evaluation import ACCEPTOR, DONOR, NEITHER, check_probs
-from .schema import dataset_polars_schema, kmer_count_type, kmer_names, kmer_span, normalize_kmer_sizes
-
-EPS = np.float32(1e-10)
-#: a local peak must exceed this score
-PEAK_FLOOR = np.float32(1e-3)
+from .schema import (
+    dataset_polars_schema,
+    kmer_count_type,
+    kmer_names,
+    kmer_span,
+    normalize_feature_sets,
+    normalize_kmer_sizes,
+)
 _OFFSETS = {"m2": -2, "m1": -1, "p1": 1, "p2": 2}
 #: rows per k-mer counting block (bincount buffer ~rows * 4^k * 8 bytes)
 _KMER_BLOCK_ROWS = 64  # measured: 64 keeps the buffer in cache (2x faster than 1024)
@@ -222,10 +229,13 @@ def compute_features(
     kmer_sizes: Iterable[int] = (),
     kmer_window: int = 500,
     gene: Mapping[str, object],
+    feature_sets: Iterable[str] | None = None,
 ) -> pl.DataFrame:
     """All feature columns for ``positions`` (0-based gene-relative, transcription direction).
 
-    One row per position, columns and dtypes exactly ``schema.feature_fields(kmer_sizes, kmer_window)``.
+    One row per position, columns and dtypes exactly ``schema.feature_fields(kmer_sizes, kmer_window,
+    feature_sets)`` (``feature_sets=None``: the default selection). ``probs`` is the gene's whole
+    (L, 3) track: the context families read all of it.
     ``seq``: transcription-oriented sequence, ``seq[seq_offset + p]`` = gene position ``p``
     (``None`` is allowed without k-mers). ``gene``: a genes-table row (transcript_count, exon_count, gene_type).
     """
@@ -236,9 +246,11 @@ def compute_features(
     if positions.size and (positions.min() < 0 or positions.max() >= length):
         raise InputError(f"feature positions outside gene {where} (length {length}); positions are 0-based gene-relative")
     sizes = normalize_kmer_sizes(kmer_sizes)
-    schema = dataset_polars_schema(sizes, kmer_window)
+    sets = normalize_feature_sets(feature_sets)
+    schema = dataset_polars_schema(sizes, kmer_window, sets)
     cols = score_features(probs, positions)
     cols.update(gene_features(positions, gene, length))
+    cols.update(context_features(probs[:, DONOR], probs[:, ACCEPTOR], positions, feature_sets=sets))
     mats: dict[int, np.ndarray] = {}
     if sizes:
         if seq is None:

@@ -20,6 +20,7 @@ from .config import BuildConfig
 from .errors import InputError
 from .evaluation import ACCEPTOR_CODE, DONOR_CODE, evaluate_gene, gene_performance
 from .features import compute_features
+from .genome import Genome, oriented_sequence
 from .sampling import select_candidates
 from .schema import PERFORMANCE_COLUMNS, PRED_TYPES, SPLICE_TYPES, TN_KINDS, dataset_polars_schema
 
@@ -41,6 +42,46 @@ def _gene_sites(sites: pl.DataFrame, gene_id: str) -> pl.DataFrame:
     if out.select(pl.struct("position", "_code").is_duplicated().any()).item():
         raise InputError(f"splice sites of gene {gene_id} list the same (position, type) twice; deduplicate the sites table")
     return out
+
+
+def gene_sequence(genome: Genome, fasta_chrom: str, gene: Mapping[str, object], cfg: BuildConfig) -> tuple[str | None, int]:
+    """Transcription-oriented gene body with the flank the k-mer window needs, and the index of position 0.
+
+    ``gene``: a genes-table row (start/end 1-based closed); ``fasta_chrom``: its contig's name in the
+    FASTA. ``(None, 0)`` without k-mers (no sequence feature needs it).
+    """
+    if not cfg.kmer_sizes:
+        return None, 0
+    flank = cfg.kmer_window // 2 + max(cfg.kmer_sizes)
+    start, end = int(gene["start"]), int(gene["end"])  # type: ignore[call-overload]
+    return oriented_sequence(genome, fasta_chrom, start, end, str(gene["strand"]), flank), flank
+
+
+def position_features(
+    gene: Mapping[str, object],
+    probs: np.ndarray,
+    positions: np.ndarray,
+    seq: str | None,
+    seq_offset: int,
+    cfg: BuildConfig,
+) -> pl.DataFrame:
+    """Feature columns (schema order) of any ``positions`` (0-based gene-relative) of one gene.
+
+    The one code path for features: the builder calls it for its candidate rows, ``train``'s
+    evaluation and ``apply`` for every position they score, so a position's features never depend
+    on who asks. ``probs``: the gene's whole (L, 3) score track; ``seq``/``seq_offset`` as from
+    :func:`gene_sequence`; ``cfg``: the build's feature settings (k-mer sizes and window, feature sets).
+    """
+    return compute_features(
+        probs,
+        positions,
+        seq=seq,
+        seq_offset=seq_offset,
+        kmer_sizes=cfg.kmer_sizes,
+        kmer_window=cfg.kmer_window,
+        gene=gene,
+        feature_sets=cfg.feature_sets,
+    )
 
 
 def gene_rows(
@@ -96,15 +137,7 @@ def gene_rows(
         seed=cfg.seed,
         gene_id=gene_id,
     )
-    feats = compute_features(
-        probs,
-        cand.positions,
-        seq=seq,
-        seq_offset=seq_offset,
-        kmer_sizes=cfg.kmer_sizes,
-        kmer_window=cfg.kmer_window,
-        gene=gene,
-    )
+    feats = position_features(gene, probs, cand.positions, seq, seq_offset, cfg)
     n = len(cand)
     genomic = start + cand.positions if strand == "+" else end - cand.positions
     is_site = cand.site_index >= 0
@@ -113,7 +146,7 @@ def gene_rows(
             f"splice sites of gene {gene_id}: genomic_position and position disagree with the gene span "
             f"{start}-{end} ({strand}); rebuild the annotation tables"
         )
-    schema = dataset_polars_schema(cfg.kmer_sizes, cfg.kmer_window)
+    schema = dataset_polars_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets)
     tx_ids = site_df["transcript_ids"].gather(np.where(is_site, cand.site_index, 0)) if site_df.height else None
     head = pl.DataFrame(
         {

@@ -9,7 +9,12 @@ Every row is one candidate position of one gene. Each column has a *role*:
 - ``feature``: what a meta-model may read. Features are computed the same way for every
   position, whatever its label (see :mod:`meta_spliceai.features`).
 
-Roles, the schema version and the k-mer settings are stored in the Parquet schema metadata
+Feature columns come in families (``feature_sets``, see :data:`FEATURE_SET_COLUMNS`): ``base`` (scores
+at ±2, probability, context-shape and gene-level features), ``partner``, ``neighbourhood`` and
+``gene_peaks`` (views of the whole score tracks, :mod:`meta_spliceai.context`); k-mers and the
+sequence summary follow ``kmer_sizes``.
+
+Roles, the schema version, the feature sets and the k-mer settings are stored in the Parquet schema metadata
 under the key ``b"meta_spliceai"`` (JSON), so any file can be interpreted on its own.
 
 Coordinates: ``genomic_position`` is 1-based on the chromosome; ``position`` is the 0-based
@@ -28,10 +33,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from .config import DEFAULT_BUILD, FEATURE_SETS
 from .errors import InputError
 
 #: bump when a column is added, removed, renamed or changes meaning or type
-SCHEMA_VERSION = 1
+#: (2: context feature families partner / neighbourhood / gene_peaks; feature_sets in the metadata)
+SCHEMA_VERSION = 2
 #: key of the Parquet/Arrow schema metadata entry holding roles and version (JSON)
 METADATA_KEY = b"meta_spliceai"
 
@@ -119,6 +126,86 @@ GENE_FEATURES: tuple[str, ...] = (
 #: sequence summary of the k-mer window (present when k-mers are)
 SEQUENCE_FEATURES: tuple[str, ...] = ("gc_content", "sequence_complexity")
 
+# --- context families: settings that name their columns (meta_spliceai.context computes them) -----
+#: tracks each context family looks at, for every position (a donor's partner is the acceptor track,
+#: but both views are computed for every row, whatever its label)
+CONTEXT_TRACKS: tuple[str, ...] = ("donor", "acceptor")
+#: partner view: inclusive distance ranges (nt) upstream ("up", lower positions) and downstream ("down")
+PARTNER_RANGES: tuple[tuple[int, int], ...] = ((20, 300), (300, 2_000), (2_000, 10_000))
+#: peak-score thresholds of the partner counts and nearest-peak features
+PARTNER_THRESHOLDS: tuple[float, ...] = (0.01, 0.1, 0.5)
+#: nearest peaks are searched 1..NEAREST_MAX nt away; none there: distance NEAREST_MAX + 1, score 0
+NEAREST_MAX = 10_000
+#: same-type neighbourhood half-widths (nt): the window is position ± radius
+NEIGHBOURHOOD_RADII: tuple[int, ...] = (10, 100, 1_000)
+#: thresholds of the gene-level peak counts and of the position's order among the gene's peaks
+GENE_PEAK_THRESHOLDS: tuple[float, ...] = (0.1, 0.5)
+DIRECTIONS: tuple[str, ...] = ("up", "down")
+
+
+def threshold_tag(t: float) -> str:
+    """Column-name tag of a score threshold in hundredths: 0.01 -> "01", 0.5 -> "50"."""
+    return f"{round(t * 100):02d}"
+
+
+def _partner_fields() -> tuple[tuple[str, pa.DataType], ...]:
+    out: list[tuple[str, pa.DataType]] = []
+    for t in CONTEXT_TRACKS:
+        for d in DIRECTIONS:
+            for lo, hi in PARTNER_RANGES:
+                out.append((f"{t}_{d}_max_{lo}_{hi}", pa.float32()))  # strongest peak in the range, 0 if none
+                out += [(f"{t}_{d}_n{threshold_tag(x)}_{lo}_{hi}", pa.int32()) for x in PARTNER_THRESHOLDS]
+            for x in PARTNER_THRESHOLDS:
+                out.append((f"{t}_{d}_nearest{threshold_tag(x)}_dist", pa.int32()))
+                out.append((f"{t}_{d}_nearest{threshold_tag(x)}_score", pa.float32()))
+    return tuple(out)
+
+
+def _neighbourhood_fields() -> tuple[tuple[str, pa.DataType], ...]:
+    out: list[tuple[str, pa.DataType]] = []
+    for t in CONTEXT_TRACKS:
+        for r in NEIGHBOURHOOD_RADII:
+            out += [
+                (f"{t}_nbhd{r}_max", pa.float32()),  # strongest other peak within ± r
+                (f"{t}_nbhd{r}_ratio", pa.float32()),  # score / max(score, that peak)
+                (f"{t}_nbhd{r}_is_max", pa.int8()),  # score above every other peak within ± r (and the floor)
+                (f"{t}_nbhd{r}_rank", pa.int32()),  # other peaks within ± r scoring higher
+            ]
+    return tuple(out)
+
+
+def _gene_peak_fields() -> tuple[tuple[str, pa.DataType], ...]:
+    out: list[tuple[str, pa.DataType]] = []
+    for t in CONTEXT_TRACKS:
+        out += [
+            (f"{t}_gene_rank", pa.int32()),  # the gene's peaks scoring higher than this position
+            (f"{t}_gene_rank_frac", pa.float32()),  # that / the gene's peak count
+            (f"{t}_gene_max", pa.float32()),  # the track's maximum over the gene
+            (f"{t}_gene_rel_max", pa.float32()),  # score / gene max
+        ]
+        for x in GENE_PEAK_THRESHOLDS:
+            out.append((f"{t}_gene_n{threshold_tag(x)}", pa.int32()))  # the gene's peaks >= x
+            out.append((f"{t}_gene_order{threshold_tag(x)}", pa.float32()))  # share of them upstream of here
+    return tuple(out)
+
+
+_PARTNER = _partner_fields()
+_NEIGHBOURHOOD = _neighbourhood_fields()
+_GENE_PEAKS = _gene_peak_fields()
+PARTNER_FEATURES: tuple[str, ...] = tuple(n for n, _ in _PARTNER)
+NEIGHBOURHOOD_FEATURES: tuple[str, ...] = tuple(n for n, _ in _NEIGHBOURHOOD)
+GENE_PEAK_FEATURES: tuple[str, ...] = tuple(n for n, _ in _GENE_PEAKS)
+BASE_FEATURES: tuple[str, ...] = (
+    SCORE_FEATURES + PROBABILITY_FEATURES + TRACK_FEATURES + CROSS_TRACK_FEATURES + GENE_FEATURES
+)
+#: feature set name -> its columns in file order (k-mers and the sequence summary follow ``kmer_sizes``)
+FEATURE_SET_COLUMNS: dict[str, tuple[str, ...]] = {
+    "base": BASE_FEATURES,
+    "partner": PARTNER_FEATURES,
+    "neighbourhood": NEIGHBOURHOOD_FEATURES,
+    "gene_peaks": GENE_PEAK_FEATURES,
+}
+
 _F32 = pa.float32()
 _FEATURE_TYPES: dict[str, pa.DataType] = {
     **{c: _F32 for c in SCORE_FEATURES + PROBABILITY_FEATURES + TRACK_FEATURES + CROSS_TRACK_FEATURES},
@@ -131,7 +218,26 @@ _FEATURE_TYPES: dict[str, pa.DataType] = {
     "relative_position": _F32,
     "gc_content": _F32,
     "sequence_complexity": _F32,
+    **dict(_PARTNER + _NEIGHBOURHOOD + _GENE_PEAKS),
 }
+
+
+def normalize_feature_sets(feature_sets: Iterable[str] | None) -> tuple[str, ...]:
+    """Unique feature-set names in canonical order; ``None`` means the default. ``base`` is required."""
+    if feature_sets is None:
+        return tuple(DEFAULT_BUILD.feature_sets)
+    names = [str(x) for x in feature_sets]
+    bad = [x for x in names if x not in FEATURE_SETS]
+    if bad:
+        raise InputError(
+            f"unknown feature set {bad[0]!r}; choose from {', '.join(FEATURE_SETS)} (check --feature-sets)"
+        )
+    if "base" not in names:
+        raise InputError(
+            f"feature sets {', '.join(names) or '(none)'} lack 'base' (scores at ±2 and gene structure), which "
+            "every dataset carries; add base to --feature-sets"
+        )
+    return tuple(x for x in FEATURE_SETS if x in names)
 
 
 def kmer_names(k: int) -> list[str]:
@@ -164,10 +270,12 @@ def normalize_kmer_sizes(kmer_sizes: Iterable[int] | None) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def feature_fields(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) -> list[pa.Field]:
-    """Arrow fields of the feature columns, in file order."""
+def feature_fields(
+    kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500, feature_sets: Iterable[str] | None = None
+) -> list[pa.Field]:
+    """Arrow fields of the feature columns, in file order: the feature sets, then sequence and k-mers."""
     sizes = normalize_kmer_sizes(kmer_sizes)
-    names = SCORE_FEATURES + PROBABILITY_FEATURES + TRACK_FEATURES + CROSS_TRACK_FEATURES + GENE_FEATURES
+    names = [n for fs in normalize_feature_sets(feature_sets) for n in FEATURE_SET_COLUMNS[fs]]
     fields = [pa.field(n, _FEATURE_TYPES[n], nullable=False) for n in names]
     if sizes:
         fields += [pa.field(n, _FEATURE_TYPES[n], nullable=False) for n in SEQUENCE_FEATURES]
@@ -177,24 +285,28 @@ def feature_fields(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500
     return fields
 
 
-def arrow_schema(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) -> pa.Schema:
-    """The dataset's Arrow schema for these k-mer settings, roles and version in its metadata."""
-    return _arrow_schema(normalize_kmer_sizes(kmer_sizes), int(kmer_window))
+def arrow_schema(
+    kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500, feature_sets: Iterable[str] | None = None
+) -> pa.Schema:
+    """The dataset's Arrow schema for these k-mer settings and feature sets (``None``: the default),
+    roles and version in its metadata."""
+    return _arrow_schema(normalize_kmer_sizes(kmer_sizes), int(kmer_window), normalize_feature_sets(feature_sets))
 
 
 @functools.lru_cache(maxsize=16)
-def _arrow_schema(sizes: tuple[int, ...], kmer_window: int) -> pa.Schema:
+def _arrow_schema(sizes: tuple[int, ...], kmer_window: int, feature_sets: tuple[str, ...]) -> pa.Schema:
     fields: list[pa.Field] = []
     roles: dict[str, str] = {}
     for role, cols in (("id", ID_COLUMNS), ("label", LABEL_COLUMNS), ("metadata", METADATA_COLUMNS)):
         for name, typ in cols:
             fields.append(pa.field(name, typ, nullable=name == "tn_kind"))
             roles[name] = role
-    for f in feature_fields(sizes, kmer_window):
+    for f in feature_fields(sizes, kmer_window, feature_sets):
         fields.append(f)
         roles[f.name] = "feature"
     meta = {
         "schema_version": SCHEMA_VERSION,
+        "feature_sets": list(feature_sets),
         "kmer_sizes": list(sizes),
         "kmer_window": int(kmer_window),
         "roles": roles,
@@ -207,14 +319,18 @@ def polars_schema(schema: pa.Schema) -> pl.Schema:
     return pl.Schema(pl.from_arrow(schema.empty_table()).schema)
 
 
-def dataset_polars_schema(kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) -> pl.Schema:
+def dataset_polars_schema(
+    kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500, feature_sets: Iterable[str] | None = None
+) -> pl.Schema:
     """Polars dtypes of :func:`arrow_schema` (cached; treat as read-only)."""
-    return _dataset_polars_schema(normalize_kmer_sizes(kmer_sizes), int(kmer_window))
+    return _dataset_polars_schema(
+        normalize_kmer_sizes(kmer_sizes), int(kmer_window), normalize_feature_sets(feature_sets)
+    )
 
 
 @functools.lru_cache(maxsize=16)
-def _dataset_polars_schema(sizes: tuple[int, ...], kmer_window: int) -> pl.Schema:
-    return polars_schema(_arrow_schema(sizes, kmer_window))
+def _dataset_polars_schema(sizes: tuple[int, ...], kmer_window: int, feature_sets: tuple[str, ...]) -> pl.Schema:
+    return polars_schema(_arrow_schema(sizes, kmer_window, feature_sets))
 
 
 def read_metadata(schema: pa.Schema) -> dict[str, object]:
@@ -287,9 +403,14 @@ PERFORMANCE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def to_arrow(rows: pl.DataFrame, kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500) -> pa.Table:
+def to_arrow(
+    rows: pl.DataFrame,
+    kmer_sizes: Iterable[int] | None = (),
+    kmer_window: int = 500,
+    feature_sets: Iterable[str] | None = None,
+) -> pa.Table:
     """Rows (e.g. from :func:`meta_spliceai.rows.gene_rows`) as an Arrow table in the dataset schema, metadata included."""
-    schema = arrow_schema(kmer_sizes, kmer_window)
+    schema = arrow_schema(kmer_sizes, kmer_window, feature_sets)
     if rows.columns != schema.names:
         missing = [c for c in schema.names if c not in rows.columns]
         extra = [c for c in rows.columns if c not in schema.names]

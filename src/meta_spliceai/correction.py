@@ -1,0 +1,238 @@
+"""Corrected scores of whole genes (the meta-model over the base model) and the ``apply`` command.
+
+A gene's corrected track: every position with max(donor, acceptor) >= the model card's floor gets
+the meta-model's probabilities; every other position keeps the base model's scores. Features come
+from :func:`meta_spliceai.rows.position_features`, the builder's own code, with the settings the
+model card records.
+
+Outputs of ``apply`` in DIR:
+
+- ``scores/``: a prediction store of corrected scores (gene_id, position, neither, acceptor, donor);
+- ``calls.tsv``: called sites, one row per (position, type) whose corrected score reaches the
+  card's threshold for that type: gene_id, gene_name, chrom, strand, position (1-based on the
+  chromosome, contig named as in the annotation), type, base_score, meta_score;
+- ``calls.bed``: the same calls, BED6 (0-based half-open: start = position - 1), score = meta x 1000.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from .config import BuildConfig
+from .errors import ConfigMismatchError, InputError
+from .evaluation import ACCEPTOR, DONOR, check_probs
+from .metamodel import MetaModel, load_model
+from .rows import gene_sequence, position_features
+from .schema import SCHEMA_VERSION
+from .storage import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+CARD = "model_card.json"
+#: meta-model class order [neither, donor, acceptor] -> store columns [neither, acceptor, donor]
+TO_STORE = [0, 2, 1]
+
+
+def scored_positions(probs: np.ndarray, floor: float) -> np.ndarray:
+    """0-based gene positions the meta-model scores: max(donor, acceptor) >= floor."""
+    return np.flatnonzero(np.maximum(probs[:, DONOR], probs[:, ACCEPTOR]) >= floor)
+
+
+@dataclass
+class Corrector:
+    """Computes corrected tracks of genes: features by the builder's code, then one or more models."""
+
+    cfg: BuildConfig
+    floor: float
+    genome: object = None  # genome.Genome, needed with k-mers
+    contig_map: Mapping[str, str] | None = None
+
+    def features(self, gene: Mapping[str, object], probs: np.ndarray, positions: np.ndarray) -> pl.DataFrame:
+        seq, offset = None, 0
+        if self.cfg.kmer_sizes:
+            if self.genome is None:
+                raise InputError("the model uses k-mer features: pass the genome with --fasta")
+            chrom = (self.contig_map or {}).get(str(gene["chrom"]))
+            if chrom is None:
+                raise InputError(f"gene {gene['gene_id']} lies on contig {gene['chrom']} absent from the FASTA")
+            seq, offset = gene_sequence(self.genome, chrom, gene, self.cfg)  # type: ignore[arg-type]
+        return position_features(gene, probs, positions, seq, offset, self.cfg)
+
+    def correct(self, probs: np.ndarray, positions: np.ndarray, class_probs: np.ndarray) -> np.ndarray:
+        """The gene's (L, 3) store-order track with ``class_probs`` ([neither, donor, acceptor]) at ``positions``."""
+        out = probs.copy()
+        out[positions] = class_probs[:, TO_STORE]
+        return out
+
+
+# --------------------------------------------------------------------------- model card
+
+
+@dataclass
+class LoadedModel:
+    card: dict
+    model: MetaModel
+    cfg: BuildConfig
+    folder: Path
+
+
+def load_card(path: str | os.PathLike[str]) -> LoadedModel:
+    """A trained model from its ``--out-dir`` (or its model_card.json)."""
+    from .trainset import build_config
+
+    p = Path(path)
+    card_path = p / CARD if p.is_dir() else p
+    if not card_path.is_file():
+        raise InputError(f"no model card at {card_path}: give the --out-dir of meta-spliceai train")
+    card = json.loads(card_path.read_text())
+    if int(card.get("schema_version", -1)) != SCHEMA_VERSION:
+        raise ConfigMismatchError(f"model card {card_path} is for dataset schema version {card.get('schema_version')}, "
+                                  f"this meta-spliceai computes version {SCHEMA_VERSION}; retrain the model")
+    cfg = build_config(card["feature_settings"])
+    model = load_model(card["model"]["kind"], card_path.parent / card["model"]["file"], list(card["features"]),
+                       {k: list(v) for k, v in card["categories"].items()})
+    return LoadedModel(card, model, cfg, card_path.parent)
+
+
+def check_store(card: dict, identity: dict[str, str] | None, store_path: Path) -> None:
+    """Refuse a prediction store made by another base model than the one the model was trained on."""
+    want = card.get("base_model") or {}
+    if identity is None:
+        return
+    diff = [f"{k} {identity.get(k)!r} vs {v!r}" for k, v in want.items() if identity.get(k) != v]
+    if diff:
+        raise ConfigMismatchError(f"prediction store {store_path} was made by another base model than the one the "
+                                  f"meta-model was trained on ({'; '.join(diff)}); predict with the card's base model")
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def apply(
+    *,
+    model: str | os.PathLike[str],
+    predictions: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    fasta: str | os.PathLike[str] | None = None,
+    gtf: str | os.PathLike[str] | None = None,
+    genes: Sequence[str] | None = None,
+    gene_ids_file: str | os.PathLike[str] | None = None,
+    run_workflow: bool = False,
+    device: str = "auto",
+    evaluate: bool = False,
+    bootstrap: int = 1000,
+    seed: int = 42,
+    progress: bool = True,
+) -> dict[str, object]:
+    """``meta-spliceai apply``: corrected scores and site calls for genes (resumable gene by gene).
+
+    ``evaluate``: also compare base model, the card's ablations and the meta-model on every nucleotide
+    of these genes against their annotation (DIR/metrics.json, DIR/report.md), as ``train`` does on
+    its test genes.
+    """
+    from .predictions import PredictionStore, predict_genes, select_genes
+    from .reference import open_reference
+    from .storage import folder_lock
+
+    loaded = load_card(model)
+    card = loaded.card
+    out_dir = Path(out)
+    genome, ann, contig_map, _ = open_reference(fasta, gtf)
+    chosen = select_genes(ann.genes, gene_list=genes, gene_ids_file=Path(gene_ids_file) if gene_ids_file else None)
+    base = PredictionStore(predictions)
+    check_store(card, base.stored_identity(), base.path)
+    missing = [g for g in chosen["gene_id"].to_list() if not base.has(g)]
+    if missing and not run_workflow:
+        raise InputError(f"no predictions in {base.path} for {len(missing)} gene(s) ({', '.join(missing[:5])}); "
+                         "add --run-workflow to compute them or pass the store that has them")
+    with folder_lock(out_dir, "apply"):
+        if missing:
+            from .basemodel import load_base_model
+
+            bm = load_base_model(card["base_model"]["base_model"], device=device)  # type: ignore[arg-type]
+            base = PredictionStore(base.path, bm)
+            predict_genes(genome, chosen.filter(pl.col("gene_id").is_in(missing)), bm, base,
+                          contig_map=contig_map, progress=progress)
+            check_store(card, base.stored_identity(), base.path)
+        corr = Corrector(loaded.cfg, float(card["floor"]), genome, contig_map)
+        identity = {"base_model": f"{card['base_model'].get('base_model')}+meta", "version": card["model"]["kind"],
+                    "digest": card["card_digest"], "precision": "float32"}
+        scores = PredictionStore(out_dir / "scores", identity)
+        todo = [g for g in chosen.iter_rows(named=True) if not scores.has(g["gene_id"])]
+        log.info("apply: %d gene(s) to correct, %d already in %s", len(todo), chosen.height - len(todo), scores.path)
+        from .dataset import _progress
+
+        with _progress(progress) as bar:
+            task = bar.add_task("apply: genes", total=len(todo), rate="") if bar else None
+            for gene in todo:
+                probs = check_probs(base.read(gene["gene_id"]), f"gene {gene['gene_id']}")
+                if probs.shape[0] != gene["end"] - gene["start"] + 1:
+                    raise InputError(f"predictions of gene {gene['gene_id']} do not match its span in {gtf or 'the annotation'}; "
+                                     "the store was made with another annotation")
+                scores.write(gene["gene_id"], corrected_track(loaded, corr, gene, probs))
+                if bar:
+                    bar.update(task, advance=1)
+        calls = write_calls(out_dir, chosen, base, scores, card["thresholds"])
+        result: dict[str, object] = {}
+        if evaluate:
+            from .report import metrics_table
+            from .storage import write_json_atomic
+            from .training import evaluate_genes
+
+            metrics, _ = evaluate_genes(loaded, base, ann, chosen, corr, n_boot=bootstrap, seed=seed, progress=progress)
+            write_json_atomic(out_dir / "metrics.json", metrics)
+            table = metrics_table(metrics)
+            md = [f"# apply: {metrics['genes']} genes, {metrics['positions']:,} nucleotides", "",
+                  "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+            md += ["| " + " | ".join(r) + " |" for r in table[1:]]
+            write_text_atomic(out_dir / "report.md", "\n".join(md) + "\n")
+            result = {"metrics": str(out_dir / "metrics.json"), "report": str(out_dir / "report.md")}
+    return {**result, "genes": chosen.height, "corrected_now": len(todo), "calls": calls, "scores": str(scores.path),
+            "calls_tsv": str(out_dir / "calls.tsv"), "calls_bed": str(out_dir / "calls.bed")}
+
+
+def corrected_track(loaded: LoadedModel, corr: Corrector, gene: Mapping[str, object], probs: np.ndarray) -> np.ndarray:
+    """The corrected (L, 3) track of one gene."""
+    from .trainset import frame_matrix
+
+    positions = scored_positions(probs, corr.floor)
+    feats = corr.features(gene, probs, positions)
+    X = frame_matrix(feats, loaded.model.features, loaded.model.categories)
+    return corr.correct(probs, positions, loaded.model.predict(X))
+
+
+CALL_COLUMNS = ("gene_id", "gene_name", "chrom", "strand", "position", "type", "base_score", "meta_score")
+
+
+def write_calls(out_dir: Path, genes: pl.DataFrame, base, scores, thresholds: Mapping[str, float]) -> int:  # noqa: ANN001
+    """calls.tsv and calls.bed from the two stores (so a resumed run writes the same files)."""
+    rows = []
+    for g in genes.iter_rows(named=True):
+        b = base.read(g["gene_id"])
+        m = scores.read(g["gene_id"])
+        for name, col in (("donor", DONOR), ("acceptor", ACCEPTOR)):
+            idx = np.flatnonzero(m[:, col] >= float(thresholds[name]))
+            genomic = g["start"] + idx if g["strand"] == "+" else g["end"] - idx
+            for i, pos in zip(idx, genomic):
+                rows.append((g["gene_id"], g.get("gene_name") or g["gene_id"], g["chrom"], g["strand"], int(pos), name,
+                             float(b[i, col]), float(m[i, col])))
+    df = pl.DataFrame(rows, schema=list(CALL_COLUMNS), orient="row") if rows else pl.DataFrame(
+        schema={"gene_id": pl.String, "gene_name": pl.String, "chrom": pl.String, "strand": pl.String,
+                "position": pl.Int64, "type": pl.String, "base_score": pl.Float64, "meta_score": pl.Float64})
+    df = df.sort("chrom", "position", "type")
+    write_text_atomic(out_dir / "calls.tsv", df.write_csv(separator="\t", float_precision=6))
+    bed = df.select(
+        pl.col("chrom"), (pl.col("position") - 1).alias("start"), pl.col("position").alias("end"),
+        (pl.col("gene_id") + ":" + pl.col("type")).alias("name"),
+        (pl.col("meta_score") * 1000).round().cast(pl.Int64).alias("score"), pl.col("strand"),
+    )
+    write_text_atomic(out_dir / "calls.bed", bed.write_csv(separator="\t", include_header=False))
+    return df.height

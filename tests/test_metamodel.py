@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from meta_spliceai.errors import InputError
+from meta_spliceai.metamodel import MODEL_KINDS, fit, load_model, parse_model_spec
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("randomforest", "not a model"),
+        ('{"model": "svm"}', "unknown model 'svm'; valid models: xgboost, lightgbm, sgd_logistic"),
+        ('{"model": "xgboost", "params": {"depth": 3}}', "unknown xgboost parameter(s) depth; valid ones"),
+        ('{"model": "xgboost", "extra": 1}', "unknown key(s) extra"),
+        ('{"model": ', "malformed"),
+    ],
+)
+def test_bad_specs(text, fragment):
+    with pytest.raises(InputError) as err:
+        parse_model_spec(text)
+    assert fragment in str(err.value)
+
+
+def test_spec_from_file(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps({"model": "lightgbm", "params": {"num_leaves": 7}}))
+    spec = parse_model_spec(str(p))
+    assert spec.kind == "lightgbm" and spec.params["num_leaves"] == 7 and "learning_rate" in spec.params
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_fit_save_load_roundtrip(kind, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 600
+    X = rng.random((n, 3)).astype(np.float32)
+    X[:, 2] = rng.integers(0, 3, n)  # gene_type codes
+    y = (X[:, 0] * 3).astype(np.int32).clip(0, 2)
+    w = np.ones(n, np.float32)
+    feats = ["a", "b", "gene_type"]
+    cats = {"gene_type": ["x", "y", "z"]}
+    small = {"xgboost": {"n_estimators": 10}, "lightgbm": {"n_estimators": 10, "min_child_samples": 5},
+             "sgd_logistic": {"epochs": 3}}[kind]
+    spec = parse_model_spec(json.dumps({"model": kind, "params": small}))
+
+    def batches():
+        yield X[:300], y[:300], w[:300]
+        yield X[300:], y[300:], w[300:]
+
+    m = fit(spec, feats, cats, batches, (X[:100], y[:100], w[:100]), n_train_rows=n, max_memory=2**30, seed=0,
+            cache_dir=tmp_path / "c")
+    p = m.predict(X)
+    assert p.shape == (n, 3) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert (p.argmax(axis=1) == y).mean() > 0.6
+    name = m.save(tmp_path)
+    again = load_model(kind, tmp_path / name, feats, cats)
+    np.testing.assert_allclose(again.predict(X), p, rtol=1e-5, atol=1e-6)
+    assert set(m.importances()) == set(feats)
+    if kind == "xgboost":
+        assert m.matrix == "in-memory"
+
+
+def test_xgboost_external_memory(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.random((400, 2)).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(np.int32) * 2
+    spec = parse_model_spec('{"model": "xgboost", "params": {"n_estimators": 5}}')
+    m = fit(spec, ["a", "b"], {}, lambda: iter([(X, y, np.ones(400, np.float32))]), None, n_train_rows=400,
+            max_memory=10, seed=0, cache_dir=tmp_path / "cache")  # 10 bytes: forces external memory
+    assert m.matrix == "external"
+    assert (m.predict(X).argmax(axis=1) == y).mean() > 0.9

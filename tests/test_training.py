@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from conftest import FAST_XGB
+
+from meta_spliceai.comparison import SITE_TYPES
+from meta_spliceai.config import DEFAULT_BUILD
+from meta_spliceai.schema import SCHEMA_VERSION
+from meta_spliceai.training import train
+
+
+def test_outputs_and_card(chr22_model):
+    out, res = chr22_model
+    for f in ("model.ubj", "model_card.json", "metrics.json", "delta_vs_baseline.csv", "feature_importances.tsv",
+              "pr_curves.png", "calibration.png", "gene_fp_fn_change.png", "feature_importances.png", "report.html",
+              "report.md", "split.tsv", "row_scores.parquet"):
+        assert (out / f).is_file(), f
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["feature_settings"] == {"kmer_sizes": [3], "kmer_window": 500,
+                                        "feature_sets": list(DEFAULT_BUILD.feature_sets)}
+    assert card["features"][0] == "donor_score" and "gene_type" in card["features"] and "3mer_AAA" in card["features"]
+    assert not {"gene_id", "splice_type", "pred_type", "transcript_count", "tn_kind", "batch"} & set(card["features"])
+    assert card["floor"] == 0.15 and card["schema_version"] == SCHEMA_VERSION  # the build's hard_prob and card["base_model"]["base_model"] == "spliceai"
+    assert set(card["thresholds"]) == {"donor", "acceptor"} and card["dataset"]["manifest_digest"]
+    m = res.metrics
+    for t in SITE_TYPES:
+        meths = m["site_types"][t]["methods"]
+        assert list(meths) == ["base", "calibrated_base", "meta_scores_only", "meta"]
+        for name, r in meths.items():
+            assert 0 <= r["pr_auc"] <= 1 and set(r) >= {"topk_0.5x", "topk_1x", "topk_2x", "topk_4x", "at_0.5", "at_valid"}
+            if name != "base":
+                ci = r["vs_base"]["pr_auc"]["ci95"]
+                assert ci[0] <= r["vs_base"]["pr_auc"]["difference"] + 1e-9 and ci[1] >= ci[0]
+    doc = json.loads((out / "metrics.json").read_text())
+    assert all(v["agree"] for v in doc["baseline_tsv_check"].values())  # base recount == build's gene_performance.tsv
+
+
+def test_no_gene_in_two_parts(chr22_model):
+    out, _ = chr22_model
+    split = pl.read_csv(out / "split.tsv", separator="\t")
+    assert split["gene_id"].is_unique().all() and set(split["part"]) == {"train", "valid", "test"}
+
+
+def test_base_and_meta_on_identical_positions(chr22_model, keras_store):
+    from meta_spliceai.predictions import PredictionStore
+
+    out, res = chr22_model
+    test = pl.read_csv(out / "split.tsv", separator="\t").filter(pl.col("part") == "test")["gene_id"].to_list()
+    store = PredictionStore(keras_store)
+    length = sum(store.read(g).shape[0] for g in test)
+    assert res.metrics["positions"] == length
+    delta = pl.read_csv(out / "delta_vs_baseline.csv")
+    for t in SITE_TYPES:
+        d = delta.filter(pl.col("splice_type") == t)
+        n_sites = res.metrics["site_types"][t]["sites"]
+        assert d["n_sites"].sum() == n_sites
+        for who in ("base", "meta"):  # the same sites counted by both: TP + FN = sites
+            assert (d[f"{who}_TP"] + d[f"{who}_FN"]).sum() == n_sites
+
+
+def _row_scores(out):
+    return pl.read_parquet(out / "row_scores.parquet").sort("gene_id", "position")
+
+
+def test_poisoned_metadata_does_not_change_the_model(chr22_build, chr22_model, tmp_path):
+    """Overwrite a metadata column with the label: the model's scores must not move."""
+    out, _ = chr22_model
+    poisoned = tmp_path / "build"
+    shutil.copytree(chr22_build, poisoned, ignore=shutil.ignore_patterns(".lock"))
+    for f in sorted((poisoned / "master").glob("*.parquet")):
+        t = pq.read_table(f)
+        code = pl.from_arrow(t.column("splice_type")).replace_strict({"neither": 0, "donor": 1, "acceptor": 2},
+                                                                      return_dtype=pl.Int32)
+        t2 = t.set_column(t.schema.get_field_index("transcript_count"), "transcript_count", code.to_arrow())
+        f.unlink()  # master files are hard links to the trims: replace, never write through
+        pq.write_table(t2.replace_schema_metadata(t.schema.metadata), f)
+    out2 = tmp_path / "model"
+    train(dataset=poisoned, out_dir=out2, model=FAST_XGB, bootstrap=0, ablations=False, progress=False)
+    a, b = _row_scores(out), _row_scores(out2)
+    assert a.height == b.height
+    np.testing.assert_array_equal(a["donor"].to_numpy(), b["donor"].to_numpy())
+    np.testing.assert_array_equal(a["acceptor"].to_numpy(), b["acceptor"].to_numpy())
+
+
+def test_feature_subset_option(chr22_build, tmp_path):
+    res = train(dataset=chr22_build, out_dir=tmp_path / "m", model=FAST_XGB, bootstrap=0, ablations=False,
+                feature_subset=["donor_score", "acceptor_score", "neither_score"], progress=False)
+    card = json.loads((tmp_path / "m" / "model_card.json").read_text())
+    assert card["features"] == ["donor_score", "acceptor_score", "neither_score"]
+    assert list(res.metrics["site_types"]["donor"]["methods"]) == ["base", "meta"]
+
+
+def test_lower_floor_uses_sampling_weights(chr22_build, tmp_path):
+    """Below the build's hard_prob the build sampled TNs: weights from the recomputed strata."""
+    from meta_spliceai.annotation import load_annotation
+    from meta_spliceai.predictions import PredictionStore
+    from meta_spliceai.trainset import easy_weights, open_dataset
+
+    ds = open_dataset(chr22_build)
+    ann = load_annotation(ds.build_meta["inputs"]["gtf"], cache_dir=chr22_build / "annotation")
+    genes = sorted(pl.scan_parquet(ds.files).select("gene_id").unique().collect()["gene_id"])
+    store = PredictionStore(ds.store_dir)
+    assert easy_weights(ds, genes, ann, store, 0.15) == {}  # at hard_prob: every position kept, no weights
+    w = easy_weights(ds, genes, ann, store, 1e-3)
+    assert set(w) == set(genes) and min(w.values()) >= 1 and max(w.values()) > 10
+    res = train(dataset=chr22_build, out_dir=tmp_path / "m", model=FAST_XGB, bootstrap=0, ablations=False,
+                floor=1e-3, progress=False)
+    assert res.metrics["scored_positions"] > 0
+    assert json.loads((tmp_path / "m" / "model_card.json").read_text())["floor"] == 1e-3
