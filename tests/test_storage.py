@@ -137,3 +137,13 @@ def test_check_output_paths(tmp_path, monkeypatch):
         check_output_dir(tmp_path / "new", "--out")
     with pytest.raises(InputError, match="is read-only"):
         check_output_file(tmp_path / "g.tsv", "--out")
+
+
+def test_fault_point_with_a_marker_fires_in_one_process_only(tmp_path):
+    """``name:n@FILE``: worker processes inherit the variable; only the first to reach the point dies."""
+    code = "from meta_spliceai.storage import fault_point\nfor i in range(3):\n    print(i, flush=True)\n    fault_point('x')"
+    env = {**os.environ, "META_SPLICEAI_FAULT": f"x:2@{tmp_path / 'fired'}"}
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert first.returncode == -9 and first.stdout.split() == ["0", "1"]
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert second.returncode == 0 and second.stdout.split() == ["0", "1", "2"]

@@ -357,7 +357,9 @@ class _OrtEnsemble:
     runtime = "onnx"
     device_type = "cpu"
 
-    def __init__(self, members: list, cache_stem: Path, threads: int) -> None:  # noqa: ANN001
+    def __init__(self, members: list, cache_stem: Path, threads: int, intra: int = 0) -> None:  # noqa: ANN001
+        """``threads`` sessions run in parallel (one intra-op thread each); one at a time uses ``intra``
+        threads (0: ONNX Runtime's default, every core; a worker of a parallel run passes its share)."""
         import onnxruntime as ort
 
         self.precision = "float32"
@@ -368,7 +370,7 @@ class _OrtEnsemble:
             if not path.is_file():
                 _export_onnx(m, path)
             opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1 if threads > 1 else 0  # parallel across members instead
+            opts.intra_op_num_threads = 1 if threads > 1 else intra  # parallel across members instead
             opts.inter_op_num_threads = 1
             opts.enable_cpu_mem_arena = False  # an arena per member would keep each one's largest pass
             opts.log_severity_level = 3
@@ -460,7 +462,7 @@ class BaseModel:
         if runtime in ("onnx", "auto-onnx"):
             stem = _cache_dir() / "onnx" / f"{name}-{digest}-v{_EXPORT_VERSION}"
             try:
-                self._ens = _OrtEnsemble(nets, stem, threads)
+                self._ens = _OrtEnsemble(nets, stem, threads, intra=torch.get_num_threads())
             except Exception as err:  # export or session failure: PyTorch gives the same numbers
                 if runtime == "onnx":
                     raise InputError(f"ONNX Runtime could not run the base model ({err}); use runtime torch") from None

@@ -144,6 +144,25 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="auto: ONNX Runtime for CPU float32 when installed (the [onnx] extra), else PyTorch")
 
 
+def add_parallel_args(p: argparse.ArgumentParser, unit: str) -> None:
+    """--workers, --threads-per-worker, --executor, --ray-address (library: ``parallel.run_units``)."""
+    d = config.DEFAULT_PARALLEL
+    p.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                   help=f"{unit} in N parallel processes, each loading the model once (1: in this process; "
+                        "with --executor ray: the size of a local Ray cluster)")
+    p.add_argument("--threads-per-worker", type=int, metavar="T",
+                   help="threads of each worker (default: the usable cores divided by --workers)")
+    p.add_argument("--executor", choices=config.EXECUTORS, default=d.executor,
+                   help="local processes, or Ray tasks (extra meta-spliceai[ray]; outputs on a path every node shares)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to run on (HOST:PORT, ray://HOST:PORT or auto; default: start a local one)")
+
+
+def _parallel_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    return {"workers": args.workers, "threads_per_worker": args.threads_per_worker, "executor": args.executor,
+            "ray_address": args.ray_address}
+
+
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "predict", "score gene bodies with the base model into a prediction store")
     _add_reference_args(p)
@@ -159,6 +178,7 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="recompute the chosen genes even if the store has them (e.g. after an annotation change)")
     _add_model_args(p)
+    add_parallel_args(p, "genes")
     p.set_defaults(handler=_run_predict)
 
 
@@ -168,7 +188,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     res = predict(fasta=args.fasta, gtf=args.gtf, out=args.out, genes=args.genes, gene_ids_file=args.gene_ids_file,
                   gene_col=args.gene_col, n_genes=args.n_genes, batch_size=args.batch_size, device=args.device,
                   base_model=args.base_model, weights=args.weights, precision=args.precision,
-                  chunk_size=args.chunk_size, runtime=args.runtime, progress=True, overwrite=args.overwrite)
+                  chunk_size=args.chunk_size, runtime=args.runtime, progress=True, overwrite=args.overwrite,
+                  **_parallel_kwargs(args))
     con = _console()
     for k, v in res.items():
         con.print(f"{k:>18}: {v:,.1f}" if isinstance(v, float) else f"{k:>18}: {v}")
@@ -238,6 +259,7 @@ def _build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice")
     p.add_argument("--overwrite", action="store_true", help="rebuild from scratch (keeps predictions)")
     _add_model_args(p)
+    add_parallel_args(p, "batches")
     p.set_defaults(handler=_run_build)
 
 
@@ -272,6 +294,7 @@ def _run_build(args: argparse.Namespace) -> int:
         run_workflow=args.run_workflow,
         overwrite=args.overwrite, predictions=args.predictions, device=args.device, base_model=args.base_model,
         weights=args.weights, precision=args.precision, runtime=args.runtime, progress=True,
+        **_parallel_kwargs(args),
     )
     _print_build(summary)
     return 0

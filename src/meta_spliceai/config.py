@@ -16,6 +16,7 @@ SubsetPolicy = Literal["error_total", "error_fp", "error_fn", "random", "hard", 
 SiteType = Literal["donor", "acceptor"]
 SpliceType = Literal["donor", "acceptor", "neither"]
 PredType = Literal["TP", "FP", "FN", "TN"]
+Executor = Literal["local", "ray"]
 #: feature families a build can select (columns in schema.py): today's per-position set, and context
 #: views of the whole score tracks (partner-site peaks at several distances, the same-type neighbourhood,
 #: the position's place among the gene's peaks)
@@ -26,6 +27,7 @@ DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
 SUBSET_POLICIES: tuple[str, ...] = get_args(SubsetPolicy)
+EXECUTORS: tuple[str, ...] = get_args(Executor)
 FEATURE_SETS: tuple[str, ...] = get_args(FeatureSet)
 
 #: nucleotides of real genomic context the base model reads on each side of a gene body
@@ -83,6 +85,18 @@ class PredictDefaults:
 
 
 DEFAULT_PREDICT = PredictDefaults()
+
+
+@dataclass(frozen=True)
+class ParallelDefaults:
+    """Defaults of the scale-out flags (``--workers``, ``--executor``) of predict and build."""
+
+    workers: int = 1  # 1: everything in this process
+    executor: Executor = "local"
+    max_retries: int = 2  # a unit whose worker dies is run again this many times (Ray; local: pool restarts)
+
+
+DEFAULT_PARALLEL = ParallelDefaults()
 
 
 SplitKind = Literal["gene", "chromosome"]

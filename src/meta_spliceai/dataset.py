@@ -18,6 +18,7 @@ written under a temporary name and renamed; the manifest is written last.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -32,7 +33,17 @@ import polars as pl
 
 from . import __version__
 from .annotation import Annotation, load_annotation, read_gene_list, resolve_gene_ids
-from .config import DEFAULT_BUILD, DEFAULT_PREDICT, BaseModelName, BuildConfig, Device, Precision, Runtime
+from .config import (
+    DEFAULT_BUILD,
+    DEFAULT_PARALLEL,
+    DEFAULT_PREDICT,
+    BaseModelName,
+    BuildConfig,
+    Device,
+    Executor,
+    Precision,
+    Runtime,
+)
 from .errors import ConfigMismatchError, InputError
 from .genome import Genome, match_contigs
 from .rows import gene_rows, gene_sequence
@@ -218,12 +229,26 @@ def build(
     precision: Precision = DEFAULT_PREDICT.precision,
     runtime: Runtime = DEFAULT_PREDICT.runtime,
     progress: bool = True,
+    workers: int = DEFAULT_PARALLEL.workers,
+    executor: Executor = DEFAULT_PARALLEL.executor,
+    ray_address: str | None = None,
+    threads_per_worker: int | None = None,
 ) -> BuildSummary:
     """Build (or resume) a meta-model training dataset in ``output_dir``. See the module docstring.
 
     ``feature_sets``: feature families of the rows (``base`` required; see :mod:`meta_spliceai.schema`),
     stored in ``build.json``: a resume with another selection is refused.
+
+    ``workers`` > 1 builds batches in that many local processes; ``executor="ray"`` runs them as Ray
+    tasks (on ``ray_address``, else a local cluster). The plan and the manifest stay in this process;
+    the files are the same bytes as a serial build's.
     """
+    from .basemodel import resolve_device
+    from .parallel import parallel_options
+
+    par, par_notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
+                                      threads_per_worker=threads_per_worker,
+                                      device=resolve_device(device) if run_workflow else "cpu")
     kmer_sizes = tuple(sorted({int(k) for k in kmer_sizes if int(k) != 0}))
     feature_sets = normalize_feature_sets(feature_sets)
     policy = check_build_flags(
@@ -252,7 +277,7 @@ def build(
         ctx = _Context(out=out, genome=genome, ann=ann, contig_map=contig_map,
                        store_dir=Path(predictions) if predictions else out / "predictions",
                        run_workflow=run_workflow, device=device, weights=weights, precision=precision,
-                       runtime=runtime, progress=progress)
+                       runtime=runtime, progress=progress, gtf=gtf_path, parallel=par)
         custom = None
         if policy == "custom":
             custom = tuple(resolve_gene_ids(ann.genes, read_gene_list(gene_ids_file, gene_col),
@@ -268,38 +293,51 @@ def build(
         inputs = {"fasta": str(fasta_path.resolve()), "gtf": str(gtf_path.resolve()),
                   "fasta_checksum": checksum(fasta_path), "gtf_checksum": checksum(gtf_path)}
         plan, notes = _load_or_make_plan(ctx, cfg, inputs)
-        summary = BuildSummary(output_dir=str(out), n_genes=sum(map(len, plan)), n_batches=len(plan), notes=notes)
+        summary = BuildSummary(output_dir=str(out), n_genes=sum(map(len, plan)), n_batches=len(plan),
+                               notes=notes + par_notes)
         for d in ("batches", "master"):
             (out / d).mkdir(parents=True, exist_ok=True)
             remove_stale_tmp(out / d)
         if migrate_layout(out):
             summary.notes.append(f"moved master/manifest.json to {manifest_path(out)} (new layout)")
         manifest = read_manifest(out)
-        with _progress(progress) as bar:
-            ctx.bar = bar
-            task = bar.add_task("batches", total=len(plan), rate="") if bar else None
-            for b, ids in enumerate(plan):
-                done = _batch_done(out, b, manifest)
-                if not done:
-                    t_batch = time.perf_counter()
-                    log.info("batch %d (%d of %d): %d genes: started", b, b + 1, len(plan), len(ids))
-                    _build_batch(ctx, b, ids, manifest)
-                    log.info("batch %d (%d of %d): done in %.1f s, %d rows", b, b + 1, len(plan),
-                             time.perf_counter() - t_batch, manifest["batches"][f"{b:05d}"]["rows"])
-                else:
-                    log.info("batch %d (%d of %d): already done", b, b + 1, len(plan))
-                entry = manifest["batches"][f"{b:05d}"]  # type: ignore[index]
-                summary.built += not done
-                summary.skipped += done
-                summary.rows_raw += int(entry["raw_rows"])
-                summary.rows_trim += int(entry["rows"])
-                for k, v in entry["pred_types"].items():
-                    summary.pred_types[k] = summary.pred_types.get(k, 0) + int(v)
-                if bar:
-                    bar.update(task, advance=1)
+        todo = [b for b in range(len(plan)) if not _batch_done(out, b, manifest)]
+        for b in sorted(set(range(len(plan))) - set(todo)):
+            log.info("batch %d (%d of %d): already done", b, b + 1, len(plan))
+        if par.serial or not todo:
+            _build_serial(ctx, plan, todo, manifest)
+        else:
+            _build_parallel(ctx, plan, todo, manifest, par, summary.notes)
+        for b in range(len(plan)):
+            entry = manifest["batches"][f"{b:05d}"]  # type: ignore[index]
+            summary.built += b in todo
+            summary.skipped += b not in todo
+            summary.rows_raw += int(entry["raw_rows"])
+            summary.rows_trim += int(entry["rows"])
+            for k, v in entry["pred_types"].items():
+                summary.pred_types[k] = summary.pred_types.get(k, 0) + int(v)
         _finalize(out, len(plan), manifest)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _build_serial(ctx: _Context, plan: list[list[str]], todo: list[int], manifest: dict) -> None:
+    """Batches one by one in this process (progress: batches, and the genes of the current batch)."""
+    with _progress(ctx.progress) as bar:
+        ctx.bar = bar
+        task = bar.add_task("batches", total=len(plan), rate="") if bar else None
+        if bar:
+            bar.update(task, completed=len(plan) - len(todo))
+        for b in todo:
+            ids = plan[b]
+            t_batch = time.perf_counter()
+            log.info("batch %d (%d of %d): %d genes: started", b, b + 1, len(plan), len(ids))
+            _build_batch(ctx, b, ids, manifest)
+            log.info("batch %d (%d of %d): done in %.1f s, %d rows", b, b + 1, len(plan),
+                     time.perf_counter() - t_batch, manifest["batches"][f"{b:05d}"]["rows"])
+            if bar:
+                bar.update(task, advance=1)
+        ctx.bar = None
 
 
 @contextlib.contextmanager
@@ -332,6 +370,8 @@ class _Context:
     runtime: Runtime
     progress: bool
     cfg: BuildConfig = DEFAULT_BUILD
+    gtf: Path | None = None  # the annotation file (worker processes re-read it from the cache)
+    parallel: object = None  # ParallelOptions of predictions made here (the error policies' pool); None: serial
     bar: object = None  # the build's progress display (batches, and genes of the current batch)
     _model: object = None
     _store: object = None
@@ -381,12 +421,14 @@ class _Context:
         from .basemodel import load_base_model
         from .predictions import predict_genes
 
+        model_args = {"name": self.cfg.base_model, "weights": Path(self.weights).resolve() if self.weights else None,
+                      "device": self.device, "precision": self.precision, "runtime": self.runtime}
         if self._model is None:
-            self._model = load_base_model(self.cfg.base_model, weights=Path(self.weights) if self.weights else None,
-                                          device=self.device, precision=self.precision, runtime=self.runtime)
+            self._model = load_base_model(**model_args)  # type: ignore[arg-type]
         log.info("predicting %d gene(s) for %s", missing.height, what)
         predict_genes(self.genome, missing, self._model, self.store, contig_map=self.contig_map,
-                      batch_size=DEFAULT_PREDICT.batch_size, progress=self.progress)
+                      batch_size=DEFAULT_PREDICT.batch_size, progress=self.progress,
+                      parallel=self.parallel, model_args=model_args)  # type: ignore[arg-type]
 
 
 def _clear_build(out: Path) -> None:
@@ -623,7 +665,15 @@ def _write_trim(cfg: BuildConfig, p: dict[str, Path]) -> None:
 
 
 def _build_batch(ctx: _Context, b: int, ids: list[str], manifest: dict) -> None:
-    """raw (with perf) -> trim -> master link -> manifest entry; each step resumes from the last file on disk."""
+    """Build batch ``b``'s files and record it in the manifest."""
+    manifest["batches"][f"{b:05d}"] = _batch_files(ctx, b, ids)
+    _write_manifest(ctx.out, manifest)
+
+
+def _batch_files(ctx: _Context, b: int, ids: list[str]) -> dict[str, object]:
+    """raw (with perf) -> trim -> master link; each step resumes from the last file on disk.
+
+    Returns the batch's manifest entry (the caller, the only writer of the manifest, records it)."""
     import pyarrow.parquet as pq
 
     out, cfg = ctx.out, ctx.cfg
@@ -637,12 +687,83 @@ def _build_batch(ctx: _Context, b: int, ids: list[str], manifest: dict) -> None:
     counts = dict(pl.read_parquet(p["trim"], columns=["pred_type"])["pred_type"].value_counts().iter_rows())
     fault_point("before_link")
     link_or_copy(p["trim"], p["master"], tmp_dir=out / "batches")
-    manifest["batches"][f"{b:05d}"] = {
+    return {
         "file": p["master"].name, "genes": ids, "rows": pq.ParquetFile(p["trim"]).metadata.num_rows,
         "raw_rows": pq.ParquetFile(p["raw"]).metadata.num_rows,
         "pred_types": dict(sorted(counts.items())), "checksum": checksum(p["trim"]),
     }
-    _write_manifest(out, manifest)
+
+
+# --------------------------------------------------------------------------- parallel batches
+
+
+@dataclass(frozen=True)
+class _WorkerSpec:
+    """What a worker process needs to rebuild the build's context (all picklable, no open files)."""
+
+    out: Path
+    fasta: Path
+    gtf: Path
+    contig_map: tuple[tuple[str, str], ...]
+    store_dir: Path
+    run_workflow: bool
+    device: str
+    weights: str | None
+    precision: str
+    runtime: str
+    cfg: BuildConfig
+
+    def context(self) -> _Context:
+        ann = load_annotation(self.gtf, cache_dir=self.out / "annotation")
+        return _Context(out=self.out, genome=Genome(self.fasta), ann=ann, contig_map=dict(self.contig_map),
+                        store_dir=self.store_dir, run_workflow=self.run_workflow, device=self.device,  # type: ignore[arg-type]
+                        weights=self.weights, precision=self.precision, runtime=self.runtime,  # type: ignore[arg-type]
+                        progress=False, cfg=self.cfg)
+
+
+def _batch_unit(unit: tuple[_WorkerSpec, int, list[str]]) -> dict[str, object]:
+    """One batch in a worker process (the context, and any model, loaded once per process)."""
+    from .parallel import worker_cache
+
+    spec, b, ids = unit
+    ctx = worker_cache(("build", spec), spec.context)
+    t0 = time.perf_counter()
+    entry = _batch_files(ctx, b, ids)
+    log.info("batch %d: done in %.1f s by process %d", b, time.perf_counter() - t0, os.getpid())
+    return entry
+
+
+def _build_parallel(ctx: _Context, plan: list[list[str]], todo: list[int], manifest: dict, par, notes: list[str]) -> None:  # noqa: ANN001
+    """The unfinished batches in worker processes or Ray tasks; this process writes the manifest."""
+    from .parallel import run_progress, run_units
+
+    if par.executor == "local" and par.workers > len(todo):
+        notes.append(f"--workers {par.workers} > {len(todo)} batches to build: using {len(todo)} worker(s)")
+        par = dataclasses.replace(par, workers=len(todo))
+    spec = _WorkerSpec(out=ctx.out.resolve(), fasta=ctx.genome.path.resolve(), gtf=Path(ctx.gtf).resolve(),
+                       contig_map=tuple(sorted(ctx.contig_map.items())), store_dir=ctx.store_dir.resolve(),
+                       run_workflow=ctx.run_workflow, device=ctx.device,
+                       weights=str(Path(ctx.weights).resolve()) if ctx.weights else None, precision=ctx.precision,
+                       runtime=ctx.runtime, cfg=ctx.cfg)
+    display, start = run_progress(ctx.progress, f"batches ({par.workers if par.executor == 'local' else 'ray'} "
+                                  "workers)", total=len(plan))
+    with display as bar:
+        tracker = start(bar)
+        bar.update(tracker.task, completed=len(plan) - len(todo))
+
+        def record(i: int, entry: dict, worker: str) -> None:
+            b = todo[i]
+            manifest["batches"][f"{b:05d}"] = entry
+            manifest["batches"] = dict(sorted(manifest["batches"].items()))  # the serial build's order
+            _write_manifest(ctx.out, manifest)
+            log.info("batch %d (%d of %d): recorded, %d rows (%s)", b, b + 1, len(plan), entry["rows"], worker)
+            tracker.done(worker, int(entry["raw_rows"]))
+
+        run_units(_batch_unit, [(spec, b, plan[b]) for b in todo], par, on_result=record, what="batch")
+    remove_stale_tmp(ctx.out / "batches")  # left by killed workers; every worker has stopped
+    from .predictions import PredictionStore
+
+    PredictionStore(ctx.store_dir).remove_stale_tmp()
 
 
 def _finalize(out: Path, n_batches: int, manifest: dict) -> None:

@@ -42,7 +42,7 @@ def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progres
 
     trained = train(dataset=out, out_dir=out / "model", bootstrap=200, progress=progress)
     applied = apply(model=out / "model", predictions=out / "predictions", out=out / "apply", run_workflow=True,
-                    device=device, progress=progress)
+                    fasta=fasta, gtf=gtf, device=device, progress=progress)
     artifacts = {
         "build config and plan": out / "build.json",
         "prediction store": out / "predictions",

@@ -29,8 +29,9 @@ import numpy as np
 import polars as pl
 
 from .basemodel import BaseModel, load_base_model
-from .config import DEFAULT_PREDICT, FLANK, BaseModelName, Device, Precision, Runtime
+from .config import DEFAULT_PARALLEL, DEFAULT_PREDICT, FLANK, BaseModelName, Device, Executor, Precision, Runtime
 from .errors import ConfigMismatchError, InputError
+from .parallel import ParallelOptions
 from .storage import fault_point
 from .genome import Genome, oriented_sequence
 
@@ -160,6 +161,15 @@ class PredictionStore:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def remove_stale_tmp(self) -> None:
+        """Delete temporary files killed writers left in the sibling temp folder (no writer may be running)."""
+        if self.tmp.is_dir():
+            for f in self.tmp.iterdir():
+                with contextlib.suppress(OSError):
+                    f.unlink()
+            with contextlib.suppress(OSError):
+                self.tmp.rmdir()
+
     def write(self, gene_id: str, probs: np.ndarray, extra: dict[str, str] | None = None) -> Path:
         """Write one gene atomically (temp file in the sibling ``.tmp`` folder, then rename into the store).
 
@@ -183,11 +193,17 @@ class PredictionStore:
             }
         ).replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
         self.path.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
         final = self.file_of(gene_id)
         tmp = self.tmp / f"{final.name}.{os.getpid()}"
-        pq.write_table(table, tmp, compression="zstd", row_group_size=max(n, 1))
-        os.replace(tmp, final)
+        for attempt in range(3):  # a parallel writer that finished may remove the empty temp folder meanwhile
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            try:
+                pq.write_table(table, tmp, compression="zstd", row_group_size=max(n, 1))
+                os.replace(tmp, final)
+                break
+            except (FileNotFoundError, OSError):
+                if attempt == 2 or self.tmp.is_dir():
+                    raise
         fault_point("predict_gene")
         return final
 
@@ -240,13 +256,14 @@ def _gene_slice(c: _Cluster, start: int, end: int) -> slice:
     return slice(off, off + end - start + 1)
 
 
-def _groups(clusters: list[_Cluster]) -> Iterator[list[_Cluster]]:
+def _groups(clusters: list[_Cluster], max_nt: int = _GROUP_NT) -> Iterator[list[_Cluster]]:
+    """Consecutive clusters of about ``max_nt`` body nucleotides: one model call (one unit of a parallel run)."""
     group: list[_Cluster] = []
     nt = 0
     for c in clusters:
         group.append(c)
         nt += c.length
-        if nt >= _GROUP_NT:
+        if nt >= max_nt:
             yield group
             group, nt = [], 0
     if group:
@@ -290,6 +307,59 @@ def _score_clusters(genome: Genome, clusters: list[_Cluster], model: BaseModel, 
     return written
 
 
+@dataclass(frozen=True)
+class _PredictSpec:
+    """What a worker needs to score clusters (picklable; the model is loaded once per process)."""
+
+    fasta: Path
+    store: Path
+    model_args: tuple[tuple[str, object], ...]
+    batch_size: int
+
+
+def _predict_unit(unit: tuple[_PredictSpec, list[_Cluster]]) -> tuple[int, int]:
+    """Score one group of clusters in a worker; returns (genes written, nucleotides scored)."""
+    from .parallel import worker_cache
+
+    spec, group = unit
+    model = worker_cache(("model", spec.model_args), lambda: load_base_model(**dict(spec.model_args)))
+    genome = worker_cache(("genome", spec.fasta), lambda: Genome(spec.fasta))
+    store = PredictionStore(spec.store, model)
+    probs = model.predict([_cluster_input(genome, c) for c in group], batch_size=spec.batch_size)
+    written = 0
+    for c, p in zip(group, probs):
+        for gid, start, end in c.genes:
+            store.write(gid, p[_gene_slice(c, start, end)])
+            written += 1
+    return written, sum(c.length for c in group)
+
+
+def _score_parallel(genome: Genome, clusters: list[_Cluster], store: PredictionStore, batch_size: int, n_genes: int,
+                    progress: bool, par: ParallelOptions, model_args: dict[str, object]) -> int:
+    """Groups of clusters as units of :func:`parallel.run_units` (a few per worker, for balance)."""
+    from .parallel import run_progress, run_units
+
+    total_nt = sum(c.length for c in clusters)
+    per_unit = max(1, min(_GROUP_NT, -(-total_nt // (4 * max(par.workers, 1)))))
+    groups = list(_groups(clusters, per_unit))
+    spec = _PredictSpec(Path(genome.path).resolve(), store.path.resolve(), tuple(sorted(model_args.items())), batch_size)
+    written = 0
+    display, start = run_progress(progress, f"predict ({par.workers if par.executor == 'local' else 'ray'} workers, "
+                                  f"{n_genes} genes)", total=len(groups), unit="nt")
+    with display as bar:
+        tracker = start(bar)
+
+        def record(i: int, res: tuple[int, int], worker: str) -> None:
+            nonlocal written
+            written += res[0]
+            tracker.done(worker, res[1])
+            log.debug("predict: group %d done by %s (%d genes)", i, worker, res[0])
+
+        run_units(_predict_unit, [(spec, g) for g in groups], par, on_result=record, what="gene group")
+    store.remove_stale_tmp()
+    return written
+
+
 def predict_genes(
     genome: Genome,
     genes: pl.DataFrame,
@@ -300,13 +370,16 @@ def predict_genes(
     batch_size: int = DEFAULT_PREDICT.batch_size,
     progress: bool = False,
     overwrite: bool = False,
+    parallel: ParallelOptions | None = None,
+    model_args: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """Score the bodies of ``genes`` (annotation ``genes`` columns; start/end 1-based closed) into ``store``.
 
     Genes already in the store are skipped (resume) unless ``overwrite``; stored genes whose length no
     longer matches their span (the annotation changed) are an error naming ``--overwrite``. Each gene's
     input is its body +- 5,000 nt of genome, reverse-complemented on '-'; overlapping same-strand genes
-    are scored once.
+    are scored once. ``parallel`` (not serial) scores groups of genes in worker processes or Ray tasks,
+    each loading the model once from ``model_args`` (keyword arguments of ``load_base_model``).
     """
     from .genome import match_contigs
 
@@ -335,7 +408,12 @@ def predict_genes(
     log.info("predict: %d genes to score (%d nt in %d inputs), %d already in %s", n_genes, total_nt, len(clusters), len(done), store.path)
     t0 = time.perf_counter()
     try:
-        written = _score_clusters(genome, clusters, model, store, batch_size, n_genes, progress)
+        if parallel is None or parallel.serial or not clusters:
+            written = _score_clusters(genome, clusters, model, store, batch_size, n_genes, progress)
+        else:
+            if model_args is None:
+                raise InputError("predict_genes with parallel workers needs model_args (how workers load the model)")
+            written = _score_parallel(genome, clusters, store, batch_size, n_genes, progress, parallel, model_args)
     finally:  # the sibling temp folder is only needed while writing
         with contextlib.suppress(OSError):
             store.tmp.rmdir()
@@ -402,11 +480,19 @@ def predict(
     runtime: Runtime = DEFAULT_PREDICT.runtime,
     progress: bool = True,
     overwrite: bool = False,
+    workers: int = DEFAULT_PARALLEL.workers,
+    executor: Executor = DEFAULT_PARALLEL.executor,
+    ray_address: str | None = None,
+    threads_per_worker: int | None = None,
 ) -> dict[str, object]:
     """``meta-spliceai predict``: score the selected genes of a FASTA + GTF pair into the store ``out``.
 
     ``overwrite`` recomputes the selected genes even when the store has them (others are untouched).
+    ``workers`` > 1 scores genes in that many local processes, ``executor="ray"`` as Ray tasks (on
+    ``ray_address``, else a local cluster); the store is the same either way.
     """
+    from .basemodel import resolve_device
+    from .parallel import parallel_options
     from .reference import open_reference
     from .storage import check_output_dir
 
@@ -417,8 +503,18 @@ def predict(
 
     genome, ann, contig_map, _ = open_reference(fasta, gtf)
     selected = select_genes(ann.genes, gene_list=genes, gene_ids_file=gene_ids_file, gene_col=gene_col, n_genes=n_genes)
-    model = load_base_model(base_model, weights=weights, device=device, precision=precision, chunk_size=chunk_size,
-                            batch_size=batch_size, runtime=runtime)
+    model_args: dict[str, object] = {
+        "name": base_model, "weights": Path(weights).resolve() if weights else None, "device": device,
+        "precision": precision, "chunk_size": chunk_size, "batch_size": batch_size, "runtime": runtime}
+    par, notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
+                                  threads_per_worker=threads_per_worker, device=resolve_device(device),
+                                  n_units=selected.height, what="genes")
+    model = load_base_model(**model_args)  # type: ignore[arg-type]
+    for note in notes:
+        log.warning("%s", note)
     store = PredictionStore(out, model)
-    return predict_genes(genome, selected, model, store, contig_map=contig_map, batch_size=batch_size, progress=progress,
-                         overwrite=overwrite)
+    summary = predict_genes(genome, selected, model, store, contig_map=contig_map, batch_size=batch_size,
+                            progress=progress, overwrite=overwrite, parallel=par, model_args=model_args)
+    if notes:
+        summary["notes"] = "; ".join(notes)
+    return summary

@@ -180,15 +180,23 @@ def fault_point(name: str) -> None:
     """Crash-test hook: SIGKILL this process at the n-th pass through ``name``.
 
     Armed only by the environment (``META_SPLICEAI_FAULT=name`` or ``name:n``); a no-op otherwise.
+    ``name:n@FILE`` fires in one process only, the first to create ``FILE`` (worker processes
+    inherit the environment: the retried unit must then run through).
     The tests use it to kill a build mid-write and check that the resumed build equals a clean one.
     """
     spec = os.environ.get(_FAULT_ENV)
     if not spec:
         return
+    spec, _, once = spec.partition("@")
     target, _, count = spec.partition(":")
     if target != name:
         return
     _fault_hits[name] = _fault_hits.get(name, 0) + 1
     if _fault_hits[name] >= int(count or 1):
+        if once:
+            try:
+                os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
         log.debug("fault point %s reached: killing process", name)
         os.kill(os.getpid(), 9)
