@@ -4,7 +4,7 @@
 VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
-EXTRAS ?= test,onnx,train
+EXTRAS ?= test,onnx,train,ray
 DEMO_OUT ?= out/demo
 
 .PHONY: install demo test bench clean
