@@ -622,3 +622,6 @@ def _progress(enabled: bool):
 
 
 __all__ = ["build", "BuildSummary", "batch_paths", "read_manifest", "manifest_path", "migrate_layout", "check_build_flags"]
+
+#: the streaming Parquet writer of the builder (row groups of exactly ``batch_rows``), for the dataset commands
+RowWriter = _RowWriter
