@@ -79,6 +79,7 @@ class BuildSummary:
     pred_types: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    patch: object = None  # PatchSummary of --patch-dataset
 
 
 # --------------------------------------------------------------------------- paths
@@ -211,6 +212,7 @@ def build(
     precision: Precision = DEFAULT_PREDICT.precision,
     runtime: Runtime = DEFAULT_PREDICT.runtime,
     progress: bool = True,
+    patch_dataset: bool = False,
 ) -> BuildSummary:
     """Build (or resume) a meta-model training dataset in ``output_dir``. See the module docstring."""
     kmer_sizes = tuple(sorted({int(k) for k in kmer_sizes if int(k) != 0}))
@@ -277,6 +279,10 @@ def build(
                 if bar:
                     bar.update(task, advance=1)
         _finalize(out, len(plan), manifest)
+    if patch_dataset:  # after the lock is released: patch takes it itself
+        from .patching import patch
+
+        summary.patch = patch(dataset=out, inplace=True)
     summary.seconds = time.perf_counter() - t0
     return summary
 
