@@ -159,3 +159,13 @@ def test_cuda_without_gpu_exits_2(capsys, tmp_path):
         pytest.skip("a GPU is present")
     code, _, err = run(capsys, "predict", "--out", tmp_path / "s", "--genes", "TANGO2", "--device", "cuda")
     _one_line_error(code, err, "cuda")
+
+
+@pytest.mark.parametrize("cmd,words", [("patch", "gene-level columns"), ("dedup", "duplicate rows"),
+                                       ("validate", "Exit 0 when every check passes"),
+                                       ("summary", "self-contained HTML"), ("merge", "Merge the masters")])
+def test_dataset_commands_say_what_they_do(capsys, cmd, words):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert words in " ".join(capsys.readouterr().out.split())

@@ -81,7 +81,7 @@ def dataset_root(path: str | os.PathLike[str]) -> Path:
         root = root.parent
     if not root.is_dir():
         raise InputError(f"dataset folder not found: {root} (give a build's output folder)")
-    if not (root / "master").is_dir():
+    if not (root / "master").is_dir() and not (root / JOURNAL).is_file():  # a journal: killed mid-swap
         raise InputError(f"{root} is not a meta-spliceai dataset: it has no master/ folder (give a build's output folder)")
     return root
 
