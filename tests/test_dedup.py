@@ -66,7 +66,11 @@ def test_default_destination_and_second_run_changes_nothing(capsys, tmp_path, ch
     assert os.path.samefile(f, tmp_path / "third" / "master" / f.name)
 
 
-def test_repeated_batch_is_its_own_cause(tmp_path, chr22_dataset):
+@pytest.mark.parametrize("chunk_rows", [2_000_000, 1_000])
+def test_repeated_batch_is_its_own_cause(tmp_path, chr22_dataset, monkeypatch, chunk_rows):
+    import meta_spliceai.dedup as mod
+
+    monkeypatch.setattr(mod, "CROSS_CHUNK_ROWS", chunk_rows)  # small: many chunks of whole clusters
     src = copy_dataset(chr22_dataset, tmp_path / "ds")
     (src / "master" / "batch_00004.parquet").write_bytes((src / "master" / "batch_00001.parquet").read_bytes())
     m = json.loads((src / "manifest.json").read_text())

@@ -11,9 +11,10 @@ gene (the gene is present twice), else ``overlapping_genes``.
 
 Streaming: a first pass reads four id columns per row group and keeps one span per (file, gene);
 genes that can share a key (same chromosome and strand with overlapping spans, or the same gene in
-two files) form clusters. Duplicates within a file are found from that file's key columns; rows of
-clusters that span files (rare) are kept aside and resolved at the end. Memory: one file's key
-columns plus the rows of genes present in more than one file, never the whole dataset. A second run
+two files) form clusters. Duplicates within a file are found from that file's key columns; clusters
+that span files (rare) are resolved together in chunks of whole clusters of about
+:data:`CROSS_CHUNK_ROWS` rows. Memory: one file's key columns plus one chunk (or one cluster,
+when a cluster is larger), never the whole dataset. A second run
 finds nothing and changes nothing.
 """
 
@@ -97,6 +98,7 @@ def _gene_spans(files: list[Path]) -> pl.DataFrame:
         for t in row_groups(pf, ["gene_id", "chrom", "strand", "genomic_position"]):
             parts.append(pl.from_arrow(t).group_by("gene_id", "chrom", "strand").agg(
                 pl.col("genomic_position").min().alias("lo"), pl.col("genomic_position").max().alias("hi"),
+                pl.len().alias("n"),
             ).with_columns(pl.lit(i, pl.Int32).alias("_file")))
         if len(parts) > 64:
             parts = [_merge_spans(pl.concat(parts))]
@@ -104,7 +106,8 @@ def _gene_spans(files: list[Path]) -> pl.DataFrame:
 
 
 def _merge_spans(df: pl.DataFrame) -> pl.DataFrame:
-    return df.group_by("_file", "gene_id", "chrom", "strand").agg(pl.col("lo").min(), pl.col("hi").max())
+    return df.group_by("_file", "gene_id", "chrom", "strand").agg(pl.col("lo").min(), pl.col("hi").max(),
+                                                                   pl.col("n").sum())
 
 
 def _clusters(spans: pl.DataFrame, key: list[str]) -> pl.DataFrame:
@@ -119,7 +122,7 @@ def _clusters(spans: pl.DataFrame, key: list[str]) -> pl.DataFrame:
     else:
         s = spans.with_columns(pl.col("gene_id").rank("dense").alias("_cluster"))
     return s.with_columns((pl.col("_file").n_unique().over("_cluster") > 1).alias("_cross")).select(
-        "_file", "gene_id", "_cluster", "_cross")
+        "_file", "gene_id", "_cluster", "_cross", "n")
 
 
 def _duplicates(rows: pl.DataFrame, key: list[str]) -> pl.DataFrame:
@@ -138,6 +141,21 @@ def _duplicates(rows: pl.DataFrame, key: list[str]) -> pl.DataFrame:
     )
 
 
+#: rows of clusters spanning files resolved together (bounds dedup's memory besides one file's key columns)
+CROSS_CHUNK_ROWS = 2_000_000
+
+
+def _cross_chunks(clusters: pl.DataFrame) -> list[pl.DataFrame]:
+    """The (file, gene) entries of clusters spanning files, in groups of whole clusters of ~CROSS_CHUNK_ROWS rows."""
+    cross = clusters.filter("_cross").sort("_cluster", "_file")
+    if cross.height == 0:
+        return []
+    sizes = cross.group_by("_cluster").agg(pl.col("n").sum()).sort("_cluster")
+    chunk_of = (sizes["n"].cum_sum() - 1) // CROSS_CHUNK_ROWS
+    cross = cross.join(sizes.select("_cluster", chunk_of.alias("_chunk")), on="_cluster")
+    return [g for _, g in sorted(cross.partition_by("_chunk", as_dict=True).items())]
+
+
 def find_duplicates(ds: Dataset, key: Sequence[str] = DEFAULT_KEY) -> tuple[dict[int, np.ndarray], dict[str, int], int]:
     """Rows to drop per file index (sorted row numbers), removed rows per cause, and the input rows."""
     files = ds.files()
@@ -147,19 +165,20 @@ def find_duplicates(ds: Dataset, key: Sequence[str] = DEFAULT_KEY) -> tuple[dict
     clusters = _clusters(_gene_spans(files), key)
     cols = list(dict.fromkeys(["gene_id", *key]))
     drops: list[pl.DataFrame] = []
-    cross_rows: list[pl.DataFrame] = []
     total = 0
-    for i, path in enumerate(files):
+    for i, path in enumerate(files):  # clusters within one file: that file's key columns
         rows = pl.read_parquet(path, columns=cols).with_row_index("_row").with_columns(pl.lit(i, pl.Int32).alias("_file"))
         total += rows.height
         cross_genes = clusters.filter((pl.col("_file") == i) & pl.col("_cross"))["gene_id"]
-        is_cross = pl.col("gene_id").is_in(cross_genes.implode())
-        drops.append(_duplicates(rows.filter(~is_cross), key))
-        if cross_genes.len():
-            cross_rows.append(rows.filter(is_cross))
+        drops.append(_duplicates(rows.filter(~pl.col("gene_id").is_in(cross_genes.implode())), key))
         del rows
-    if cross_rows:
-        drops.append(_duplicates(pl.concat(cross_rows), key))
+    for chunk in _cross_chunks(clusters):  # clusters across files: a bounded number of rows at a time
+        parts = []
+        for (i,), genes in chunk.partition_by("_file", as_dict=True).items():
+            parts.append(pl.scan_parquet(files[i]).select(cols).with_row_index("_row")
+                         .filter(pl.col("gene_id").is_in(genes["gene_id"].implode()))
+                         .with_columns(pl.lit(i, pl.Int32).alias("_file")).collect())
+        drops.append(_duplicates(pl.concat(parts), key))
     removed = pl.concat(drops)
     by_cause = dict.fromkeys(CAUSES, 0)
     by_cause.update({c: int(n) for c, n in removed.group_by("cause").len().iter_rows()})
