@@ -119,7 +119,8 @@ def upgrade_table(table: pa.Table, version: int, ctx: UpgradeContext) -> pa.Tabl
         table = step(table, ctx)
     meta = ctx.metadata
     target = arrow_schema(meta.get("kmer_sizes") or (), int(meta.get("kmer_window", 500)))
-    missing = [n for n in target.names if n not in table.column_names]
+    have = set(table.column_names)
+    missing = [n for n in target.names if n not in have]
     if missing:
         raise InputError(f"{ctx.path}: after upgrading, columns {missing[:5]} are missing; rebuild the dataset")
     return table.select(target.names).cast(target).replace_schema_metadata(target.metadata)

@@ -127,8 +127,9 @@ class _Audit:
     def add(self, t: pa.Table, cls: np.ndarray) -> None:
         masks = [cls == c for c in range(len(SPLICE_TYPES))]
         self.rows += [m.sum() for m in masks]
+        present = set(t.column_names)
         for i, name in enumerate(self.features):
-            if name not in t.column_names:
+            if name not in present:
                 continue
             col = t.column(name)
             nulls = col.null_count
@@ -186,14 +187,15 @@ def _expected_schema(ds_build: dict, first: pa.Schema | None) -> pa.Schema | Non
 
 def _schema_diff(have: pa.Schema, want: pa.Schema) -> list[tuple[str | None, str]]:
     out: list[tuple[str | None, str]] = []
-    missing = [n for n in want.names if n not in have.names]
-    extra = [n for n in have.names if n not in want.names]
+    have_names, want_names = set(have.names), set(want.names)
+    missing = [n for n in want.names if n not in have_names]
+    extra = [n for n in have.names if n not in want_names]
     if missing:
         out.append((missing[0], f"{len(missing)} column(s) missing: {', '.join(missing[:5])}"))
     if extra:
         out.append((extra[0], f"{len(extra)} unexpected column(s): {', '.join(extra[:5])}"))
     for f in want:
-        if f.name in have.names:
+        if f.name in have_names:
             g = have.field(f.name)
             if g.type != f.type:
                 out.append((f.name, f"type {g.type}, expected {f.type}"))
@@ -323,17 +325,18 @@ class _Scan:
                    nulls: dict, schema: pa.Schema) -> None:
         rep = self.rep
         expected = self.expected or schema
+        present = set(t.column_names)
         for f in expected:
-            if not f.nullable and f.name in t.column_names and t.column(f.name).null_count:
+            if not f.nullable and f.name in present and t.column(f.name).null_count:
                 entry = nulls.setdefault(f.name, [0])
                 entry[0] += t.column(f.name).null_count
                 entry.append(g)
-        for gid in pc.unique(t.column("gene_id")).to_pylist() if "gene_id" in t.column_names else []:
+        for gid in pc.unique(t.column("gene_id")).to_pylist() if "gene_id" in present else []:
             genes.setdefault(gid, None)
         need = ["gene_id", "chrom", "strand", "genomic_position", "position", "splice_type", "pred_type", "tn_kind",
                 "gene_length", "donor_score", "acceptor_score",
                 *(f"{tr}_score_{o}" for tr in ("donor", "acceptor") for o in ("m2", "m1", "p1", "p2"))]
-        if any(c not in t.column_names for c in need):
+        if any(c not in present for c in need):
             return  # the schema check reported it
         df = pl.from_arrow(t.select(need)).with_row_index("_row", offset)
         for k, v in df["pred_type"].value_counts().iter_rows():
@@ -382,7 +385,7 @@ class _Scan:
                 pl.lit(name).alias("file"), pl.lit(g).alias("row_group")))
         self.sites.append(df.filter(site).select("gene_id", "chrom", "strand", "genomic_position", "splice_type"))
         self._kmers(t, g, name)
-        if self.audit is not None and "splice_type" in t.column_names:
+        if self.audit is not None and "splice_type" in present:
             codes = pc.index_in(t.column("splice_type"), value_set=pa.array(SPLICE_TYPES)).fill_null(-1)
             self.audit.add(t, codes.to_numpy(zero_copy_only=False))
 
@@ -392,14 +395,16 @@ class _Scan:
         meta = read_metadata(self.expected)
         for k in meta["kmer_sizes"]:
             names = kmer_names(int(k))
-            present = [c for c in names if c in t.column_names]
+            have = set(t.column_names)
+            present = [c for c in names if c in have]
             if len(present) != len(names):
                 self.rep.add("kmers", f"{len(names) - len(present)} of the {len(names)} {k}-mer columns missing",
-                             file=name, row_group=g, column=next(c for c in names if c not in t.column_names))
+                             file=name, row_group=g, column=next(c for c in names if c not in have))
                 continue
             total = np.zeros(t.num_rows, dtype=np.int64)
             for c in present:
-                total += t.column(c).fill_null(0).to_numpy(zero_copy_only=False)
+                col = t.column(c)
+                total += (col.fill_null(0) if col.null_count else col).to_numpy(zero_copy_only=False)
             most = kmer_span(int(meta["kmer_window"])) - int(k) + 1
             bad = np.flatnonzero(total > most)
             if bad.size:
