@@ -26,9 +26,10 @@ def _screenshot(page, tmp_path, name: str) -> np.ndarray:
     png = tmp_path / f"{name}.png"
     r = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
+         "--hide-scrollbars",
          f"--user-data-dir={tmp_path / ('profile-' + name)}", f"--screenshot={png}", "--window-size=1200,3000",
-         html.as_uri()], capture_output=True, timeout=120)
+         html.as_uri()], capture_output=True, timeout=900)  # a loaded 2-core CI machine can be slow
     assert png.is_file(), r.stderr.decode()[-2000:]
     return (imread(png)[..., :3] * 255).round().astype(int)
 
