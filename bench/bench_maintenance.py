@@ -11,12 +11,15 @@ and ``ru_maxrss`` come from ``os.wait4``. Runs, one after the other:
 - ``summary DATASET --report report.html``;
 - ``dedup DATASET --dst ...`` (the synthetic genes never overlap: finds nothing, hard-links every file);
 - ``dedup DOUBLED --dst ...`` where DOUBLED lists every master file twice (hard links): every row of
-  the second copy is a cross-file duplicate (``repeated_gene``), half of the files are rewritten.
+  the second copy is a cross-file duplicate (``repeated_gene``), half of the files are rewritten;
+- ``validate`` and ``summary`` on a dataset listing every file ``--copies`` times: the rows grow, the
+  peak memory must not (validate then reports the repeated genes, as it should).
 
 Results are appended to ``bench/_work/maintenance_bench.jsonl`` and printed as a table.
 
 Usage:
   python bench/bench_maintenance.py --n-genes 2000
+  python bench/bench_maintenance.py --dataset DIR      # any finished (or partly finished) build
 """
 
 from __future__ import annotations
@@ -66,14 +69,14 @@ def run(name: str, cmd: list[str], log: Path) -> dict:
             "peak_tree_rss_gib": round(peak / GiB, 3), "load": round(os.getloadavg()[0], 2), "log": str(log)}
 
 
-def doubled(src: Path, dst: Path) -> Path:
-    """A dataset listing every master file of ``src`` twice (hard links), with its context."""
+def multiplied(src: Path, dst: Path, copies: int) -> Path:
+    """A dataset listing every master file of ``src`` ``copies`` times (hard links), with its context."""
     shutil.rmtree(dst, ignore_errors=True)
     (dst / "master").mkdir(parents=True)
     man = json.loads((src / "manifest.json").read_text())
     entries = sorted(man["batches"].items())
     out = dict(man, batches={})
-    for copy in range(2):
+    for _ in range(copies):
         for k, e in entries:
             n = len(out["batches"])
             name = f"batch_{n:05d}.parquet"
@@ -81,7 +84,8 @@ def doubled(src: Path, dst: Path) -> Path:
             out["batches"][f"{n:05d}"] = {**e, "file": name}
     (dst / "manifest.json").write_text(json.dumps(out))
     for f in ("build.json", "gene_performance.tsv"):
-        shutil.copy(src / f, dst / f)
+        if (src / f).is_file():
+            shutil.copy(src / f, dst / f)
     shutil.copytree(src / "annotation", dst / "annotation")
     return dst
 
@@ -90,10 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n-genes", type=int, default=2000)
     ap.add_argument("--dataset", type=Path, help="build folder (default bench/_work/build_out/n<N>_k6)")
+    ap.add_argument("--copies", type=int, default=3,
+                    help="validate and summary also run on a dataset listing every file this many times (flatness)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     ds = args.dataset or WORK / "build_out" / f"n{args.n_genes}_k6"
-    if not (ds / "manifest.json").is_file():
+    if not (ds / "manifest.json").is_file() or not json.loads((ds / "manifest.json").read_text())["batches"]:
         sys.exit(f"{ds} is no finished build: run bench/bench_build.py --n-genes {args.n_genes} --keep-output")
     scratch = WORK / "maintenance"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -101,13 +107,16 @@ def main(argv: list[str] | None = None) -> None:
     man = json.loads((ds / "manifest.json").read_text())
     rows = sum(e["rows"] for e in man["batches"].values())
     cli = [sys.executable, "-m", "meta_spliceai.cli"]
-    dbl = doubled(ds, scratch / "doubled")
+    dbl = multiplied(ds, scratch / "doubled", 2)
+    many = multiplied(ds, scratch / f"x{args.copies}", args.copies)
     steps = [
         ("read floor (pyarrow, every row group)", [sys.executable, "-c", _FLOOR, str(ds)]),
         ("validate --json", [*cli, "validate", str(ds), "--json"]),
         ("summary --report", [*cli, "summary", str(ds), "--report", str(scratch / "report.html")]),
         ("dedup (no duplicates)", [*cli, "dedup", str(ds), "--dst", str(scratch / "dedup")]),
         ("dedup (every file twice)", [*cli, "dedup", str(dbl), "--dst", str(scratch / "dedup_doubled")]),
+        (f"validate --json, every file x{args.copies}", [*cli, "validate", str(many), "--json"]),
+        (f"summary, every file x{args.copies}", [*cli, "summary", str(many)]),
     ]
     results = []
     for name, cmd in steps:
