@@ -90,6 +90,10 @@ def _check_key(key: Sequence[str], schema: pa.Schema) -> list[str]:
     return key
 
 
+#: per-row-group span tables kept before they are merged into one (bounds pass 1's memory)
+SPAN_PARTS = 64
+
+
 def _gene_spans(files: list[Path]) -> pl.DataFrame:
     """One row per (file, gene): chrom, strand, min/max genomic_position (streamed by row group)."""
     parts = []
@@ -100,14 +104,15 @@ def _gene_spans(files: list[Path]) -> pl.DataFrame:
                 pl.col("genomic_position").min().alias("lo"), pl.col("genomic_position").max().alias("hi"),
                 pl.len().alias("n"),
             ).with_columns(pl.lit(i, pl.Int32).alias("_file")))
-        if len(parts) > 64:
+        if len(parts) > SPAN_PARTS:
             parts = [_merge_spans(pl.concat(parts))]
     return _merge_spans(pl.concat(parts)) if parts else pl.DataFrame()
 
 
 def _merge_spans(df: pl.DataFrame) -> pl.DataFrame:
     return df.group_by("_file", "gene_id", "chrom", "strand").agg(pl.col("lo").min(), pl.col("hi").max(),
-                                                                   pl.col("n").sum())
+                                                                   pl.col("n").sum()).select(
+        "gene_id", "chrom", "strand", "lo", "hi", "n", "_file")  # the column order of one row group's table
 
 
 def _clusters(spans: pl.DataFrame, key: list[str]) -> pl.DataFrame:
