@@ -90,6 +90,30 @@ def chr22_build(tmp_path_factory, chr22, keras_store) -> Path:
     return out
 
 
+# --------------------------------------------------------------------------- small builds (dataset commands)
+
+SMALL_BUILD = {"subset_policy": "all", "batch_size": 5, "kmer_sizes": (2,), "progress": False}
+
+
+def copy_dataset(src: Path, dst: Path) -> Path:
+    """A private copy of a dataset folder (tests that change it; the copy's master/ is not linked to src)."""
+    import shutil
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("predictions", ".lock"))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def chr22_dataset(tmp_path_factory, chr22, keras_store) -> Path:
+    """All 17 chr22 genes (3 overlap on the - strand), 4 batches, 2-mers, Keras scores. Do not modify."""
+    from meta_spliceai.dataset import build
+
+    out = tmp_path_factory.mktemp("ds") / "chr22"
+    build(output_dir=out, predictions=keras_store, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
+          **SMALL_BUILD)
+    return out
+
+
 @pytest.fixture(scope="session")
 def chr22_model(tmp_path_factory, chr22_build):
     """A meta-model trained on chr22_build (gene split, seed 42), with its TrainResult."""
@@ -116,3 +140,23 @@ def context_model(tmp_path_factory, chr22, keras_store):
     res = train(dataset=root / "build", out_dir=root / "model", model=TINY_XGB, bootstrap=20, feature_ablation=True,
                 progress=False)
     return root, res
+
+
+@pytest.fixture(scope="session")
+def chr22_halves(tmp_path_factory, chr22, keras_store, chr22_dataset) -> tuple[Path, Path]:
+    """Two builds over the first 9 and the last 9 of the same genes (one gene in both). Do not modify."""
+    import json
+
+    from meta_spliceai.dataset import build
+
+    ids = [g for b in json.loads((chr22_dataset / "build.json").read_text())["plan"]["batches"] for g in b]
+    root = tmp_path_factory.mktemp("halves")
+    outs = []
+    for i, half in enumerate((ids[:9], ids[8:])):
+        genes = root / f"h{i}.txt"
+        genes.write_text("\n".join(half) + "\n")
+        out = root / f"half{i}"
+        build(output_dir=out, predictions=keras_store, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
+              gene_ids_file=genes, batch_size=3, kmer_sizes=(2,), progress=False)
+        outs.append(out)
+    return outs[0], outs[1]

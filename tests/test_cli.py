@@ -443,3 +443,13 @@ def test_bad_train_inputs_are_one_line_errors(capsys, bad_train_inputs, argv, fr
         argv = [a.replace("{" + key + "}", str(value)) for a in argv]
     code, _, err = run(capsys, *argv)
     _one_line_error(code, err, *fragments)
+
+
+@pytest.mark.parametrize("cmd,words", [("patch", "gene-level columns"), ("dedup", "duplicate rows"),
+                                       ("validate", "Exit 0 when every check passes"),
+                                       ("summary", "self-contained HTML"), ("merge", "Merge the masters")])
+def test_dataset_commands_say_what_they_do(capsys, cmd, words):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert words in " ".join(capsys.readouterr().out.split())

@@ -94,6 +94,7 @@ class BuildSummary:
     pred_types: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    patch: object = None  # PatchSummary of --patch-dataset
 
 
 # --------------------------------------------------------------------------- paths
@@ -233,6 +234,7 @@ def build(
     executor: Executor = DEFAULT_PARALLEL.executor,
     ray_address: str | None = None,
     threads_per_worker: int | None = None,
+    patch_dataset: bool = False,
 ) -> BuildSummary:
     """Build (or resume) a meta-model training dataset in ``output_dir``. See the module docstring.
 
@@ -317,6 +319,10 @@ def build(
             for k, v in entry["pred_types"].items():
                 summary.pred_types[k] = summary.pred_types.get(k, 0) + int(v)
         _finalize(out, len(plan), manifest)
+    if patch_dataset:  # after the lock is released: patch takes it itself
+        from .patching import patch
+
+        summary.patch = patch(dataset=out, inplace=True)
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -791,3 +797,6 @@ def _progress(enabled: bool):  # noqa: ANN202
 
 
 __all__ = ["build", "BuildSummary", "batch_paths", "read_manifest", "manifest_path", "migrate_layout", "check_build_flags"]
+
+#: the streaming Parquet writer of the builder (row groups of exactly ``batch_rows``), for the dataset commands
+RowWriter = _RowWriter

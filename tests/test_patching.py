@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import SMALL_BUILD, copy_dataset
+
+from meta_spliceai.cli import main
+from meta_spliceai.dataset import build
+from meta_spliceai.errors import InputError
+from meta_spliceai.patching import UPGRADES, patch
+from meta_spliceai.schema import METADATA_KEY
+from meta_spliceai.validation import validate
+
+KEY = ["gene_id", "position", "splice_type"]
+TYPES = {"XXbac-B562F10.12": "lncRNA"}  # every other chr22 gene: protein_coding
+
+
+def _rows(root) -> pl.DataFrame:
+    return pl.read_parquet(root / "master" / "*.parquet").sort(KEY)
+
+
+def _checksums(root) -> dict[str, str]:
+    return {k: e["checksum"] for k, e in json.loads((root / "manifest.json").read_text())["batches"].items()}
+
+
+@pytest.fixture(scope="module")
+def typed_gtf(tmp_path_factory, chr22):
+    """The chr22 GTF with gene_type attributes (the shared one has none)."""
+    out = []
+    for line in (chr22 / "annotation.gtf").read_text().splitlines():
+        gid = re.search(r'gene_id "([^"]+)"', line)
+        if gid and not line.startswith("#"):
+            line += f' gene_type "{TYPES.get(gid.group(1), "protein_coding")}";'
+        out.append(line)
+    path = tmp_path_factory.mktemp("gtf") / "typed.gtf"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def patched(tmp_path_factory, chr22_dataset, typed_gtf):
+    dst = tmp_path_factory.mktemp("pt") / "out"
+    return patch(dataset=chr22_dataset, dst=dst, gtf=typed_gtf), dst
+
+
+def test_gene_types_filled_from_another_gtf(chr22_dataset, patched):
+    res, dst = patched
+    before, after = _rows(chr22_dataset), _rows(dst)
+    assert set(before["gene_type"].unique()) == {"unknown"}
+    genes = before["gene_id"].unique().to_list()
+    assert sorted(res.type_changes) == sorted((g, "unknown", TYPES.get(g, "protein_coding")) for g in genes)
+    assert len(res.files_rewritten) == 4 and not res.not_in_annotation and not res.span_differs
+    want = before.with_columns(pl.col("gene_id").replace_strict(TYPES, default="protein_coding").alias("gene_type"))
+    assert after.equals(want)  # nothing else changed
+    assert validate(dataset=dst).ok
+
+
+def test_idempotent_and_unknown_never_overwrites(patched, typed_gtf, chr22):
+    _, dst = patched
+    sums = _checksums(dst)
+    mtimes = {f.name: os.stat(f).st_mtime_ns for f in (dst / "master").iterdir()}
+    for gtf in (typed_gtf, chr22 / "annotation.gtf"):  # the build's GTF has no types: "unknown" keeps known ones
+        res = patch(dataset=dst, inplace=True, gtf=gtf)
+        assert not res.changed and not res.type_changes
+    assert _checksums(dst) == sums
+    assert {f.name: os.stat(f).st_mtime_ns for f in (dst / "master").iterdir()} == mtimes
+
+
+def test_cli_reports_type_changes(capsys, tmp_path, chr22_dataset, typed_gtf):
+    src = copy_dataset(chr22_dataset, tmp_path / "ds")
+    assert main(["patch", str(src), "--gtf", str(typed_gtf)]) == 0
+    out = capsys.readouterr().out
+    assert "genes whose type changed: 17" in out and "XXbac-B562F10.12: unknown -> lncRNA" in out
+    assert (tmp_path / "ds_patched" / "manifest.json").is_file()
+
+
+def test_build_patch_dataset_runs_patch_once(tmp_path, chr22, keras_store):
+    out = tmp_path / "b"
+    kw = dict(output_dir=out, predictions=keras_store, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
+              gene_ids_file=tmp_path / "g.txt", batch_size=2, kmer_sizes=(2,), progress=False)
+    (tmp_path / "g.txt").write_text("CCDC188\nTRMT2A\nGGTLC3\n")
+    s = build(**kw, patch_dataset=True)
+    assert s.patch is not None and not s.patch.changed and not s.patch.not_in_annotation
+    again = build(**kw)  # patching kept the batches done
+    assert again.built == 0 and again.skipped == 2
+
+
+def _entropy_step(table: pa.Table, ctx) -> pa.Table:
+    """A test upgrade 0 -> 1: recompute probability_entropy as the builder does."""
+    eps = np.float32(1e-10)
+    d, a, n = (table.column(c).to_numpy() for c in ("donor_score", "acceptor_score", "neither_score"))
+    h = -(d * np.log(d + eps) + a * np.log(a + eps) + n * np.log(n + eps))
+    return table.append_column("probability_entropy", pa.array(h.astype(np.float32)))
+
+
+def test_schema_upgrade_steps_run_in_order(tmp_path, chr22_dataset, monkeypatch):
+    """A version-0 file (no probability_entropy) is upgraded by its registered step to the current schema."""
+    src = copy_dataset(chr22_dataset, tmp_path / "ds")
+    man = json.loads((src / "manifest.json").read_text())
+    for e in man["batches"].values():
+        path = src / "master" / e["file"]
+        t = pq.read_table(path)
+        meta = json.loads(t.schema.metadata[METADATA_KEY])
+        meta["schema_version"] = 0
+        del meta["roles"]["probability_entropy"]
+        t = t.drop_columns(["probability_entropy"]).replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
+        path.unlink()
+        pq.write_table(t, path)
+    with pytest.raises(InputError, match="no upgrade from schema_version 0 to 1"):
+        patch(dataset=src, dst=tmp_path / "x")
+    monkeypatch.setitem(UPGRADES, 0, _entropy_step)
+    res = patch(dataset=src, dst=tmp_path / "up")
+    assert sorted(res.upgraded.values()) == [0, 0, 0, 0]
+    after = _rows(tmp_path / "up")
+    assert after.columns == _rows(chr22_dataset).columns
+    np.testing.assert_allclose(after["probability_entropy"].to_numpy(),
+                               _rows(chr22_dataset)["probability_entropy"].to_numpy(), rtol=1e-6)
+    assert validate(dataset=tmp_path / "up").ok
+
+
+_PATCH = "import sys; from meta_spliceai.patching import patch; patch(dataset=sys.argv[1], inplace=True, gtf=sys.argv[2])"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["patch_write:2", "patch_staged", "patch_swapped"])
+def test_sigkill_inplace_leaves_old_or_new(tmp_path, chr22_dataset, patched, typed_gtf, point):
+    _, clean = patched
+    src = copy_dataset(chr22_dataset, tmp_path / "ds")
+    old, new = _rows(src), _rows(clean)
+    args = [sys.executable, "-c", _PATCH, str(src), str(typed_gtf)]
+    r = subprocess.run(args, env={**os.environ, "META_SPLICEAI_FAULT": point}, capture_output=True)
+    assert r.returncode == -9, r.stderr.decode()[-2000:]
+    rep = validate(dataset=src)  # opening completes or rolls back the interrupted swap
+    assert rep.ok, [str(p) for p in rep.problems]
+    now = _rows(src)
+    assert now.equals(new) if point == "patch_swapped" else now.equals(old)
+    r = subprocess.run(args, capture_output=True)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert _rows(src).equals(new) and _checksums(src) == _checksums(clean)
+    # the build's trims follow the new master files, so a resumed build sees its batches done
+    for f in (src / "master").iterdir():
+        assert os.path.samefile(f, src / "batches" / f.name.replace(".parquet", "_trim.parquet"))
