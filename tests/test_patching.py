@@ -17,7 +17,7 @@ from meta_spliceai.cli import main
 from meta_spliceai.dataset import build
 from meta_spliceai.errors import InputError
 from meta_spliceai.patching import UPGRADES, patch
-from meta_spliceai.schema import METADATA_KEY
+from meta_spliceai.schema import METADATA_KEY, SCHEMA_VERSION
 from meta_spliceai.validation import validate
 
 KEY = ["gene_id", "position", "splice_type"]
@@ -149,3 +149,35 @@ def test_sigkill_inplace_leaves_old_or_new(tmp_path, chr22_dataset, patched, typ
     # the build's trims follow the new master files, so a resumed build sees its batches done
     for f in (src / "master").iterdir():
         assert os.path.samefile(f, src / "batches" / f.name.replace(".parquet", "_trim.parquet"))
+
+
+def test_schema_version_1_dataset_is_brought_to_version_2(tmp_path, chr22, keras_store):
+    """A version-1 file (base features, no feature_sets in its metadata) becomes a version-2 file of the
+    base family: same columns and values, the current version and feature_sets in its metadata."""
+    out = tmp_path / "v1"
+    build(output_dir=out, predictions=keras_store, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
+          gene_ids_file=_genes(tmp_path), batch_size=2, kmer_sizes=(), feature_sets=("base",), progress=False)
+    before = _rows(out)
+    man = json.loads((out / "manifest.json").read_text())
+    for e in man["batches"].values():
+        path = out / "master" / e["file"]
+        t = pq.read_table(path)
+        meta = json.loads(t.schema.metadata[METADATA_KEY])
+        meta["schema_version"] = 1
+        del meta["feature_sets"]
+        t = t.replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
+        path.unlink()
+        pq.write_table(t, path)
+    res = patch(dataset=out, dst=tmp_path / "v2")
+    assert sorted(res.upgraded.values()) == [1, 1]
+    for f in (tmp_path / "v2" / "master").glob("*.parquet"):
+        meta = json.loads(pq.read_schema(f).metadata[METADATA_KEY])
+        assert meta["schema_version"] == SCHEMA_VERSION == 2 and meta["feature_sets"] == ["base"]
+    assert _rows(tmp_path / "v2").equals(before)
+    assert validate(dataset=tmp_path / "v2").ok
+
+
+def _genes(tmp_path):
+    path = tmp_path / "genes.txt"
+    path.write_text("CCDC188\nTRMT2A\nGGTLC3\n")
+    return path

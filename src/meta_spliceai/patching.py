@@ -50,7 +50,7 @@ from .maintenance import (
     staging,
     write_manifest,
 )
-from .schema import SCHEMA_VERSION, arrow_schema
+from .schema import SCHEMA_VERSION, schema_of
 from .storage import fault_point, folder_lock, link_or_copy
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,13 @@ def register_upgrade(from_version: int) -> Callable[[UpgradeStep], UpgradeStep]:
     return add
 
 
+@register_upgrade(1)
+def _v1_to_v2(table: pa.Table, ctx: UpgradeContext) -> pa.Table:
+    """Version 2 added optional context families and ``feature_sets`` to the metadata; a version-1 file
+    holds exactly the ``base`` family, so its columns stay as they are (the target schema says ``base``)."""
+    return table
+
+
 def upgrade_table(table: pa.Table, version: int, ctx: UpgradeContext) -> pa.Table:
     """A row group of ``version`` in the current schema (every registered step in turn, then the exact schema)."""
     for v in range(version, SCHEMA_VERSION):
@@ -118,7 +125,7 @@ def upgrade_table(table: pa.Table, version: int, ctx: UpgradeContext) -> pa.Tabl
             raise InputError(f"{ctx.path}: no upgrade from schema_version {v} to {v + 1} is known; rebuild the dataset")
         table = step(table, ctx)
     meta = ctx.metadata
-    target = arrow_schema(meta.get("kmer_sizes") or (), int(meta.get("kmer_window", 500)))
+    target = schema_of(meta)
     have = set(table.column_names)
     missing = [n for n in target.names if n not in have]
     if missing:
@@ -279,7 +286,7 @@ def _patch(ds: Dataset, dst: Path | None, gtf: str | os.PathLike[str] | None) ->
 def _rewrite(ds: Dataset, src: Path, out: Path, values: pl.DataFrame, version: int, meta: dict) -> None:
     pf = parquet_file(src)
     ctx = UpgradeContext(dataset=ds, path=src, metadata=meta)
-    target = arrow_schema(meta.get("kmer_sizes") or (), int(meta.get("kmer_window", 500)))
+    target = schema_of(meta)
     writer = RowWriter(out, target, rows_per_group(pf, ds.config), background=False)
     for t in row_groups(pf):
         if version < SCHEMA_VERSION:

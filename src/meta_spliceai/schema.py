@@ -293,6 +293,15 @@ def arrow_schema(
     return _arrow_schema(normalize_kmer_sizes(kmer_sizes), int(kmer_window), normalize_feature_sets(feature_sets))
 
 
+def schema_of(settings: Mapping[str, object]) -> pa.Schema:
+    """The Arrow schema a file's metadata or a build's config describes.
+
+    Absent ``feature_sets`` means ``base`` alone: files and builds of schema version 1 had no families.
+    """
+    return arrow_schema(settings.get("kmer_sizes") or (), int(settings.get("kmer_window", 500)),  # type: ignore[arg-type]
+                        settings.get("feature_sets") or ("base",))  # type: ignore[arg-type]
+
+
 @functools.lru_cache(maxsize=16)
 def _arrow_schema(sizes: tuple[int, ...], kmer_window: int, feature_sets: tuple[str, ...]) -> pa.Schema:
     fields: list[pa.Field] = []

@@ -50,11 +50,11 @@ from .schema import (
     SCHEMA_VERSION,
     SPLICE_TYPES,
     TN_KINDS,
-    arrow_schema,
     feature_columns,
     kmer_names,
     kmer_span,
     read_metadata,
+    schema_of,
 )
 from .storage import checksum, folder_lock
 
@@ -178,10 +178,10 @@ class _Audit:
 def _expected_schema(ds_build: dict, first: pa.Schema | None) -> pa.Schema | None:
     cfg = ds_build.get("config") or {}
     if "kmer_sizes" in cfg:
-        return arrow_schema(cfg.get("kmer_sizes") or (), int(cfg.get("kmer_window", 500)))
+        return schema_of(cfg)
     if first is not None and METADATA_KEY in (first.metadata or {}):
         meta = read_metadata(first)
-        return arrow_schema(meta.get("kmer_sizes") or (), int(meta.get("kmer_window", 500)))
+        return schema_of(meta)
     return None
 
 
