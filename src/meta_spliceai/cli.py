@@ -687,8 +687,10 @@ class _SubParser(_Parser):
 
 DESCRIPTION = """\
 Build training datasets for splice-site meta-models on top of SpliceAI (or OpenSpliceAI) scores:
-index a genome FASTA + GTF/GFF3, score gene bodies with the base model, and build a labelled,
-resumable Parquet dataset batch by batch."""
+index a genome FASTA + GTF/GFF3, score gene bodies with the base model, build a labelled,
+resumable Parquet dataset batch by batch (locally, on worker processes or on Ray), maintain it
+(patch, dedup, validate, summary, merge), train a meta-model compared like for like with the base
+model, and apply it for corrected scores and site calls."""
 
 
 def build_parser() -> argparse.ArgumentParser:
