@@ -11,7 +11,7 @@ import pytest
 
 from meta_spliceai.dataset import batch_paths, build, read_manifest
 from meta_spliceai.errors import InputError
-from meta_spliceai.parallel import ParallelOptions, WorkerDiedError, parallel_options, run_units
+from meta_spliceai.parallel import ParallelOptions, parallel_options, run_units
 
 FAST = {"kmer_sizes": (2,), "subset_policy": "all", "batch_size": 5}
 
@@ -147,7 +147,6 @@ def ray_cluster(tmp_path_factory):
     """One local Ray cluster for the session. Its worker processes inherit the environment of ``ray.init``:
     the fault point is armed there, to fire once (marker file) at the first raw row group written by a task."""
     import logging
-    import os
 
     ray = pytest.importorskip("ray")
     marker = tmp_path_factory.mktemp("ray") / "fired"

@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import SMALL_BUILD, copy_dataset
+from conftest import copy_dataset
 
 from meta_spliceai.cli import main
 from meta_spliceai.dataset import build

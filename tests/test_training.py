@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
-import pytest
 from conftest import FAST_XGB
 
 from meta_spliceai.comparison import SITE_TYPES

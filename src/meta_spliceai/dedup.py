@@ -34,19 +34,15 @@ from .dataset import RowWriter
 from .errors import InputError
 from .maintenance import (
     Dataset,
-    commit_staged,
-    copy_context,
     dataset_root,
     default_destination,
     history_entry,
     manifest_entry,
-    new_folder,
     open_dataset,
     parquet_file,
+    publish,
     row_groups,
     rows_per_group,
-    staging,
-    write_manifest,
 )
 from .storage import fault_point, folder_lock, link_or_copy
 
@@ -250,16 +246,7 @@ def _dedup(ds: Dataset, dst: Path | None, key: Sequence[str]) -> DedupSummary:
                 manifest["batches"][k] = dict(entry)
         return manifest
 
-    if dst is None:
-        stage = staging(ds.root)
-        manifest = write(stage / "master", stage)
-        write_manifest(stage / "manifest.json", manifest)
-        commit_staged(ds.root, stage, "dedup")
-    else:
-        with new_folder(dst) as tmp:
-            manifest = write(tmp / "master", tmp)
-            write_manifest(tmp / "manifest.json", manifest)
-            copy_context(ds, tmp, history)
+    publish(ds, dst, write, "dedup", history)
     return summary
 
 

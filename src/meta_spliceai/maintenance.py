@@ -321,6 +321,24 @@ def copy_context(src: Dataset, dst: Path, history: dict, build: dict | None = No
             link_or_copy(f, target)
 
 
+def publish(ds: Dataset, dst: Path | None, write, op: str, history: dict) -> None:
+    """Write a changed dataset in place (staged, journaled swap) or to ``dst`` (built under a temporary name).
+
+    ``write(master, tmp_dir)`` fills the folder ``master`` (temporary names in ``tmp_dir``) and returns
+    the new manifest.
+    """
+    if dst is None:
+        stage = staging(ds.root)
+        manifest = write(stage / "master", stage)
+        write_manifest(stage / "manifest.json", manifest)
+        commit_staged(ds.root, stage, op)
+    else:
+        with new_folder(dst) as tmp:
+            manifest = write(tmp / "master", tmp)
+            write_manifest(tmp / "manifest.json", manifest)
+            copy_context(ds, tmp, history)
+
+
 def write_manifest(path: Path, manifest: dict) -> None:
     write_json_atomic(path, manifest)
 

@@ -34,21 +34,17 @@ from .dataset import RowWriter
 from .errors import InputError
 from .maintenance import (
     Dataset,
-    commit_staged,
-    copy_context,
     dataset_annotation,
     dataset_root,
     default_destination,
     file_metadata,
     history_entry,
     manifest_entry,
-    new_folder,
     open_dataset,
     parquet_file,
+    publish,
     row_groups,
     rows_per_group,
-    staging,
-    write_manifest,
 )
 from .schema import SCHEMA_VERSION, schema_of
 from .storage import fault_point, folder_lock, link_or_copy
@@ -270,16 +266,7 @@ def _patch(ds: Dataset, dst: Path | None, gtf: str | os.PathLike[str] | None) ->
                 manifest["batches"][k] = dict(entry)
         return manifest
 
-    if dst is None:
-        stage = staging(ds.root)
-        manifest = write(stage / "master", stage)
-        write_manifest(stage / "manifest.json", manifest)
-        commit_staged(ds.root, stage, "patch")
-    else:
-        with new_folder(dst) as tmp:
-            manifest = write(tmp / "master", tmp)
-            write_manifest(tmp / "manifest.json", manifest)
-            copy_context(ds, tmp, history)
+    publish(ds, dst, write, "patch", history)
     return summary
 
 
