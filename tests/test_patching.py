@@ -86,12 +86,22 @@ def test_cli_reports_type_changes(capsys, tmp_path, chr22_dataset, typed_gtf):
 def test_build_patch_dataset_runs_patch_once(tmp_path, chr22, keras_store):
     out = tmp_path / "b"
     kw = dict(output_dir=out, predictions=keras_store, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
-              gene_ids_file=tmp_path / "g.txt", batch_size=2, kmer_sizes=(2,), progress=False)
-    (tmp_path / "g.txt").write_text("CCDC188\nTRMT2A\nGGTLC3\n")
+              gene_ids_file=_genes(tmp_path), batch_size=2, kmer_sizes=(2,), progress=False)
     s = build(**kw, patch_dataset=True)
     assert s.patch is not None and not s.patch.changed and not s.patch.not_in_annotation
     again = build(**kw)  # patching kept the batches done
     assert again.built == 0 and again.skipped == 2
+
+
+def _rewrite_master(root, edit) -> None:
+    """Rewrite every master file as ``edit(table, meta)`` returns it (``meta``: its schema metadata, edited in place)."""
+    for e in json.loads((root / "manifest.json").read_text())["batches"].values():
+        path = root / "master" / e["file"]
+        t = pq.read_table(path)
+        meta = json.loads(t.schema.metadata[METADATA_KEY])
+        t = edit(t, meta).replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
+        path.unlink()
+        pq.write_table(t, path)
 
 
 def _entropy_step(table: pa.Table, ctx) -> pa.Table:
@@ -105,16 +115,13 @@ def _entropy_step(table: pa.Table, ctx) -> pa.Table:
 def test_schema_upgrade_steps_run_in_order(tmp_path, chr22_dataset, monkeypatch):
     """A version-0 file (no probability_entropy) is upgraded by its registered step to the current schema."""
     src = copy_dataset(chr22_dataset, tmp_path / "ds")
-    man = json.loads((src / "manifest.json").read_text())
-    for e in man["batches"].values():
-        path = src / "master" / e["file"]
-        t = pq.read_table(path)
-        meta = json.loads(t.schema.metadata[METADATA_KEY])
+
+    def as_version_0(t: pa.Table, meta: dict) -> pa.Table:
         meta["schema_version"] = 0
         del meta["roles"]["probability_entropy"]
-        t = t.drop_columns(["probability_entropy"]).replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
-        path.unlink()
-        pq.write_table(t, path)
+        return t.drop_columns(["probability_entropy"])
+
+    _rewrite_master(src, as_version_0)
     with pytest.raises(InputError, match="no upgrade from schema_version 0 to 1"):
         patch(dataset=src, dst=tmp_path / "x")
     monkeypatch.setitem(UPGRADES, 0, _entropy_step)
@@ -158,16 +165,13 @@ def test_schema_version_1_dataset_is_brought_to_version_2(tmp_path, chr22, keras
     build(output_dir=out, predictions=keras_store, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
           gene_ids_file=_genes(tmp_path), batch_size=2, kmer_sizes=(), feature_sets=("base",), progress=False)
     before = _rows(out)
-    man = json.loads((out / "manifest.json").read_text())
-    for e in man["batches"].values():
-        path = out / "master" / e["file"]
-        t = pq.read_table(path)
-        meta = json.loads(t.schema.metadata[METADATA_KEY])
+
+    def as_version_1(t: pa.Table, meta: dict) -> pa.Table:
         meta["schema_version"] = 1
         del meta["feature_sets"]
-        t = t.replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
-        path.unlink()
-        pq.write_table(t, path)
+        return t
+
+    _rewrite_master(out, as_version_1)
     res = patch(dataset=out, dst=tmp_path / "v2")
     assert sorted(res.upgraded.values()) == [1, 1]
     for f in (tmp_path / "v2" / "master").glob("*.parquet"):
