@@ -1,7 +1,7 @@
 """A dataset summary: size, class balance, nulls, rows per gene and per file, base-model performance.
 
 Streamed row group by row group (memory: one row group plus one counter per gene and per file).
-``--report`` renders it as one self-contained HTML page (:mod:`meta_spliceai.report`).
+``--report`` renders it as one self-contained HTML page (:mod:`meta_spliceai.summary_report`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .maintenance import PERFORMANCE, open_dataset, parquet_file
+from .maintenance import PERFORMANCE, open_dataset, parquet_file, row_groups
 from .schema import PRED_TYPES, SPLICE_TYPES, TN_KINDS, feature_columns
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ SCORE_BINS = 50
 
 @dataclass
 class DatasetSummary:
-    """What ``meta-spliceai summary`` reports; :mod:`meta_spliceai.report` draws it."""
+    """What ``meta-spliceai summary`` reports; :mod:`meta_spliceai.summary_report` draws it."""
 
     dataset: str
     files: int = 0
@@ -86,8 +86,7 @@ def summary(*, dataset: str | os.PathLike[str], report: str | os.PathLike[str] |
         out.columns = len(schema.names)
         out.features = len(feature_columns(schema))
         out.rows_per_file[entry["file"]] = pf.metadata.num_rows
-        for g in range(pf.num_row_groups):
-            t = pf.read_row_group(g)
+        for t in row_groups(pf):
             out.rows += t.num_rows
             for name, col in zip(t.column_names, t.columns):
                 if col.null_count:
