@@ -20,6 +20,7 @@ Results are appended to ``bench/_work/maintenance_bench.jsonl`` and printed as a
 Usage:
   python bench/bench_maintenance.py --n-genes 2000
   python bench/bench_maintenance.py --dataset DIR      # any finished (or partly finished) build
+  python bench/bench_maintenance.py --dataset DIR --n-genes 20000 --steps floor validate summary dedup --floor-files 2
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ from bench_build import GiB, tree_rss  # noqa: E402
 
 WORK = ROOT / "bench" / "_work"
 RESULTS = WORK / "maintenance_bench.jsonl"
+STEPS = ("floor", "validate", "summary", "dedup", "dedup2", "validate_many", "summary_many")
 
 _FLOOR = """
 import sys, pyarrow.parquet as pq, pathlib
 n = 0
-for f in sorted(pathlib.Path(sys.argv[1], "master").glob("*.parquet")):
+files = sorted(pathlib.Path(sys.argv[1], "master").glob("*.parquet"))
+for f in files[:int(sys.argv[2])] if len(sys.argv) > 2 else files:
     pf = pq.ParquetFile(f)
     for g in range(pf.num_row_groups):
         n += pf.read_row_group(g).num_rows
@@ -96,30 +99,37 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dataset", type=Path, help="build folder (default bench/_work/build_out/n<N>_k6)")
     ap.add_argument("--copies", type=int, default=3,
                     help="validate and summary also run on a dataset listing every file this many times (flatness)")
+    ap.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS),
+                    help="which steps to run (a 20,000-gene build: floor validate summary dedup)")
+    ap.add_argument("--floor-files", type=int, help="the read floor reads only the first K master files "
+                    "(its per-file figures scale: every batch file holds 1,000 genes)")
+    ap.add_argument("--work-dir", type=Path, default=WORK / "maintenance", help="scratch outputs (emptied first)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     ds = args.dataset or WORK / "build_out" / f"n{args.n_genes}_k6"
     if not (ds / "manifest.json").is_file() or not json.loads((ds / "manifest.json").read_text())["batches"]:
         sys.exit(f"{ds} is no finished build: run bench/bench_build.py --n-genes {args.n_genes} --keep-output")
-    scratch = WORK / "maintenance"
+    scratch = args.work_dir
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     man = json.loads((ds / "manifest.json").read_text())
     rows = sum(e["rows"] for e in man["batches"].values())
     cli = [sys.executable, "-m", "meta_spliceai.cli"]
-    dbl = multiplied(ds, scratch / "doubled", 2)
-    many = multiplied(ds, scratch / f"x{args.copies}", args.copies)
-    steps = [
-        ("read floor (pyarrow, every row group)", [sys.executable, "-c", _FLOOR, str(ds)]),
-        ("validate --json", [*cli, "validate", str(ds), "--json"]),
-        ("summary --report", [*cli, "summary", str(ds), "--report", str(scratch / "report.html")]),
-        ("dedup (no duplicates)", [*cli, "dedup", str(ds), "--dst", str(scratch / "dedup")]),
-        ("dedup (every file twice)", [*cli, "dedup", str(dbl), "--dst", str(scratch / "dedup_doubled")]),
-        (f"validate --json, every file x{args.copies}", [*cli, "validate", str(many), "--json"]),
-        (f"summary, every file x{args.copies}", [*cli, "summary", str(many)]),
-    ]
+    dbl = multiplied(ds, scratch / "doubled", 2) if "dedup2" in args.steps else ds
+    many = multiplied(ds, scratch / f"x{args.copies}", args.copies) if {"validate_many", "summary_many"} & set(args.steps) else ds
+    floor_files = [str(args.floor_files)] if args.floor_files else []
+    floor_what = f"first {args.floor_files} files" if args.floor_files else "every file"
+    steps = {
+        "floor": (f"read floor (pyarrow, every row group, {floor_what})", [sys.executable, "-c", _FLOOR, str(ds), *floor_files]),
+        "validate": ("validate --json", [*cli, "validate", str(ds), "--json"]),
+        "summary": ("summary --report", [*cli, "summary", str(ds), "--report", str(scratch / "report.html")]),
+        "dedup": ("dedup (no duplicates)", [*cli, "dedup", str(ds), "--dst", str(scratch / "dedup")]),
+        "dedup2": ("dedup (every file twice)", [*cli, "dedup", str(dbl), "--dst", str(scratch / "dedup_doubled")]),
+        "validate_many": (f"validate --json, every file x{args.copies}", [*cli, "validate", str(many), "--json"]),
+        "summary_many": (f"summary, every file x{args.copies}", [*cli, "summary", str(many)]),
+    }
     results = []
-    for name, cmd in steps:
+    for name, cmd in (steps[k] for k in STEPS if k in args.steps):
         print(f"{name} (load {os.getloadavg()[0]:.2f}) ...", file=sys.stderr)
         r = run(name, cmd, scratch / f"{len(results)}.log")
         r.update(n_genes=args.n_genes, rows=rows, files=len(man["batches"]), date=time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -127,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         results.append(r)
         with open(args.results, "a") as fh:
             fh.write(json.dumps(r) + "\n")
-    floor = results[0]["wall_s"]
+    floor = results[0]["wall_s"] if "floor" in args.steps else float("nan")
     print(f"\nN = {args.n_genes:,} genes, {rows:,} rows, {len(man['batches'])} files")
     print(f"{'step':<40} {'rc':>3} {'wall s':>8} {'CPU s':>8} {'vs floor':>8} {'RSS GiB':>8} {'tree':>6} {'load':>5}")
     for r in results:

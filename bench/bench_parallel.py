@@ -6,14 +6,18 @@ tree (the parent, and the largest worker), and the 1-min load average. The outpu
 compared to the serial run's (build: manifest checksums; predict: file bytes) and must be equal.
 
 - build: the synthetic input of ``bench/make_synthetic_build_input.py`` (N genes, made when missing),
-  ``--predictions STORE --subset-policy all --batch-size B --kmer-sizes 6``;
-- predict: the first ``--predict-genes`` genes of a bundle with the real 5-model SpliceAI on the CPU.
+  ``--predictions STORE --subset-policy all --batch-size B --kmer-sizes K`` (default 6);
+- predict: the first ``--predict-genes`` genes of a bundle (or those of ``--gene-ids-file``) with the
+  real 5-model SpliceAI on the CPU.
 
 Results are appended to ``bench/_work/parallel_bench.jsonl``.
 
 Usage:
   python bench/bench_parallel.py build --n-genes 200 --batch-size 50 --runs serial workers2 ray2
+  python bench/bench_parallel.py build --n-genes 20000 --batch-size 1000 --kmer-sizes 0
   python bench/bench_parallel.py predict --bundle ../shared/data/grch37_chr22_20-21Mb --predict-genes 6
+  python bench/bench_parallel.py predict --bundle ../shared/data/grch37_chr20 --gtf ../shared/data/grch37_chr20/annotation_gencode_v19.gtf \\
+      --gene-ids-file GENES --runs serial workers2
 """
 
 from __future__ import annotations
@@ -95,16 +99,17 @@ def bench_build(args: argparse.Namespace) -> list[dict]:
         generate(args.n_genes, inp, 200)
     rows, ref = [], None
     for name in args.runs:
-        out = WORK / f"build_{name}"
+        out = args.work_dir / f"build_{name}"
         shutil.rmtree(out, ignore_errors=True)
         cmd = [sys.executable, "-m", "meta_spliceai", "build", "--fasta", str(inp / "genome.fa"), "--gtf",
                str(inp / "annotation.gtf"), "--predictions", str(inp / "predictions"), "--subset-policy", "all",
-               "--batch-size", str(args.batch_size), "--kmer-sizes", "6", "--output-dir", str(out), *RUNS[name]]
-        r = run(cmd, WORK / f"build_{name}.log")
+               "--batch-size", str(args.batch_size), "--kmer-sizes", args.kmer_sizes, "--output-dir", str(out), *RUNS[name]]
+        r = run(cmd, args.work_dir / f"build_{name}.log")
         manifest = json.loads((out / "manifest.json").read_text())
         sums = {b: e["checksum"] for b, e in manifest["batches"].items()}
         ref = ref or sums
-        r.update(stage="build", run=name, n_genes=args.n_genes, batch_size=args.batch_size,
+        r.update(stage="build", run=name, n_genes=args.n_genes, batch_size=args.batch_size, kmer_sizes=args.kmer_sizes,
+                 rows=sum(int(e.get("rows", 0)) for e in manifest["batches"].values()),
                  genes_per_s=round(args.n_genes / r["wall_s"], 2), equal_to_first=sums == ref, cmd=" ".join(cmd[1:]))
         rows.append(r)
         print(json.dumps(r), flush=True)
@@ -115,12 +120,12 @@ def bench_build(args: argparse.Namespace) -> list[dict]:
 def bench_predict(args: argparse.Namespace) -> list[dict]:
     rows, ref = [], None
     for name in args.runs:
-        out = WORK / f"predict_{name}"
+        out = args.work_dir / f"predict_{name}"
         shutil.rmtree(out, ignore_errors=True)
+        genes = ["--gene-ids-file", str(args.gene_ids_file)] if args.gene_ids_file else ["--n-genes", str(args.predict_genes)]
         cmd = [sys.executable, "-m", "meta_spliceai", "predict", "--fasta", str(args.bundle / "genome.fa.gz"),
-               "--gtf", str(args.bundle / "annotation.gtf"), "--n-genes", str(args.predict_genes), "--device", "cpu",
-               "--out", str(out), *RUNS[name]]
-        r = run(cmd, WORK / f"predict_{name}.log")
+               "--gtf", str(args.gtf or args.bundle / "annotation.gtf"), *genes, "--device", "cpu", "--out", str(out), *RUNS[name]]
+        r = run(cmd, args.work_dir / f"predict_{name}.log")
         files = {f.name: f.read_bytes() for f in sorted(out.glob("*.parquet"))}
         ref = ref or files
         nt = sum(int(json.loads(_meta(f))["length"]) for f in out.glob("*.parquet"))
@@ -144,13 +149,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=["serial", "workers2", "ray2"])
     ap.add_argument("--n-genes", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=50)
+    ap.add_argument("--kmer-sizes", default="6", help="--kmer-sizes of the builds (0: none)")
     ap.add_argument("--input-dir", type=Path, default=DEFAULT_INPUT)
+    ap.add_argument("--work-dir", type=Path, default=WORK, help="outputs and logs of the runs (deleted after each)")
     ap.add_argument("--bundle", type=Path, default=ROOT.parent / "shared" / "data" / "grch37_chr22_20-21Mb")
-    ap.add_argument("--predict-genes", type=int, default=6)
+    ap.add_argument("--predict-genes", type=int, default=6, help="the first N genes of the bundle")
+    ap.add_argument("--gtf", type=Path, help="annotation of the predict runs (default: the bundle's annotation.gtf)")
+    ap.add_argument("--gene-ids-file", type=Path, help="predict these genes instead of --predict-genes")
+    ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    WORK.mkdir(parents=True, exist_ok=True)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
     rows = bench_build(args) if args.stage == "build" else bench_predict(args)
-    with open(RESULTS, "a") as fh:
+    with open(args.results, "a") as fh:
         for r in rows:
             fh.write(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), **r}) + "\n")
 

@@ -187,3 +187,19 @@ def test_predict_workers_and_ray_give_the_serial_store(tmp_path, chr22, ray_clus
         assert not (tmp_path / f".{name}.tmp").exists()
     assert len(stores["serial"]) == 3
     assert stores["workers"] == stores["serial"] and stores["ray"] == stores["serial"]
+
+
+@pytest.mark.slow
+def test_apply_workers_and_ray_give_the_serial_outputs(tmp_path, chr22, chr22_model, keras_store, ray_cluster):
+    """apply (k-mer model, every chr22 gene) serial, --workers 2 and Ray: same corrected store and calls."""
+    from meta_spliceai.correction import apply
+
+    outs = {}
+    for name, kw in (("serial", {}), ("workers", {"workers": 2}), ("ray", {"executor": "ray", "workers": 2})):
+        out = tmp_path / name
+        res = apply(model=chr22_model[0], predictions=keras_store, out=out, progress=False, **_ref(chr22), **kw)
+        assert res["corrected_now"] == res["genes"] > 10
+        outs[name] = {f.name: f.read_bytes() for f in sorted((out / "scores").glob("*.parquet"))}
+        outs[name] |= {f: (out / f).read_bytes() for f in ("calls.tsv", "calls.bed")}
+    assert len(outs["serial"]) > 12
+    assert outs["workers"] == outs["serial"] and outs["ray"] == outs["serial"]

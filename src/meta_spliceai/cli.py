@@ -415,6 +415,7 @@ def _apply_parser(sub: argparse._SubParsersAction) -> None:
                         "annotation (DIR/metrics.json, DIR/report.md)")
     p.add_argument("--bootstrap", type=int, default=config.DEFAULT_TRAIN.bootstrap,
                    help="gene-level bootstrap resamples of --evaluate")
+    add_parallel_args(p, "genes")
     p.set_defaults(handler=_run_apply)
 
 
@@ -423,7 +424,8 @@ def _run_apply(args: argparse.Namespace) -> int:
 
     res = apply(model=args.model, predictions=args.predictions, out=args.out, fasta=args.fasta, gtf=args.gtf,
                 genes=args.genes, gene_ids_file=args.gene_ids_file, run_workflow=args.run_workflow,
-                device=args.device, evaluate=args.evaluate, bootstrap=args.bootstrap, progress=True)
+                device=args.device, evaluate=args.evaluate, bootstrap=args.bootstrap, progress=True,
+                **_parallel_kwargs(args))
     con = _console()
     for k, v in res.items():
         con.print(f"{k:>14}: {v}")

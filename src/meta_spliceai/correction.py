@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .config import BuildConfig
+from .config import DEFAULT_PARALLEL, BuildConfig, Executor
 from .errors import ConfigMismatchError, InputError
 from .evaluation import ACCEPTOR, DONOR, check_probs
 from .metamodel import MetaModel, load_model
+from .parallel import ParallelOptions
 from .rows import gene_sequence, position_features
 from .schema import SCHEMA_VERSION
 from .storage import write_text_atomic
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 CARD = "model_card.json"
 #: meta-model class order [neither, donor, acceptor] -> store columns [neither, acceptor, donor]
 TO_STORE = [0, 2, 1]
+#: most genes in one unit of a parallel apply
+APPLY_GROUP = 50
 
 
 def scored_positions(probs: np.ndarray, floor: float) -> np.ndarray:
@@ -131,13 +134,20 @@ def apply(
     bootstrap: int = 1000,
     seed: int = 42,
     progress: bool = True,
+    workers: int = DEFAULT_PARALLEL.workers,
+    executor: Executor = DEFAULT_PARALLEL.executor,
+    ray_address: str | None = None,
+    threads_per_worker: int | None = None,
 ) -> dict[str, object]:
     """``meta-spliceai apply``: corrected scores and site calls for genes (resumable gene by gene).
 
     ``evaluate``: also compare base model, the card's ablations and the meta-model on every nucleotide
     of these genes against their annotation (DIR/metrics.json, DIR/report.md), as ``train`` does on
-    its test genes.
+    its test genes. ``workers`` > 1 (or ``executor="ray"``) corrects groups of genes, and predicts the
+    missing ones with ``run_workflow``, in parallel processes; the files are the same as a serial run's.
     """
+    from .basemodel import resolve_device
+    from .parallel import parallel_options
     from .predictions import PredictionStore, predict_genes, select_genes
     from .reference import open_reference
     from .storage import folder_lock
@@ -153,14 +163,20 @@ def apply(
     if missing and not run_workflow:
         raise InputError(f"no predictions in {base.path} for {len(missing)} gene(s) ({', '.join(missing[:5])}); "
                          "add --run-workflow to compute them or pass the store that has them")
+    par, notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
+                                  threads_per_worker=threads_per_worker, device=resolve_device(device),  # type: ignore[arg-type]
+                                  n_units=chosen.height, what="genes")
+    for note in notes:
+        log.warning("%s", note)
     with folder_lock(out_dir, "apply"):
         if missing:
             from .basemodel import load_base_model
 
-            bm = load_base_model(card["base_model"]["base_model"], device=device)  # type: ignore[arg-type]
+            model_args: dict[str, object] = {"name": card["base_model"]["base_model"], "device": device}
+            bm = load_base_model(**model_args)  # type: ignore[arg-type]
             base = PredictionStore(base.path, bm)
             predict_genes(genome, chosen.filter(pl.col("gene_id").is_in(missing)), bm, base,
-                          contig_map=contig_map, progress=progress)
+                          contig_map=contig_map, progress=progress, parallel=par, model_args=model_args)
             check_store(card, base.stored_identity(), base.path)
         corr = Corrector(loaded.cfg, float(card["floor"]), genome, contig_map)
         identity = {"base_model": f"{card['base_model'].get('base_model')}+meta", "version": card["model"]["kind"],
@@ -168,18 +184,19 @@ def apply(
         scores = PredictionStore(out_dir / "scores", identity)
         todo = [g for g in chosen.iter_rows(named=True) if not scores.has(g["gene_id"])]
         log.info("apply: %d gene(s) to correct, %d already in %s", len(todo), chosen.height - len(todo), scores.path)
-        from .dataset import _progress
+        spec = _ApplySpec(loaded.folder.resolve(), Path(genome.path).resolve() if genome is not None else None,
+                          dict(contig_map or {}), base.path.resolve(), scores.path.resolve(), identity, str(gtf or "the annotation"))
+        if par.serial or not todo:
+            from .dataset import _progress
 
-        with _progress(progress) as bar:
-            task = bar.add_task("apply: genes", total=len(todo), rate="") if bar else None
-            for gene in todo:
-                probs = check_probs(base.read(gene["gene_id"]), f"gene {gene['gene_id']}")
-                if probs.shape[0] != gene["end"] - gene["start"] + 1:
-                    raise InputError(f"predictions of gene {gene['gene_id']} do not match its span in {gtf or 'the annotation'}; "
-                                     "the store was made with another annotation")
-                scores.write(gene["gene_id"], corrected_track(loaded, corr, gene, probs))
-                if bar:
-                    bar.update(task, advance=1)
+            with _progress(progress) as bar:
+                task = bar.add_task("apply: genes", total=len(todo), rate="") if bar else None
+                for gene in todo:
+                    _correct_gene(spec, loaded, corr, base, scores, gene)
+                    if bar:
+                        bar.update(task, advance=1)
+        else:
+            _correct_parallel(spec, todo, par, progress)
         calls = write_calls(out_dir, chosen, base, scores, card["thresholds"])
         result: dict[str, object] = {}
         if evaluate:
@@ -197,6 +214,59 @@ def apply(
             result = {"metrics": str(out_dir / "metrics.json"), "report": str(out_dir / "report.md")}
     return {**result, "genes": chosen.height, "corrected_now": len(todo), "calls": calls, "scores": str(scores.path),
             "calls_tsv": str(out_dir / "calls.tsv"), "calls_bed": str(out_dir / "calls.bed")}
+
+
+@dataclass(frozen=True)
+class _ApplySpec:
+    """What a worker needs to correct genes (picklable; the model card is loaded once per process)."""
+
+    model: Path
+    fasta: Path | None
+    contig_map: dict[str, str]
+    base: Path
+    scores: Path
+    identity: dict[str, str]
+    annotation: str
+
+
+def _correct_gene(spec: _ApplySpec, loaded: LoadedModel, corr: Corrector, base, scores, gene: Mapping[str, object]) -> None:  # noqa: ANN001
+    """Corrected track of one gene into the scores store (atomic per gene)."""
+    gid = str(gene["gene_id"])
+    probs = check_probs(base.read(gid), f"gene {gid}")
+    if probs.shape[0] != int(gene["end"]) - int(gene["start"]) + 1:  # type: ignore[call-overload]
+        raise InputError(f"predictions of gene {gid} do not match its span in {spec.annotation}; "
+                         "the store was made with another annotation")
+    scores.write(gid, corrected_track(loaded, corr, gene, probs))
+
+
+def _apply_unit(unit: tuple[_ApplySpec, list[dict[str, object]]]) -> int:
+    """Correct one group of genes in a worker; returns the genes written."""
+    from .genome import Genome
+    from .parallel import worker_cache
+    from .predictions import PredictionStore
+
+    spec, genes = unit
+    loaded: LoadedModel = worker_cache(("card", spec.model), lambda: load_card(spec.model))
+    genome = worker_cache(("genome", spec.fasta), lambda: Genome(spec.fasta)) if spec.fasta else None
+    corr = Corrector(loaded.cfg, float(loaded.card["floor"]), genome, spec.contig_map)
+    base, scores = PredictionStore(spec.base), PredictionStore(spec.scores, spec.identity)
+    for gene in genes:
+        _correct_gene(spec, loaded, corr, base, scores, gene)
+    return len(genes)
+
+
+def _correct_parallel(spec: _ApplySpec, todo: list[dict[str, object]], par: ParallelOptions, progress: bool) -> None:
+    """Groups of genes as units of :func:`parallel.run_units` (about four per worker, for balance)."""
+    from .parallel import run_progress, run_units
+
+    size = max(1, min(APPLY_GROUP, -(-len(todo) // (4 * par.workers))))
+    groups = [todo[i:i + size] for i in range(0, len(todo), size)]
+    display, start = run_progress(progress, f"apply ({par.workers if par.executor == 'local' else 'ray'} workers, "
+                                  f"{len(todo)} genes)", total=len(todo), unit="genes")
+    with display as bar:
+        tracker = start(bar)
+        run_units(_apply_unit, [(spec, g) for g in groups], par, what="gene group",
+                  on_result=lambda i, n, worker: tracker.done(worker, n, advance=n))
 
 
 def corrected_track(loaded: LoadedModel, corr: Corrector, gene: Mapping[str, object], probs: np.ndarray) -> np.ndarray:

@@ -114,8 +114,19 @@ def select_candidates(
     return Candidates(positions[order], splice_type[order], pred_type[order], tn_kind[order], site_index[order])
 
 
+def gene_trim_mask(gene_id: str, non_tn: np.ndarray, easy: np.ndarray, *, easy_ratio: float, seed: int) -> np.ndarray:
+    """Bool per raw row of one gene: its non-easy rows plus a seeded draw of its easy pool."""
+    keep = ~easy
+    rows = np.flatnonzero(easy)
+    want = easy_count(easy_ratio, int(np.count_nonzero(non_tn)))
+    if want < rows.size:
+        rows = rows[gene_rng(seed, str(gene_id), "easy-trim").choice(rows.size, want, replace=False)]
+    keep[rows] = True
+    return keep
+
+
 def trim_mask(raw_rows: pl.DataFrame, *, easy_ratio: float, seed: int) -> np.ndarray:
-    """Bool per raw row: kept in the trim. Per gene: non-easy rows plus a seeded draw of its easy pool.
+    """Bool per raw row: kept in the trim (:func:`gene_trim_mask` gene by gene, in row order).
 
     Reads only ``gene_id``, ``pred_type`` and ``tn_kind``; works on one gene or a whole batch.
     """
@@ -124,16 +135,14 @@ def trim_mask(raw_rows: pl.DataFrame, *, easy_ratio: float, seed: int) -> np.nda
         (pl.col("pred_type") != "TN").alias("non_tn"),
         (pl.col("tn_kind") == "easy").fill_null(False).alias("easy"),
     ).with_row_index("row")
-    keep = ~small["easy"].to_numpy()
-    per_gene = small.group_by("gene_id", maintain_order=True).agg(
-        pl.col("non_tn").sum().alias("n_non_tn"), pl.col("row").filter(pl.col("easy")).alias("easy_rows")
-    )
-    for gene_id, n_non_tn, easy_rows in per_gene.iter_rows():
-        rows = np.asarray(easy_rows, dtype=np.int64)
-        want = easy_count(easy_ratio, int(n_non_tn))
-        if want < rows.size:
-            rows = rows[gene_rng(seed, str(gene_id), "easy-trim").choice(rows.size, want, replace=False)]
-        keep[rows] = True
+    if small.height and small["gene_id"].n_unique() == 1:  # one gene (the builder's loop): no grouping
+        return gene_trim_mask(small["gene_id"][0], small["non_tn"].to_numpy(), small["easy"].to_numpy(),
+                              easy_ratio=easy_ratio, seed=seed)
+    keep = np.ones(small.height, dtype=bool)
+    for (gene_id,), part in small.partition_by("gene_id", maintain_order=True, as_dict=True).items():
+        rows = part["row"].to_numpy()
+        keep[rows] = gene_trim_mask(gene_id, part["non_tn"].to_numpy(), part["easy"].to_numpy(),
+                                    easy_ratio=easy_ratio, seed=seed)
     return keep
 
 
