@@ -87,3 +87,28 @@ def test_open_dataset_forms_and_feature_subsets(chr22_build, tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"")
     with pytest.raises(InputError, match="not a meta-spliceai build"):
         open_dataset(tmp_path / "x.parquet")
+
+
+def test_open_dataset_completes_an_interrupted_in_place_change(tmp_path, chr22_dataset):
+    """dedup/patch --inplace killed between the renames of its swap: training sees the new master, whole."""
+    import json
+    import os
+
+    from conftest import copy_dataset
+
+    from meta_spliceai.maintenance import JOURNAL, STAGING, staging
+    from meta_spliceai.storage import link_or_copy
+
+    root = copy_dataset(chr22_dataset, tmp_path / "ds")
+    stage = staging(root)
+    files = sorted((root / "master").iterdir())
+    for f in files[1:]:  # the "new" dataset: one file fewer
+        link_or_copy(f, stage / "master" / f.name, tmp_dir=stage)
+    m = json.loads((root / "manifest.json").read_text())
+    m["batches"] = {k: e for k, e in m["batches"].items() if e["file"] != files[0].name}
+    (stage / "manifest.json").write_text(json.dumps(m))
+    (root / JOURNAL).write_text(json.dumps({"op": "test", "new_master_ino": os.stat(stage / "master").st_ino}))
+    os.rename(root / "master", stage / "old_master")  # killed between the two renames
+    ds = open_dataset(root / "master")
+    assert [f.name for f in ds.files] == [f.name for f in files[1:]]
+    assert not (root / JOURNAL).exists() and not (root / STAGING).exists()

@@ -96,9 +96,8 @@ def open_dataset(path: str | os.PathLike[str], *, locked: bool = False) -> Datas
     if locked:
         recover(root)
         migrate_layout(root)
-    elif (root / JOURNAL).exists() or (root / STAGING).exists():
-        with folder_lock(root, "meta-spliceai command"):
-            recover(root)
+    else:
+        finish_interrupted(root)
     manifest = read_manifest_strict(root)
     build = {}
     if (root / BUILD_JSON).is_file():
@@ -107,6 +106,15 @@ def open_dataset(path: str | os.PathLike[str], *, locked: bool = False) -> Datas
         except json.JSONDecodeError as err:
             raise InputError(f"{root / BUILD_JSON}: not valid JSON ({err}); restore it from the build") from None
     return Dataset(root=root, manifest=manifest, build=build)
+
+
+def finish_interrupted(root: Path) -> None:
+    """Complete (or roll back) an in-place change a killed command left, so a reader sees one whole dataset.
+
+    Takes the folder's lock only when there is something to do (readers of a settled dataset need none)."""
+    if (root / JOURNAL).exists() or (root / STAGING).exists():
+        with folder_lock(root, "meta-spliceai command"):
+            recover(root)
 
 
 def read_manifest_strict(root: Path) -> dict:
@@ -374,5 +382,5 @@ def dataset_annotation(ds: Dataset, gtf: str | os.PathLike[str] | None = None):
                      "not found); give it with --gtf")
 
 
-__all__ = ["Dataset", "open_dataset", "parquet_file", "row_groups", "exchange", "recover", "new_folder",
+__all__ = ["Dataset", "open_dataset", "finish_interrupted", "parquet_file", "row_groups", "exchange", "recover", "new_folder",
            "GENE_LEVEL_COLUMNS"]

@@ -83,10 +83,18 @@ def build_config(config: dict) -> BuildConfig:
 
 
 def open_dataset(path: str | os.PathLike[str]) -> Dataset:
-    """DATASET: a build folder, its ``master/`` folder, or Parquet files of a build's ``master/``."""
+    """DATASET: a build folder, its ``master/`` folder, or Parquet files of a build's ``master/``.
+
+    An in-place change (dedup, patch) that a kill interrupted is completed first, as the dataset
+    commands do (:func:`maintenance.finish_interrupted`): training never reads half a swap."""
+    from .maintenance import finish_interrupted
     from .storage import checksum as file_checksum
 
     p = Path(path)
+    for root in (p, p.parent, p.parent.parent):
+        if (root / "build.json").is_file():
+            finish_interrupted(root)
+            break
     if p.is_dir() and (p / "build.json").is_file():
         build_dir, files = p, sorted((p / "master").glob("*.parquet"))
     elif p.is_dir() and (p.parent / "build.json").is_file():
