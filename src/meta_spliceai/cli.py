@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -713,7 +714,14 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
 
+#: polars' allocator (jemalloc) keeps freed pages ~10 s by default; a 6-mer build frees ~100 MB a second, so
+#: pages go back after 1 s (read when polars loads, i.e. after this is set; a user's own setting wins)
+ALLOCATOR_ENV = {"_RJEM_MALLOC_CONF": "dirty_decay_ms:1000,muzzy_decay_ms:0"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    for var, value in ALLOCATOR_ENV.items():
+        os.environ.setdefault(var, value)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # bare `meta-spliceai`: what there is to run

@@ -626,7 +626,10 @@ def _release_memory() -> None:
     import ctypes
     import gc
 
+    import pyarrow as pa
+
     gc.collect()
+    pa.default_memory_pool().release_unused()  # Arrow's allocator (mimalloc/jemalloc) keeps freed pages
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
@@ -684,7 +687,7 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
             hand_over()
             raw_w.flush()  # a real row group is on disk before the first crash point
             fault_point("raw_write")
-        elif sum(f.height for f in frames) >= max(cfg.batch_rows // 2, 1):  # half a row group: less memory
+        elif sum(f.height for f in frames) >= max(cfg.batch_rows // 4, 1):  # a quarter row group: less memory
             hand_over()
         if bar:
             rate = n_rows / max(time.perf_counter() - t_start, 1e-9)
@@ -697,6 +700,8 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
     perf_df.write_parquet(tmp)
     commit(tmp, p["perf"])
     trim_w.flush()  # both files encoded before either footer is serialised
+    raw_w.flush()
+    _release_memory()  # the row buffers' pages go back before the footers are serialised
     raw_w.close()
     _release_memory()
     fault_point("after_raw")
