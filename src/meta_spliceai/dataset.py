@@ -662,9 +662,9 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
     masks: list[np.ndarray] = []
 
     def hand_over() -> None:
-        """Genes gathered so far to both writers: one contiguous Arrow table per row group, not one per
-        gene (conversion, cast and the trim's filter cost per column and chunk: 4,000+ columns with
-        6-mers; measured 3x faster); raw and trim share the buffers when no row is dropped."""
+        """Genes gathered so far to both writers: one contiguous Arrow table per quarter row group, not
+        one per gene (conversion, cast and the trim's filter cost per column and chunk: 4,000+ columns
+        with 6-mers; measured 3x faster); raw and trim share the buffers when no row is dropped."""
         if frames:
             rows, keep = pl.concat(frames, how="vertical_relaxed", rechunk=True), np.concatenate(masks)
             frames.clear()  # the per-gene frames go before the trim's copy is made
