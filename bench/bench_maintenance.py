@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         r.update(n_genes=args.n_genes, rows=rows, files=len(man["batches"]), date=time.strftime("%Y-%m-%d %H:%M:%S"),
                  cpus=os.cpu_count())
         results.append(r)
+        args.results.parent.mkdir(parents=True, exist_ok=True)
         with open(args.results, "a") as fh:
             fh.write(json.dumps(r) + "\n")
     floor = results[0]["wall_s"] if "floor" in args.steps else float("nan")

@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     rows = bench_build(args) if args.stage == "build" else bench_predict(args)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     with open(args.results, "a") as fh:
         for r in rows:
             fh.write(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), **r}) + "\n")

@@ -420,3 +420,35 @@ def test_sigkill_during_prediction_then_resume(tmp_path, chr22):
         outs[name] = out
     assert _checksums(outs["clean"]) == _checksums(outs["killed"])
     assert _master(outs["killed"])["gene_id"].n_unique() == 3
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_row_writer_keep_masks_equal_filtering_first(tmp_path, background):
+    """Two writers sharing tables, one taking them through keep masks, write the rows and row groups
+    that filtering first would (the builder's raw and trim in one pass)."""
+    import pyarrow as pa
+
+    from meta_spliceai.dataset import RowWriter
+
+    rng = np.random.default_rng(7)
+    schema = pa.schema([("gene_id", pa.large_string()), ("x", pa.uint16()), ("y", pa.float32())])
+    tables, masks = [], []
+    for n in [0, 1, 13, 5, 40, 2, 9, 31, 3]:  # tables shorter and longer than a row group, some all kept or all dropped
+        tables.append(pa.table({"gene_id": [f"g{n}"] * n, "x": rng.integers(0, 500, n).astype(np.uint16),
+                                "y": rng.random(n).astype(np.float32)}, schema=schema))
+        masks.append(np.ones(n, bool) if n == 5 else np.zeros(n, bool) if n == 2 else rng.random(n) < 0.7)
+    raw = RowWriter(tmp_path / "raw.parquet", schema, 8, background=background, copy_rest=False)
+    trim = RowWriter(tmp_path / "trim.parquet", schema, 8, background=background, copy_rest=False)
+    ref = RowWriter(tmp_path / "ref.parquet", schema, 8, background=background)
+    for t, m in zip(tables, masks):
+        trim.add(raw.add(t), keep=m)
+        ref.add(t.filter(pa.array(m)))
+    for w in (raw, trim, ref):
+        w.close()
+    kept = pa.concat_tables(tables).filter(pa.array(np.concatenate(masks)))
+    for name, expect in [("raw", pa.concat_tables(tables)), ("trim", kept), ("ref", kept)]:
+        f = pq.ParquetFile(tmp_path / f"{name}.parquet")
+        sizes = [f.metadata.row_group(g).num_rows for g in range(f.num_row_groups)]
+        assert sizes == [8] * (expect.num_rows // 8) + ([expect.num_rows % 8] if expect.num_rows % 8 else []), name
+        assert f.read().equals(expect), name
+    assert (tmp_path / "trim.parquet").read_bytes() == (tmp_path / "ref.parquet").read_bytes()

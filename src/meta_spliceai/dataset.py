@@ -532,10 +532,11 @@ class _RowWriter:
 
     The file is written under a temporary name and renamed on :meth:`close`. Encoding runs on a
     background thread (pyarrow releases the GIL) so it overlaps with computing the next genes' rows;
-    at most one row group waits in memory besides the buffer.
+    at most one row group waits in memory besides the buffer. Rows may come with a keep mask, applied
+    only when their row group is written: two writers (raw and trim) then share one set of tables.
     """
 
-    def __init__(self, path: Path, schema, batch_rows: int, background: bool = True) -> None:
+    def __init__(self, path: Path, schema, batch_rows: int, background: bool = True, copy_rest: bool = True) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         import pyarrow as pa
@@ -548,17 +549,22 @@ class _RowWriter:
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd", compression_level=1,
                                        use_dictionary=dict_cols, write_statistics=[name for name, _ in ID_COLUMNS])
         self.pool = ThreadPoolExecutor(max_workers=1) if background else None
+        self.copy_rest = copy_rest  # False when the tables are shared: a copy would duplicate them
         self.pending = None
-        self.buffer: list = []  # pyarrow tables
-        self.buffered = 0
+        self.buffer: list[tuple] = []  # (pyarrow table, keep mask or None, kept rows)
+        self.buffered = 0  # kept rows in the buffer
         self.rows = 0
 
-    def add(self, rows):  # noqa: ANN001, ANN201 - polars DataFrame or pyarrow Table
-        """Buffer ``rows`` (written in full row groups); returns them as a table of the file's schema."""
+    def add(self, rows, keep: np.ndarray | None = None):  # noqa: ANN001, ANN201 - polars DataFrame or pyarrow Table
+        """Buffer ``rows`` (written in full row groups) of which this file takes those ``keep`` marks
+        (``None``: all); returns them as a table of the file's schema, unfiltered."""
         table = _conform(rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows, self.schema)
-        if table.num_rows:
-            self.buffer.append(table)
-            self.buffered += table.num_rows
+        if keep is not None and keep.all():
+            keep = None
+        n = table.num_rows if keep is None else int(keep.sum())
+        if n:
+            self.buffer.append((table, keep, n))
+            self.buffered += n
         while self.buffered >= self.batch_rows:
             self._write(self.batch_rows)
         return table
@@ -569,14 +575,26 @@ class _RowWriter:
             self.pending = None
 
     def _write(self, n: int) -> None:
+        """Write the first ``n`` kept rows of the buffer as one row group."""
         import pyarrow as pa
 
-        table = pa.concat_tables(self.buffer)  # no copy: the writer takes chunked columns
-        group, rest = table.slice(0, n), table.slice(n)
-        if 0 < rest.num_rows <= n // 2:  # a copy of the short rest lets the written rows' buffers go
-            rest = rest.take(pa.array(np.arange(rest.num_rows)))
-        self.buffer, self.buffered = ([rest] if rest.num_rows else []), rest.num_rows
-        del table
+        parts, rest, got = [], [], 0
+        for table, keep, k in self.buffer:
+            if got >= n:
+                rest.append((table, keep, k))
+                continue
+            if got + k > n:  # split: the first n - got kept rows go now
+                cut = n - got if keep is None else int(np.searchsorted(np.cumsum(keep), n - got)) + 1
+                tail = table.slice(cut)
+                if self.copy_rest and keep is None and tail.num_rows <= n // 2:
+                    tail = tail.take(pa.array(np.arange(tail.num_rows)))  # lets the written rows' buffers go
+                rest.append((tail, None if keep is None else keep[cut:], got + k - n))
+                table, keep = table.slice(0, cut), None if keep is None else keep[:cut]
+            parts.append(table if keep is None else table.filter(pa.array(keep)))
+            got += min(k, n - got)
+        group = pa.concat_tables(parts)  # no copy: the writer takes chunked columns
+        self.buffer, self.buffered = rest, self.buffered - group.num_rows
+        del parts
         self._wait()
         self.rows += group.num_rows
         if self.pool is None:
@@ -644,16 +662,15 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
     Files land perf, raw, then trim: a crash between raw and trim makes the trim from the raw file
     (:func:`_write_trim`), which gives the same bytes.
     """
-    import pyarrow as pa
-
     cfg = ctx.cfg
     ctx.ensure_predictions(genes, f"batch {b}")
     sites = ctx.ann.splice_sites.filter(pl.col("gene_id").is_in(ids))
     by_gene = {k[0]: v for k, v in sites.partition_by("gene_id", as_dict=True).items()}
     empty = sites.clear()
     schema = arrow_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets)
-    raw_w = _RowWriter(p["raw"], schema, cfg.batch_rows)
-    trim_w = _RowWriter(p["trim"], schema, cfg.batch_rows)
+    # one set of tables for both files: the trim's rows are picked from the raw's when written
+    raw_w = _RowWriter(p["raw"], schema, cfg.batch_rows, copy_rest=False)
+    trim_w = _RowWriter(p["trim"], schema, cfg.batch_rows, copy_rest=False)
     perf_rows: list[dict[str, object]] = []
     bar = ctx.bar
     task = bar.add_task(f"batch {b}: genes", total=genes.height, rate="") if bar else None
@@ -664,14 +681,14 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
     def hand_over() -> None:
         """Genes gathered so far to both writers: one contiguous Arrow table per quarter row group, not
         one per gene (conversion, cast and the trim's filter cost per column and chunk: 4,000+ columns
-        with 6-mers; measured 3x faster); raw and trim share the buffers when no row is dropped."""
+        with 6-mers; measured 3x faster); the trim takes the raw's table with its keep mask, no copy."""
         if frames:
             rows, keep = pl.concat(frames, how="vertical_relaxed", rechunk=True), np.concatenate(masks)
-            frames.clear()  # the per-gene frames go before the trim's copy is made
+            frames.clear()  # the per-gene frames go before the Arrow table is made
             masks.clear()
             table = raw_w.add(rows)
             del rows
-            trim_w.add(table if keep.all() else table.filter(pa.array(keep)))
+            trim_w.add(table, keep=keep)
 
     # one gene at a time: memory depends on the row group, not the batch
     for i, gene in enumerate(genes.iter_rows(named=True)):
