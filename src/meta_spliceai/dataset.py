@@ -727,8 +727,8 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
 
 
 def _write_trim(cfg: BuildConfig, p: dict[str, Path]) -> None:
-    """The trim from the raw file alone (sample stage): stream its row groups through the keep mask."""
-    import pyarrow as pa
+    """The trim from the raw file alone (sample stage): its row groups through the keep mask, which the
+    writer applies as in the one-pass build (:func:`_write_raw`), so both give the same bytes."""
     import pyarrow.parquet as pq
 
     small = pl.read_parquet(p["raw"], columns=["gene_id", "pred_type", "tn_kind"])
@@ -741,10 +741,8 @@ def _write_trim(cfg: BuildConfig, p: dict[str, Path]) -> None:
     for g in range(raw.num_row_groups):
         group = raw.read_row_group(g)
         n = group.num_rows
-        kept = group.filter(pa.array(keep[offset : offset + n]))
+        trim_w.add(group, keep=keep[offset : offset + n])
         del group
-        trim_w.add(kept)
-        del kept
         offset += n
     del raw  # the raw footer (row groups x 4,000+ columns) goes before the trim's own is serialised
     _release_memory()
