@@ -598,9 +598,9 @@ class _RowWriter:
         self._wait()
         self.rows += group.num_rows
         if self.pool is None:
-            self.writer.write_table(group, row_group_size=group.num_rows)
+            _encode(self.writer, group)
         else:
-            self.pending = self.pool.submit(self.writer.write_table, group, row_group_size=group.num_rows)
+            self.pending = self.pool.submit(_encode, self.writer, group)
 
     def flush(self) -> None:
         """Write what is buffered as a (short) row group and wait until it is on disk."""
@@ -639,19 +639,39 @@ def _conform(table, schema):  # noqa: ANN001, ANN202 - pyarrow Table, Schema
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def _trim_heap() -> None:
+    """Return glibc's free heap pages to the OS (no-op elsewhere)."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        import ctypes
+
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
+def _encode(writer, group) -> None:  # noqa: ANN001 - pyarrow ParquetWriter, Table
+    """One row group to disk, then the encoder's freed scratch back to the OS: it stays resident in the
+    writer thread's heap otherwise (measured ~0.27 GB at the end of a 1,000-gene 6-mer batch)."""
+    writer.write_table(group, row_group_size=group.num_rows)
+    _trim_heap()
+
+
 def _release_memory() -> None:
     """Hand freed heap back to the OS: a closed writer's Parquet footer (4,000+ columns x row groups) is large."""
-    import ctypes
     import gc
 
     import pyarrow as pa
 
     gc.collect()
     pa.default_memory_pool().release_unused()  # Arrow's allocator (mimalloc/jemalloc) keeps freed pages
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    _trim_heap()
 
 
 def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: dict[str, Path]) -> None:
