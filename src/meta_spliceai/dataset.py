@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -639,21 +640,22 @@ def _conform(table, schema):  # noqa: ANN001, ANN202 - pyarrow Table, Schema
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+@functools.cache
+def _malloc_trim():  # noqa: ANN202 - ctypes function or None
+    """glibc's ``malloc_trim``, looked up once (called after every row group); ``None`` where it is absent."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
 def _trim_heap() -> None:
     """Return glibc's free heap pages to the OS (no-op elsewhere)."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        import ctypes
-
-        try:
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _encode(writer, group) -> None:  # noqa: ANN001 - pyarrow ParquetWriter, Table
