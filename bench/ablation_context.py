@@ -36,11 +36,11 @@ DATA = ROOT.parent / "shared" / "data"
 def cross_bundle(train_dir: Path, name: str, gtf: Path, store_dir: Path, n_boot: int, seed: int) -> str:
     """The trained models (the card's ablations and the meta-model) on every gene of a bundle whose
     predictions exist, like for like (``apply --evaluate``'s code): the ablation table."""
-    from meta_spliceai.ablation import ablation_table, markdown
-    from meta_spliceai.annotation import parse_annotation
-    from meta_spliceai.correction import Corrector, load_card
-    from meta_spliceai.predictions import PredictionStore
-    from meta_spliceai.training import evaluate_genes
+    from meta_spliceai.basemodel.store import PredictionStore
+    from meta_spliceai.metamodel.ablation import ablation_table, markdown
+    from meta_spliceai.metamodel.card import Corrector, load_card
+    from meta_spliceai.metamodel.scoring import evaluate_genes
+    from meta_spliceai.reference.annotation import parse_annotation
 
     loaded = load_card(train_dir)
     card = loaded.card
@@ -74,10 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-genes", type=int, help="at most this many genes of the list (in list order)")
     args = ap.parse_args(argv)
 
+    from meta_spliceai.basemodel.store import PredictionStore
     from meta_spliceai.config import FEATURE_SETS
-    from meta_spliceai.dataset import build
-    from meta_spliceai.predictions import PredictionStore
-    from meta_spliceai.training import train
+    from meta_spliceai.dataset.builder import build
+    from meta_spliceai.metamodel.training import train
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -100,7 +100,7 @@ def free_bytes(path: Path) -> int:
 def run_build(inp: Path, out: Path, n: int, kmer: str, batch_size: int, max_seconds: float | None,
               max_rss: float | None, log: Path, feature_sets: str | None = None) -> dict:
     """One ``meta-spliceai build`` in a subprocess, polled every 0.2 s; returns its figures."""
-    cmd = [sys.executable, "-m", "meta_spliceai.cli", "build", "--fasta", str(inp / "genome.fa"),
+    cmd = [sys.executable, "-m", "meta_spliceai", "build", "--fasta", str(inp / "genome.fa"),
            "--gtf", str(inp / "annotation.gtf"), "--predictions", str(inp / "predictions"),
            "--subset-policy", "all", "--batch-size", str(batch_size), "--kmer-sizes", kmer, "--output-dir", str(out)]
     if feature_sets:

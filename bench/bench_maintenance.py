@@ -2,7 +2,7 @@
 
 Input: a finished build of ``bench/bench_build.py --keep-output`` (default
 ``bench/_work/build_out/n<N>_k6``). Each command runs in a fresh subprocess (``python -m
-meta_spliceai.cli ...``), polled every 0.2 s for the summed VmRSS of its process tree; CPU seconds
+meta_spliceai ...``), polled every 0.2 s for the summed VmRSS of its process tree; CPU seconds
 and ``ru_maxrss`` come from ``os.wait4``. Runs, one after the other:
 
 - baseline: read every row group of every master file with pyarrow and drop it (the decode floor
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     scratch.mkdir(parents=True)
     man = json.loads((ds / "manifest.json").read_text())
     rows = sum(e["rows"] for e in man["batches"].values())
-    cli = [sys.executable, "-m", "meta_spliceai.cli"]
+    cli = [sys.executable, "-m", "meta_spliceai"]
     dbl = multiplied(ds, scratch / "doubled", 2) if "dedup2" in args.steps else ds
     many = multiplied(ds, scratch / f"x{args.copies}", args.copies) if {"validate_many", "summary_many"} & set(args.steps) else ds
     floor_files = [str(args.floor_files)] if args.floor_files else []

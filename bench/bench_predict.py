@@ -42,7 +42,7 @@ OPENSPLICEAI = SHARED / "models" / "openspliceai-mane-10000nt"
 
 
 def chr22_inputs() -> tuple[list[str], list[str], dict[str, np.ndarray]]:
-    from meta_spliceai.genome import Genome, oriented_sequence
+    from meta_spliceai.reference.genome import Genome, oriented_sequence
 
     info = json.loads((CHR22 / "reference" / "keras_spliceai_genes.json").read_text())["genes"]
     genome = Genome(CHR22 / "genome.fa.gz")
@@ -53,7 +53,7 @@ def chr22_inputs() -> tuple[list[str], list[str], dict[str, np.ndarray]]:
 
 def topk(names: list[str], outs: list[np.ndarray]) -> float:
     """Pooled top-k accuracy over genes and site types (k = annotated sites of that type in the gene)."""
-    from meta_spliceai.annotation import load_annotation
+    from meta_spliceai.reference.annotation import load_annotation
 
     sites = load_annotation(CHR22 / "annotation.gtf").splice_sites
     hits = total = 0
@@ -68,7 +68,7 @@ def topk(names: list[str], outs: list[np.ndarray]) -> float:
 
 
 def run_ours(label: str, seqs: list[str], **kw: object) -> tuple[dict[str, object], list[np.ndarray]]:
-    from meta_spliceai.basemodel import load_base_model
+    from meta_spliceai.basemodel.ensemble import load_base_model
 
     model = load_base_model(device="cpu", **kw)  # type: ignore[arg-type]
     t0, c0 = time.perf_counter(), time.process_time()
@@ -90,8 +90,8 @@ def _vm_hwm_mib() -> float:
 
 def memory_child(runtime: str, precision: str, length: int, chunk: int) -> None:
     """In a fresh process: score one synthetic gene of `length` body nt, print peak RSS (MiB)."""
-    from meta_spliceai.basemodel import load_base_model
-    from meta_spliceai.genome import Genome
+    from meta_spliceai.basemodel.ensemble import load_base_model
+    from meta_spliceai.reference.genome import Genome
 
     g = Genome(CHR2 / "genome.fa.gz")
     seq = g.fetch("chr2", 160_600_000 - 5000, 160_600_000 + length + 5000)

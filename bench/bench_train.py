@@ -35,7 +35,7 @@ GiB = 2**30
 def run_step(name: str, argv: list[str], log: Path) -> dict[str, object]:
     """Run one CLI step in a subprocess; wall, CPU and peak RSS."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "meta_spliceai.cli", *argv]
+    cmd = [sys.executable, "-m", "meta_spliceai", *argv]
     t0 = time.perf_counter()
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -56,7 +56,7 @@ def run_step(name: str, argv: list[str], log: Path) -> dict[str, object]:
 
 def table(metrics_path: Path) -> str:
     sys.path.insert(0, str(ROOT / "src"))
-    from meta_spliceai.report import metrics_table
+    from meta_spliceai.metamodel.report import metrics_table
 
     m = json.loads(metrics_path.read_text())
     rows = metrics_table(m)

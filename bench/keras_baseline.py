@@ -19,7 +19,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore")
 
 import numpy as np
-
 import spliceai.utils as su
 
 FLANK, BLOCK = 5000, 5000

@@ -75,7 +75,7 @@ def generate(n: int, out: Path, genes_per_contig: int, bundle: Path = CHR22) -> 
     """Write the synthetic FASTA, GTF and prediction store of ``n`` genes into ``out``; returns the info."""
     import pysam
 
-    from meta_spliceai.predictions import PredictionStore
+    from meta_spliceai.basemodel.store import PredictionStore
 
     params = {"generator": GENERATOR_VERSION, "n_genes": n, "genes_per_contig": genes_per_contig,
               "flank": FLANK, "bundle": bundle.name}

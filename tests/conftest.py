@@ -32,7 +32,7 @@ KERAS_IDENTITY = {"base_model": "spliceai", "version": "keras-1.3.1-reference", 
 
 def write_store(path: Path, arrays: dict) -> Path:
     """A prediction store holding the given (L, 3) [neither, acceptor, donor] arrays."""
-    from meta_spliceai.predictions import PredictionStore
+    from meta_spliceai.basemodel.store import PredictionStore
 
     store = PredictionStore(path, KERAS_IDENTITY)
     for gene_id, probs in arrays.items():
@@ -54,7 +54,7 @@ def chr2_random_store(tmp_path_factory, chr2) -> Path:
     """Seeded random scores (with a few confident peaks) for every chr2 gene: labels must not depend on them."""
     import numpy as np
 
-    from meta_spliceai.annotation import parse_annotation
+    from meta_spliceai.reference.annotation import parse_annotation
 
     genes = parse_annotation(chr2 / "annotation.gtf").genes
     rng = np.random.default_rng(7)
@@ -82,7 +82,7 @@ FAST_XGB = '{"model": "xgboost", "params": {"n_estimators": 40, "max_depth": 4, 
 @pytest.fixture(scope="session")
 def chr22_build(tmp_path_factory, chr22, keras_store) -> Path:
     """Every chr22 gene built from the Keras store, with 3-mers (exercises the sequence features)."""
-    from meta_spliceai.dataset import build
+    from meta_spliceai.dataset.builder import build
 
     out = tmp_path_factory.mktemp("train") / "build"
     build(output_dir=out, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf", subset_policy="all",
@@ -106,7 +106,7 @@ def copy_dataset(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="session")
 def chr22_dataset(tmp_path_factory, chr22, keras_store) -> Path:
     """All 17 chr22 genes (3 overlap on the - strand), 4 batches, 2-mers, Keras scores. Do not modify."""
-    from meta_spliceai.dataset import build
+    from meta_spliceai.dataset.builder import build
 
     out = tmp_path_factory.mktemp("ds") / "chr22"
     build(output_dir=out, predictions=keras_store, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
@@ -117,7 +117,7 @@ def chr22_dataset(tmp_path_factory, chr22, keras_store) -> Path:
 @pytest.fixture(scope="session")
 def chr22_model(tmp_path_factory, chr22_build):
     """A meta-model trained on chr22_build (gene split, seed 42), with its TrainResult."""
-    from meta_spliceai.training import train
+    from meta_spliceai.metamodel.training import train
 
     out = tmp_path_factory.mktemp("train") / "model"
     res = train(dataset=chr22_build, out_dir=out, model=FAST_XGB, bootstrap=30, progress=False)
@@ -131,8 +131,8 @@ TINY_XGB = '{"model": "xgboost", "params": {"n_estimators": 15, "max_depth": 3, 
 def context_model(tmp_path_factory, chr22, keras_store):
     """chr22 built with every feature family (no k-mers), and ``train --feature-ablation`` on it: (root, result)."""
     from meta_spliceai.config import FEATURE_SETS
-    from meta_spliceai.dataset import build
-    from meta_spliceai.training import train
+    from meta_spliceai.dataset.builder import build
+    from meta_spliceai.metamodel.training import train
 
     root = tmp_path_factory.mktemp("context")
     build(output_dir=root / "build", fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf", subset_policy="all",
@@ -147,7 +147,7 @@ def chr22_halves(tmp_path_factory, chr22, keras_store, chr22_dataset) -> tuple[P
     """Two builds over the first 9 and the last 9 of the same genes (one gene in both). Do not modify."""
     import json
 
-    from meta_spliceai.dataset import build
+    from meta_spliceai.dataset.builder import build
 
     ids = [g for b in json.loads((chr22_dataset / "build.json").read_text())["plan"]["batches"] for g in b]
     root = tmp_path_factory.mktemp("halves")

@@ -6,13 +6,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from meta_spliceai.ablation import ABLATION_COLUMNS, REFERENCE, ablation_table, family_subsets, markdown
-from meta_spliceai.annotation import parse_annotation
-from meta_spliceai.correction import Corrector, load_card
+from meta_spliceai.basemodel.store import PredictionStore
+from meta_spliceai.dataset.schema import FEATURE_SET_COLUMNS
 from meta_spliceai.errors import InputError
-from meta_spliceai.predictions import PredictionStore
-from meta_spliceai.schema import FEATURE_SET_COLUMNS
-from meta_spliceai.training import evaluate_genes
+from meta_spliceai.metamodel.ablation import (
+    ABLATION_COLUMNS,
+    REFERENCE,
+    ablation_table,
+    family_subsets,
+    markdown,
+)
+from meta_spliceai.metamodel.card import Corrector, load_card
+from meta_spliceai.metamodel.scoring import evaluate_genes
+from meta_spliceai.reference.annotation import parse_annotation
 
 FAMILIES = ("partner", "neighbourhood", "gene_peaks")
 

@@ -5,15 +5,14 @@ import gzip
 import polars as pl
 import pytest
 
-from meta_spliceai.annotation import (
-    load_annotation,
-    parse_annotation,
+from meta_spliceai.errors import InputError
+from meta_spliceai.reference.annotation import load_annotation, parse_annotation
+from meta_spliceai.reference.genelists import (
     read_gene_list,
     resolve_gene_ids,
     strip_version,
 )
-from meta_spliceai.errors import InputError
-from meta_spliceai.genome import Genome, match_contigs, reverse_complement
+from meta_spliceai.reference.genome import Genome, match_contigs, reverse_complement
 
 
 def _exon_only(src, dst):
@@ -307,7 +306,7 @@ _GFF3_SOURCES = {
 @pytest.mark.parametrize("source", sorted(_GFF3_SOURCES))
 def test_gff3_sources_gene_level_attributes_from_the_gene_record(tmp_path, source):
     """Names and types come from gene records of any gene feature type; exon Names never rename a gene."""
-    from meta_spliceai.selection import candidate_pool
+    from meta_spliceai.dataset.selection import candidate_pool
 
     text, expected = _GFF3_SOURCES[source]
     gff = tmp_path / f"{source}.gff3"

@@ -8,11 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meta_spliceai import basemodel
-from meta_spliceai.basemodel import CONTEXT, load_base_model, one_hot, random_model
-from meta_spliceai.errors import InputError
+from meta_spliceai.basemodel import ensemble as basemodel
+from meta_spliceai.basemodel.ensemble import (
+    CONTEXT,
+    load_base_model,
+    one_hot,
+    random_model,
+)
 from meta_spliceai.config import FLANK
-from meta_spliceai.genome import Genome, oriented_sequence
+from meta_spliceai.errors import InputError
+from meta_spliceai.reference.genome import Genome, oriented_sequence
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHR22 = SHARED / "data" / "grch37_chr22_20-21Mb"

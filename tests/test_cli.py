@@ -6,7 +6,7 @@ import re
 import polars as pl
 import pytest
 
-from meta_spliceai.cli import main
+from meta_spliceai.cli.main import main
 from meta_spliceai.config import FEATURE_SETS
 
 
@@ -150,7 +150,7 @@ def test_bad_annotation_exits_2_with_one_line(capsys, tmp_path, chr22, gtf_text,
 def test_fasta_without_index_in_readonly_folder_exits_2(capsys, tmp_path, monkeypatch, chr22):
     fa = tmp_path / "g.fa"
     fa.write_text(">22\nACGT\n")
-    monkeypatch.setattr("meta_spliceai.genome._writable", lambda folder: False)  # root may write anywhere
+    monkeypatch.setattr("meta_spliceai.reference.genome._writable", lambda folder: False)  # root may write anywhere
     code, _, err = run(capsys, "reference", "--fasta", fa, "--gtf", chr22 / "annotation.gtf")
     _one_line_error(code, err, "has no index", "samtools faidx g.fa")
 
@@ -175,7 +175,7 @@ def test_cuda_without_gpu_exits_2(capsys, tmp_path):
 def _subparsers():
     import argparse
 
-    from meta_spliceai.cli import build_parser
+    from meta_spliceai.cli.main import build_parser
 
     parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -234,7 +234,7 @@ def test_verbose_after_the_subcommand(capsys, argv, level):
 
 @pytest.mark.parametrize("sizes", [["4", "6"], ["4,6"], ["4 6"], ["6", "4"]])
 def test_kmer_sizes_spellings(sizes):
-    from meta_spliceai.cli import build_parser
+    from meta_spliceai.cli.main import build_parser
 
     args = build_parser().parse_args(["build", "-o", "x", "--kmer-sizes", *sizes, "--overwrite", "-v"])
     assert sorted(args.kmer_sizes) == [4, 6] and args.overwrite and args.sub_verbose == 1
@@ -315,7 +315,7 @@ def test_every_subcommand_user_errors_are_one_line_and_leave_nothing(capsys, tmp
 
 
 def test_unforeseen_os_error_is_one_line(capsys, tmp_path, monkeypatch):
-    import meta_spliceai.reference as reference
+    import meta_spliceai.reference.report as reference
 
     def boom(*a, **k):
         raise PermissionError(13, "Permission denied", str(tmp_path / "x"))
@@ -365,7 +365,7 @@ def test_build_redirected_to_a_file_shows_progress_lines_and_whole_paths(tmp_pat
 def test_unforeseen_arrow_error_is_one_line(capsys, monkeypatch):
     import pyarrow as pa
 
-    import meta_spliceai.reference as reference
+    import meta_spliceai.reference.report as reference
 
     def boom(*a, **k):
         raise pa.ArrowInvalid("Parquet magic bytes not found in footer. Either the file is corrupted or this is not a parquet file.")
@@ -376,7 +376,7 @@ def test_unforeseen_arrow_error_is_one_line(capsys, monkeypatch):
 
 
 def test_a_command_added_later_gets_defaults_description_and_v(monkeypatch):
-    import meta_spliceai.cli as cli
+    import meta_spliceai.cli.main as cli
 
     def extra(sub):
         p = sub.add_parser("extra", help="do extra things")  # plain argparse, no helper
@@ -398,13 +398,14 @@ def bad_train_inputs(tmp_path_factory, chr22_build, chr22, keras_store):
     import polars as pl
     import pyarrow.parquet as pq
 
-    from meta_spliceai.dataset import build
+    from meta_spliceai.dataset.builder import build
 
     tmp = tmp_path_factory.mktemp("badtrain")
     noroles = tmp / "noroles"
     (noroles / "master").mkdir(parents=True)
     shutil.copy(chr22_build / "build.json", noroles / "build.json")
     pl.DataFrame({"gene_id": ["A"], "x": [1.0]}).write_parquet(noroles / "master" / "b.parquet")
+    (noroles / "manifest.json").write_text('{"batches": {"00000": {"file": "b.parquet", "checksum": "x"}}}')
     nolabels = tmp / "nolabels"
     shutil.copytree(chr22_build, nolabels, ignore=shutil.ignore_patterns(".lock"))
     for f in (nolabels / "master").glob("*.parquet"):

@@ -4,13 +4,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from meta_spliceai import context
-from meta_spliceai.annotation import parse_annotation
 from meta_spliceai.config import FEATURE_SETS, BuildConfig
-from meta_spliceai.context import PEAK_FLOOR, Peaks, context_features
-from meta_spliceai.errors import InputError
-from meta_spliceai.rows import gene_rows
-from meta_spliceai.schema import (
+from meta_spliceai.dataset import context
+from meta_spliceai.dataset.context import PEAK_FLOOR, Peaks, context_features
+from meta_spliceai.dataset.rows import gene_rows
+from meta_spliceai.dataset.schema import (
     FEATURE_SET_COLUMNS,
     GENE_PEAK_THRESHOLDS,
     NEAREST_MAX,
@@ -20,6 +18,8 @@ from meta_spliceai.schema import (
     dataset_polars_schema,
     threshold_tag,
 )
+from meta_spliceai.errors import InputError
+from meta_spliceai.reference.annotation import parse_annotation
 
 N, A, D = 0, 1, 2
 ALL = FEATURE_SETS
@@ -252,8 +252,9 @@ def test_same_null_pattern_for_every_label(zdhhc8):
 
 def test_builder_and_apply_compute_the_same_context_features(context_model, chr22, keras_store):
     """apply rebuilds the features from the model card: equal to the builder's rows, and so are the scores."""
-    from meta_spliceai.correction import Corrector, apply, load_card
-    from meta_spliceai.predictions import PredictionStore
+    from meta_spliceai.basemodel.store import PredictionStore
+    from meta_spliceai.metamodel.card import Corrector, load_card
+    from meta_spliceai.metamodel.correction import apply
 
     root, _ = context_model
     loaded = load_card(root / "model")

@@ -8,10 +8,11 @@ import polars as pl
 import pytest
 from conftest import write_store
 
-from meta_spliceai.correction import apply, load_card
+from meta_spliceai.basemodel.store import PredictionStore
+from meta_spliceai.dataset.schema import SCHEMA_VERSION
 from meta_spliceai.errors import ConfigMismatchError
-from meta_spliceai.predictions import PredictionStore
-from meta_spliceai.schema import SCHEMA_VERSION
+from meta_spliceai.metamodel.card import load_card
+from meta_spliceai.metamodel.correction import apply
 
 
 def _ref(chr22):

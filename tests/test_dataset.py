@@ -11,10 +11,11 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from meta_spliceai.annotation import parse_annotation
-from meta_spliceai.dataset import batch_paths, build, read_manifest
+from meta_spliceai.dataset.builder import build
+from meta_spliceai.dataset.folder import batch_paths, read_manifest
+from meta_spliceai.dataset.schema import feature_columns
 from meta_spliceai.errors import ConfigMismatchError, InputError, LockedError
-from meta_spliceai.schema import feature_columns
+from meta_spliceai.reference.annotation import parse_annotation
 from meta_spliceai.storage import folder_lock
 
 FAST = {"kmer_sizes": (2,), "progress": False}
@@ -333,7 +334,7 @@ def test_stale_predictions_are_recomputed_with_run_workflow(tmp_path, chr22, cap
     store = tmp_path / "store"
     build(output_dir=tmp_path / "a", predictions=store, gene_ids_file=genes, run_workflow=True, device="cpu",
           **_ref(chr22), **FAST)
-    from meta_spliceai.predictions import PredictionStore
+    from meta_spliceai.basemodel.store import PredictionStore
 
     n0 = PredictionStore(store).length_of(next(iter(PredictionStore(store).finished_genes())))
     gtf = _extend_gene(chr22 / "annotation.gtf", tmp_path / "changed.gtf", "CCDC188")
@@ -361,7 +362,7 @@ def test_failed_start_leaves_no_folder_lock_or_cache(tmp_path, chr22, keras_stor
 
 _BUILD_SCRIPT = """
 import sys
-from meta_spliceai.dataset import build
+from meta_spliceai.dataset.builder import build
 build(output_dir=sys.argv[1], predictions=sys.argv[2], fasta=sys.argv[3], gtf=sys.argv[4],
       subset_policy="all", batch_size=5, kmer_sizes=(2,), progress=False)
 """
@@ -395,7 +396,7 @@ def test_sigkill_then_resume_equals_clean_build(tmp_path, chr22, keras_store, cl
 
 _WORKFLOW_SCRIPT = """
 import sys
-from meta_spliceai.dataset import build
+from meta_spliceai.dataset.builder import build
 build(output_dir=sys.argv[1], fasta=sys.argv[2], gtf=sys.argv[3], gene_ids_file=sys.argv[4], batch_size=2,
       kmer_sizes=(2,), run_workflow=True, device="cpu", progress=False)
 """
@@ -428,7 +429,7 @@ def test_row_writer_keep_masks_equal_filtering_first(tmp_path, background):
     that filtering first would (the builder's raw and trim in one pass)."""
     import pyarrow as pa
 
-    from meta_spliceai.dataset import RowWriter
+    from meta_spliceai.dataset.writer import RowWriter
 
     rng = np.random.default_rng(7)
     schema = pa.schema([("gene_id", pa.large_string()), ("x", pa.uint16()), ("y", pa.float32())])

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 from conftest import copy_dataset
 
-from meta_spliceai.cli import main
-from meta_spliceai.dedup import DEFAULT_KEY, dedup
+from meta_spliceai.cli.main import main
 from meta_spliceai.errors import InputError
-from meta_spliceai.validation import validate
+from meta_spliceai.maintenance.dedup import DEFAULT_KEY, dedup
+from meta_spliceai.maintenance.validation import validate
 
 KEY = list(DEFAULT_KEY)
 
@@ -68,7 +68,7 @@ def test_default_destination_and_second_run_changes_nothing(capsys, tmp_path, ch
 
 @pytest.mark.parametrize("chunk_rows", [2_000_000, 1_000])
 def test_repeated_batch_is_its_own_cause(tmp_path, chr22_dataset, monkeypatch, chunk_rows):
-    import meta_spliceai.dedup as mod
+    import meta_spliceai.maintenance.dedup as mod
 
     monkeypatch.setattr(mod, "CROSS_CHUNK_ROWS", chunk_rows)  # small: many chunks of whole clusters
     monkeypatch.setattr(mod, "SPAN_PARTS", 1 if chunk_rows < 10_000 else 64)  # and span tables merged early
@@ -96,7 +96,7 @@ def test_bad_flags(tmp_path, chr22_dataset):
         dedup(dataset=chr22_dataset, dst=chr22_dataset)
 
 
-_DEDUP = "import sys; from meta_spliceai.dedup import dedup; dedup(dataset=sys.argv[1], inplace=True)"
+_DEDUP = "import sys; from meta_spliceai.maintenance.dedup import dedup; dedup(dataset=sys.argv[1], inplace=True)"
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from meta_spliceai.cli import main
+from meta_spliceai.cli.main import main
 
 
 @pytest.mark.slow

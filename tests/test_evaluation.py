@@ -3,9 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meta_spliceai.annotation import parse_annotation
+from meta_spliceai.dataset.evaluation import (
+    ACCEPTOR_CODE,
+    DONOR_CODE,
+    evaluate_gene,
+    gene_performance,
+)
 from meta_spliceai.errors import InputError
-from meta_spliceai.evaluation import ACCEPTOR_CODE, DONOR_CODE, evaluate_gene, gene_performance
+from meta_spliceai.reference.annotation import parse_annotation
 
 N, A, D = 0, 1, 2
 

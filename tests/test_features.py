@@ -7,13 +7,22 @@ import numpy as np
 import polars as pl
 import pytest
 
-from meta_spliceai.annotation import parse_annotation
 from meta_spliceai.config import FLANK, BuildConfig
+from meta_spliceai.dataset.features import (
+    compute_features,
+    encode_sequence,
+    kmer_codes,
+    kmer_counts,
+)
+from meta_spliceai.dataset.rows import gene_rows
+from meta_spliceai.dataset.schema import (
+    dataset_polars_schema,
+    feature_columns,
+    kmer_names,
+)
 from meta_spliceai.errors import InputError
-from meta_spliceai.features import compute_features, encode_sequence, kmer_codes, kmer_counts
-from meta_spliceai.genome import Genome, reverse_complement
-from meta_spliceai.rows import gene_rows
-from meta_spliceai.schema import dataset_polars_schema, feature_columns, kmer_names
+from meta_spliceai.reference.annotation import parse_annotation
+from meta_spliceai.reference.genome import Genome, reverse_complement
 
 N, A, D = 0, 1, 2
 GENE = {"gene_id": "G1", "transcript_count": 3, "exon_count": 7, "gene_type": "protein_coding"}

@@ -6,7 +6,12 @@ import shutil
 import pytest
 
 from meta_spliceai.errors import InputError
-from meta_spliceai.genome import Genome, contig_aliases, match_contigs, reverse_complement
+from meta_spliceai.reference.genome import (
+    Genome,
+    contig_aliases,
+    match_contigs,
+    reverse_complement,
+)
 
 
 def test_fetch_bgzf_and_padding(chr22):
@@ -35,7 +40,7 @@ def test_missing_index_in_readonly_folder(tmp_path, monkeypatch):
     fa = tmp_path / "x.fa"
     fa.write_text(">x\nACGT\n")
     # root may write anywhere, so simulate the read-only folder
-    monkeypatch.setattr("meta_spliceai.genome._writable", lambda folder: False)
+    monkeypatch.setattr("meta_spliceai.reference.genome._writable", lambda folder: False)
     with pytest.raises(InputError, match="no index.*read-only.*samtools faidx x.fa"):
         Genome(fa)
     assert not (tmp_path / "x.fa.fai").exists()

@@ -6,17 +6,15 @@ import os
 import pytest
 from conftest import copy_dataset
 
-from meta_spliceai.errors import InputError
-from meta_spliceai.maintenance import (
+from meta_spliceai.dataset.folder import (
     JOURNAL,
     STAGING,
-    commit_staged,
     exchange,
-    new_folder,
     open_dataset,
     recover,
-    staging,
 )
+from meta_spliceai.errors import InputError
+from meta_spliceai.maintenance.publish import commit_staged, new_folder, staging
 from meta_spliceai.storage import link_or_copy
 
 

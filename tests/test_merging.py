@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 from conftest import copy_dataset
 
-from meta_spliceai.cli import main
+from meta_spliceai.cli.main import main
 from meta_spliceai.errors import ConfigMismatchError, InputError
-from meta_spliceai.merging import merge
-from meta_spliceai.validation import validate
+from meta_spliceai.maintenance.merging import merge
+from meta_spliceai.maintenance.validation import validate
 
 KEY = ["gene_id", "position", "splice_type"]
 

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from meta_spliceai.errors import InputError
-from meta_spliceai.metamodel import MODEL_KINDS, fit, load_model, parse_model_spec
+from meta_spliceai.metamodel.models import (
+    MODEL_KINDS,
+    fit,
+    load_model,
+    parse_model_spec,
+)
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meta_spliceai.evaluation import ACCEPTOR, DONOR, evaluate_gene, gene_performance
-from meta_spliceai.metrics import RankedPoints, SiteCounts, bootstrap_weights, interval, prf, window_max
+from meta_spliceai.dataset.evaluation import (
+    ACCEPTOR,
+    DONOR,
+    evaluate_gene,
+    gene_performance,
+)
+from meta_spliceai.metamodel.metrics import (
+    RankedPoints,
+    SiteCounts,
+    bootstrap_weights,
+    interval,
+    prf,
+    window_max,
+)
 
 
 def _points(scores, labels, genes=None):
@@ -58,7 +70,7 @@ def test_gene_weights_equal_duplicated_genes():
 
 
 def test_site_counts_match_the_builders_rule(keras_store):
-    from meta_spliceai.predictions import PredictionStore
+    from meta_spliceai.basemodel.store import PredictionStore
 
     store = PredictionStore(keras_store)
     gid = sorted(store.finished_genes())[0]

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from meta_spliceai.dataset import batch_paths, build, read_manifest
+from meta_spliceai.dataset.builder import build
+from meta_spliceai.dataset.folder import batch_paths, read_manifest
 from meta_spliceai.errors import InputError
 from meta_spliceai.parallel import ParallelOptions, parallel_options, run_units
 
@@ -173,8 +174,8 @@ def test_ray_build_with_a_killed_worker_equals_the_serial_build(tmp_path, chr22,
 def test_predict_workers_and_ray_give_the_serial_store(tmp_path, chr22, ray_cluster):
     """A real SpliceAI model (one of the five, to keep it fast) on three short chr22 genes: serial,
     --workers 2 and Ray write the same files."""
-    from meta_spliceai.basemodel import _spliceai_files
-    from meta_spliceai.predictions import predict
+    from meta_spliceai.basemodel.ensemble import _spliceai_files
+    from meta_spliceai.basemodel.predict import predict
 
     genes = ["CCDC188", "TRMT2A", "GGTLC3"]
     stores = {}
@@ -192,7 +193,7 @@ def test_predict_workers_and_ray_give_the_serial_store(tmp_path, chr22, ray_clus
 @pytest.mark.slow
 def test_apply_workers_and_ray_give_the_serial_outputs(tmp_path, chr22, chr22_model, keras_store, ray_cluster):
     """apply (k-mer model, every chr22 gene) serial, --workers 2 and Ray: same corrected store and calls."""
-    from meta_spliceai.correction import apply
+    from meta_spliceai.metamodel.correction import apply
 
     outs = {}
     for name, kw in (("serial", {}), ("workers", {"workers": 2}), ("ray", {"executor": "ray", "workers": 2})):

@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import copy_dataset
 
-from meta_spliceai.cli import main
-from meta_spliceai.dataset import build
+from meta_spliceai.cli.main import main
+from meta_spliceai.dataset.builder import build
+from meta_spliceai.dataset.schema import METADATA_KEY, SCHEMA_VERSION
 from meta_spliceai.errors import InputError
-from meta_spliceai.patching import UPGRADES, patch
-from meta_spliceai.schema import METADATA_KEY, SCHEMA_VERSION
-from meta_spliceai.validation import validate
+from meta_spliceai.maintenance.patching import UPGRADES, patch
+from meta_spliceai.maintenance.validation import validate
 
 KEY = ["gene_id", "position", "splice_type"]
 TYPES = {"XXbac-B562F10.12": "lncRNA"}  # every other chr22 gene: protein_coding
@@ -83,12 +83,16 @@ def test_cli_reports_type_changes(capsys, tmp_path, chr22_dataset, typed_gtf):
     assert (tmp_path / "ds_patched" / "manifest.json").is_file()
 
 
-def test_build_patch_dataset_runs_patch_once(tmp_path, chr22, keras_store):
+def test_build_patch_dataset_runs_patch_once(tmp_path, chr22, keras_store, capsys):
     out = tmp_path / "b"
     kw = dict(output_dir=out, predictions=keras_store, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf",
               gene_ids_file=_genes(tmp_path), batch_size=2, kmer_sizes=(2,), progress=False)
-    s = build(**kw, patch_dataset=True)
-    assert s.patch is not None and not s.patch.changed and not s.patch.not_in_annotation
+    argv = ["build", "--output-dir", str(out), "--predictions", str(keras_store), "--fasta", str(chr22 / "genome.fa.gz"),
+            "--gtf", str(chr22 / "annotation.gtf"), "--gene-ids-file", str(_genes(tmp_path)), "--batch-size", "2",
+            "--kmer-sizes", "2", "--patch-dataset"]
+    assert main(argv) == 0  # the CLI runs patch once the build is complete (build itself never patches)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert printed.count("patch: 0 file(s) rewritten") == 1 and "genes whose type changed: 0" in printed
     again = build(**kw)  # patching kept the batches done
     assert again.built == 0 and again.skipped == 2
 
@@ -134,7 +138,7 @@ def test_schema_upgrade_steps_run_in_order(tmp_path, chr22_dataset, monkeypatch)
     assert validate(dataset=tmp_path / "up").ok
 
 
-_PATCH = "import sys; from meta_spliceai.patching import patch; patch(dataset=sys.argv[1], inplace=True, gtf=sys.argv[2])"
+_PATCH = "import sys; from meta_spliceai.maintenance.patching import patch; patch(dataset=sys.argv[1], inplace=True, gtf=sys.argv[2])"
 
 
 @pytest.mark.slow

@@ -8,11 +8,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from meta_spliceai.annotation import load_annotation
-from meta_spliceai.basemodel import CONTEXT, random_model
+from meta_spliceai.basemodel.ensemble import CONTEXT, random_model
+from meta_spliceai.basemodel.predict import predict, predict_genes
+from meta_spliceai.basemodel.store import COLUMNS, PredictionStore, gene_file_name
 from meta_spliceai.errors import ConfigMismatchError, InputError
-from meta_spliceai.genome import Genome, reverse_complement
-from meta_spliceai.predictions import COLUMNS, PredictionStore, gene_file_name, predict, predict_genes, select_genes
+from meta_spliceai.reference.annotation import load_annotation
+from meta_spliceai.reference.genelists import requested_genes as select_genes
+from meta_spliceai.reference.genome import Genome, reverse_complement
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHR22 = SHARED / "data" / "grch37_chr22_20-21Mb"

@@ -6,7 +6,12 @@ import io
 import re
 import time
 
-from meta_spliceai.progress import NullProgress, PlainProgress, progress_display, progress_interval
+from meta_spliceai.progress import (
+    NullProgress,
+    PlainProgress,
+    progress_display,
+    progress_interval,
+)
 
 
 def test_plain_progress_writes_periodic_lines_with_counts_rate_and_eta():

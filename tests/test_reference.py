@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from meta_spliceai.errors import InputError
-from meta_spliceai.reference import demo_reference, reference, resolve_reference
+from meta_spliceai.reference.report import demo_reference, reference, resolve_reference
 
 
 def test_demo_reference_is_packaged():

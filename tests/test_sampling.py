@@ -6,14 +6,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from meta_spliceai.annotation import parse_annotation
-from meta_spliceai.config import FLANK, BuildConfig
+from meta_spliceai.config import FLANK, RAW_EASY_POOL_FACTOR, BuildConfig
+from meta_spliceai.dataset.evaluation import evaluate_gene, within
+from meta_spliceai.dataset.rows import gene_rows
+from meta_spliceai.dataset.sampling import easy_count, gene_rng, select_candidates, trim
+from meta_spliceai.dataset.schema import PERFORMANCE_COLUMNS, dataset_polars_schema
 from meta_spliceai.errors import InputError
-from meta_spliceai.evaluation import evaluate_gene, within
-from meta_spliceai.genome import Genome, reverse_complement
-from meta_spliceai.rows import gene_rows
-from meta_spliceai.sampling import RAW_EASY_POOL_FACTOR, easy_count, gene_rng, select_candidates, trim
-from meta_spliceai.schema import PERFORMANCE_COLUMNS, dataset_polars_schema
+from meta_spliceai.reference.annotation import parse_annotation
+from meta_spliceai.reference.genome import Genome, reverse_complement
 
 CFG = BuildConfig(kmer_sizes=(2,), kmer_window=50)
 

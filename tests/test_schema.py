@@ -8,8 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from meta_spliceai.config import DEFAULT_BUILD, FEATURE_SETS
-from meta_spliceai.errors import InputError
-from meta_spliceai.schema import (
+from meta_spliceai.dataset.schema import (
     FEATURE_SET_COLUMNS,
     METADATA_KEY,
     SCHEMA_VERSION,
@@ -25,6 +24,7 @@ from meta_spliceai.schema import (
     role_of,
     to_arrow,
 )
+from meta_spliceai.errors import InputError
 
 
 def test_kmer_names_and_count_type():

@@ -4,11 +4,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from meta_spliceai.annotation import parse_annotation
 from meta_spliceai.config import BuildConfig
-from meta_spliceai.errors import InputError
-from meta_spliceai.genome import Genome, match_contigs
-from meta_spliceai.selection import (
+from meta_spliceai.dataset.selection import (
     candidate_pool,
     check_policy,
     evaluate_pool,
@@ -16,6 +13,9 @@ from meta_spliceai.selection import (
     rank_by_errors,
     select_genes,
 )
+from meta_spliceai.errors import InputError
+from meta_spliceai.reference.annotation import parse_annotation
+from meta_spliceai.reference.genome import Genome, match_contigs
 
 
 @pytest.fixture(scope="module")

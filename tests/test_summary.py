@@ -3,8 +3,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from meta_spliceai.cli import main
-from meta_spliceai.summary import summary
+from meta_spliceai.cli.main import main
+from meta_spliceai.maintenance.summary import summary
 
 
 @pytest.fixture(scope="module")

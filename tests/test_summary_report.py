@@ -9,8 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from meta_spliceai.summary_report import render_html
-from meta_spliceai.summary import summary
+from meta_spliceai.maintenance.summary import summary
+from meta_spliceai.maintenance.summary_report import render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: one colour per plot: class balance (TN), rows per file, rows per gene, donor per-gene F1 / TP

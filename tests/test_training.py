@@ -8,10 +8,10 @@ import polars as pl
 import pyarrow.parquet as pq
 from conftest import FAST_XGB
 
-from meta_spliceai.comparison import SITE_TYPES
 from meta_spliceai.config import DEFAULT_BUILD
-from meta_spliceai.schema import SCHEMA_VERSION
-from meta_spliceai.training import train
+from meta_spliceai.dataset.schema import SCHEMA_VERSION
+from meta_spliceai.metamodel.comparison import SITE_TYPES
+from meta_spliceai.metamodel.training import train
 
 
 def test_outputs_and_card(chr22_model):
@@ -47,7 +47,7 @@ def test_no_gene_in_two_parts(chr22_model):
 
 
 def test_base_and_meta_on_identical_positions(chr22_model, keras_store):
-    from meta_spliceai.predictions import PredictionStore
+    from meta_spliceai.basemodel.store import PredictionStore
 
     out, res = chr22_model
     test = pl.read_csv(out / "split.tsv", separator="\t").filter(pl.col("part") == "test")["gene_id"].to_list()
@@ -97,12 +97,13 @@ def test_feature_subset_option(chr22_build, tmp_path):
 
 def test_lower_floor_uses_sampling_weights(chr22_build, tmp_path):
     """Below the build's hard_prob the build sampled TNs: weights from the recomputed strata."""
-    from meta_spliceai.annotation import load_annotation
-    from meta_spliceai.predictions import PredictionStore
-    from meta_spliceai.trainset import easy_weights, open_dataset
+    from meta_spliceai.basemodel.store import PredictionStore
+    from meta_spliceai.dataset.folder import open_dataset
+    from meta_spliceai.metamodel.trainset import easy_weights
+    from meta_spliceai.reference.annotation import load_annotation
 
     ds = open_dataset(chr22_build)
-    ann = load_annotation(ds.build_meta["inputs"]["gtf"], cache_dir=chr22_build / "annotation")
+    ann = load_annotation(ds.build["inputs"]["gtf"], cache_dir=chr22_build / "annotation")
     genes = sorted(pl.scan_parquet(ds.files).select("gene_id").unique().collect()["gene_id"])
     store = PredictionStore(ds.store_dir)
     assert easy_weights(ds, genes, ann, store, 0.15) == {}  # at hard_prob: every position kept, no weights

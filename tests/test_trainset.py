@@ -4,8 +4,14 @@ import numpy as np
 import polars as pl
 import pytest
 
+from meta_spliceai.dataset.folder import open_dataset
 from meta_spliceai.errors import InputError
-from meta_spliceai.trainset import make_split, open_dataset, overlap_groups, prune_features, select_features
+from meta_spliceai.metamodel.trainset import (
+    make_split,
+    overlap_groups,
+    prune_features,
+    select_features,
+)
 
 
 def _genes(n=60, seed=0):
@@ -96,7 +102,8 @@ def test_open_dataset_completes_an_interrupted_in_place_change(tmp_path, chr22_d
 
     from conftest import copy_dataset
 
-    from meta_spliceai.maintenance import JOURNAL, STAGING, staging
+    from meta_spliceai.dataset.folder import JOURNAL, STAGING
+    from meta_spliceai.maintenance.publish import staging
     from meta_spliceai.storage import link_or_copy
 
     root = copy_dataset(chr22_dataset, tmp_path / "ds")

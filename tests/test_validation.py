@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import copy_dataset
 
-from meta_spliceai.cli import main
-from meta_spliceai.maintenance import pred_type_counts
-from meta_spliceai.schema import feature_columns
+from meta_spliceai.cli.main import main
+from meta_spliceai.dataset.schema import feature_columns
+from meta_spliceai.maintenance.publish import pred_type_counts
+from meta_spliceai.maintenance.validation import CHECKS, validate
 from meta_spliceai.storage import checksum
-from meta_spliceai.validation import CHECKS, validate
 
 
 def _cli(capsys, *argv):

@@ -1,7 +1,8 @@
-"""``python -m meta_spliceai``: the same as the ``meta-spliceai`` command."""
+"""``python -m meta_spliceai``: the same as the ``meta-spliceai`` command (importing this module runs nothing)."""
 
 import sys
 
-from .cli import main
+from .cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

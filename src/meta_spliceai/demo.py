@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Device
-from .dataset import BuildSummary, build
+from .dataset.builder import BuildSummary, build
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,8 @@ class DemoResult:
 
 def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progress: bool = True) -> DemoResult:
     """Build the demo dataset in ``output_dir`` (resumable like any build) and list what it made."""
-    from .reference import demo_reference
-    from .selection import gene_ids
+    from .dataset.selection import gene_ids
+    from .reference.report import demo_reference
 
     out = Path(output_dir)
     fasta, gtf = demo_reference()  # named explicitly: the demo takes no --fasta/--gtf, so nothing to warn about
@@ -37,8 +37,8 @@ def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progres
                     run_workflow=True, device=device, progress=progress)
     genes_tsv = out / "gene_ids.tsv"
     gene_ids(eval_dir=out, out=genes_tsv)
-    from .correction import apply
-    from .training import train
+    from .metamodel.correction import apply
+    from .metamodel.training import train
 
     trained = train(dataset=out, out_dir=out / "model", bootstrap=200, progress=progress)
     applied = apply(model=out / "model", predictions=out / "predictions", out=out / "apply", run_workflow=True,

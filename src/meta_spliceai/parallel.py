@@ -333,7 +333,13 @@ class RunProgress:
 
 def run_progress(enabled: bool, description: str, total: float, unit: str = "rows") -> tuple[Any, Callable[[Any], RunProgress]]:
     """(display, start): ``with display as bar: tracker = start(bar)`` then ``tracker.done(worker, amount)``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from .progress import progress_display
 

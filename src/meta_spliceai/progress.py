@@ -170,3 +170,35 @@ def progress_display(columns: Sequence[object], *, enabled: bool = True):  # noq
 
 
 __all__ = ["progress_display", "PlainProgress", "NullProgress", "progress_interval", "stderr_is_terminal"]
+
+
+def count_progress(enabled: bool = True):  # noqa: ANN201
+    """Counted work (batches and their genes, genes of a command): bar, count, rate, elapsed, ETA.
+
+    Each task carries a ``rate`` field (text, e.g. ``"3,300 rows/s"``)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return progress_display([TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                             TimeRemainingColumn()], enabled=enabled)
+
+
+def nucleotide_progress(enabled: bool = True):  # noqa: ANN201
+    """Nucleotides scored (percentage, genes done, knt/s, ETA); tasks carry a ``genes`` text field."""
+    from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class NtRate(ProgressColumn):
+        def render(self, task):  # noqa: ANN001, ANN202
+            speed = task.finished_speed or task.speed or (task.completed / task.elapsed if task.elapsed else None)
+            return Text(f"{speed / 1e3:,.1f} knt/s" if speed else "? knt/s")
+
+    return progress_display([TextColumn("[bold]{task.description}"), BarColumn(),
+                             TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[genes]}"), NtRate(),
+                             TimeRemainingColumn()], enabled=enabled)

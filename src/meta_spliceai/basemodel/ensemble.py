@@ -1,0 +1,688 @@
+"""The base model: SpliceAI-10k (Keras weights of the ``spliceai`` package) or OpenSpliceAI, in PyTorch.
+
+The network is the published SpliceAI-10k: a 1x1 conv 4->32, four stacks of four
+residual units (BN -> activation -> dilated conv, twice, plus identity), kernel/dilation
+11/1, 11/4, 21/10, 41/25, a 1x1 "skip" conv after the stem and after every stack (summed),
+5,000 nt cropped on each side, a 1x1 conv to 3 classes and a softmax. Outputs are
+``[neither, acceptor, donor]``; an ensemble is the mean of its members' probabilities.
+
+Why it is faster than the original while giving the same numbers: every convolution runs
+*unpadded* ("valid") and the residual stream is cropped as it goes. The receptive field is
+exactly 5,000 nt on each side, so the original's zero padding never reaches a kept output:
+the result is identical up to float rounding, with ~10-40 % less work on gene-sized inputs.
+The BatchNorm that follows each unit's first convolution is folded into that convolution.
+
+Runtime (chosen by measurement, bench/RESULTS.md): on the CPU, float32 runs on ONNX Runtime when
+the optional extra ``[onnx]`` is installed (each member exported once into a cache folder, never
+into the repository), else PyTorch; ``bfloat16`` and CUDA run on PyTorch. On the CPU the members run
+concurrently, one thread each, rather than each layer split across threads: layers never wait on a
+descheduled thread, which matters on shared machines.
+
+Sequences: :meth:`BaseModel.predict` takes ``flank + body + flank`` strings (flank = 5,000 nt,
+transcription orientation) and returns one ``(len(body), 3)`` float32 array per input; row i
+is body position i (0-based). Long bodies are cut into overlapping chunks, short ones are
+batched; neither changes the result beyond float rounding (<= 1e-6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DEFAULT_PREDICT, FLANK, BaseModelName, Device, Precision, Runtime
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: channels of every hidden layer
+WIDTH = 32
+#: (kernel, dilation) of the four stacks; each stack has four residual units
+STACKS: tuple[tuple[int, int], ...] = ((11, 1), (11, 4), (21, 10), (41, 25))
+UNITS_PER_STACK = 4
+#: total context the network reads (FLANK on each side of every output)
+CONTEXT = 2 * FLANK
+#: bump when the network's code changes: invalidates exported (ONNX) runtimes in the cache
+_EXPORT_VERSION = 2
+#: largest fraction of a batched pass that may be right-padding
+PAD_WASTE = 0.05
+#: an OpenSpliceAI checkpoint (state dict) or a Keras .h5 file holds one ensemble member
+SPLICEAI_FILES = tuple(f"spliceai{i}.h5" for i in range(1, 6))
+
+_LUT = np.zeros((256, 4), dtype=np.float32)
+for _i, _c in enumerate("ACGT"):
+    _LUT[ord(_c), _i] = 1.0
+    _LUT[ord(_c.lower()), _i] = 1.0
+
+
+def one_hot(seq: str) -> np.ndarray:
+    """One-hot ``(len(seq), 4)`` float32 in A, C, G, T order; N and any other letter are all-zero."""
+    return _LUT[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Weights in one canonical, framework-neutral form (numpy, PyTorch layouts: conv (out, in, k))
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Weights:
+    """One ensemble member. ``bn*`` are (gamma, beta, mean, var); convs are (weight, bias)."""
+
+    stem: tuple[np.ndarray, np.ndarray]
+    skips: list[tuple[np.ndarray, np.ndarray]]  # 5: after the stem, then after each stack
+    units: list[dict[str, tuple[np.ndarray, ...]]]  # 16: bn1, conv1, bn2, conv2
+    out: tuple[np.ndarray, np.ndarray]
+    eps: float
+    leaky: float  # slope of the activation for x < 0 (0 = ReLU)
+
+
+def _unit_shapes() -> list[tuple[int, int]]:
+    return [kd for kd in STACKS for _ in range(UNITS_PER_STACK)]
+
+
+def _check_shapes(w: _Weights, source: Path) -> None:
+    """Raise InputError naming the first tensor whose shape is not SpliceAI-10k's."""
+    expected: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = [
+        ("stem.weight", (WIDTH, 4, 1), w.stem[0].shape),
+        ("stem.bias", (WIDTH,), w.stem[1].shape),
+        ("out.weight", (3, WIDTH, 1), w.out[0].shape),
+        ("out.bias", (3,), w.out[1].shape),
+    ]
+    if len(w.skips) != len(STACKS) + 1 or len(w.units) != len(STACKS) * UNITS_PER_STACK:
+        raise InputError(
+            f"weights {source} have {len(w.units)} residual units and {len(w.skips)} skip convs, "
+            f"expected {len(STACKS) * UNITS_PER_STACK} and {len(STACKS) + 1} (a SpliceAI-10k / 10,000-nt model)"
+        )
+    for i, (sw, sb) in enumerate(w.skips):
+        expected += [(f"skip{i}.weight", (WIDTH, WIDTH, 1), sw.shape), (f"skip{i}.bias", (WIDTH,), sb.shape)]
+    for i, (u, (k, _)) in enumerate(zip(w.units, _unit_shapes())):
+        for conv in ("conv1", "conv2"):
+            expected += [
+                (f"unit{i}.{conv}.weight", (WIDTH, WIDTH, k), u[conv][0].shape),
+                (f"unit{i}.{conv}.bias", (WIDTH,), u[conv][1].shape),
+            ]
+        for bn in ("bn1", "bn2"):
+            expected += [(f"unit{i}.{bn}", (WIDTH,), p.shape) for p in u[bn]]
+    for name, want, got in expected:
+        if tuple(got) != want:
+            raise InputError(
+                f"weights {source}: {name} has shape {tuple(got)}, expected {want}; "
+                "these are not SpliceAI-10k (10,000-nt context) weights — give the right file with --weights"
+            )
+
+
+def _read_keras_h5(path: Path) -> _Weights:
+    """Read one SpliceAI Keras model file (the ``spliceai`` package's ``spliceai{1..5}.h5``).
+
+    Keras names layers by creation order (``conv1d_N``, ``batch_normalization_N``), which in
+    SpliceAI's model code is: stem conv, first skip conv, then per stack four units
+    (conv, conv; BN before each) and the stack's skip conv, then the output conv.
+    The config's kernel sizes and dilations are checked against that plan.
+    """
+    import h5py
+
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(f"cannot read Keras weights {path}: {err} (reinstall with: pip install spliceai)") from None
+    with fh:
+        try:
+            cfg = json.loads(fh.attrs["model_config"])
+            layers = {layer["name"]: layer for layer in cfg["config"]["layers"]}
+            mw = fh["model_weights"]
+
+            def numbered(prefix: str) -> list[str]:
+                names = [n for n in layers if n.startswith(prefix + "_") and n[len(prefix) + 1 :].isdigit()]
+                return sorted(names, key=lambda n: int(n[len(prefix) + 1 :]))
+
+            def arr(layer: str, var: str) -> np.ndarray:
+                group = mw[layer]
+                key = next(k for k in _walk(group) if k.rsplit("/", 1)[-1].startswith(var + ":"))
+                return np.asarray(group[key], dtype=np.float32)
+
+            def conv(layer: str) -> tuple[np.ndarray, np.ndarray]:
+                return np.ascontiguousarray(arr(layer, "kernel").transpose(2, 1, 0)), arr(layer, "bias")
+
+            def bn(layer: str) -> tuple[np.ndarray, ...]:
+                return tuple(arr(layer, v) for v in ("gamma", "beta", "moving_mean", "moving_variance"))
+
+            convs, bns = numbered("conv1d"), numbered("batch_normalization")
+            eps = {layers[b]["config"]["epsilon"] for b in bns}
+        except (KeyError, StopIteration, ValueError, TypeError) as err:
+            raise InputError(f"{path} is not a SpliceAI Keras model file ({err!r}); reinstall: pip install spliceai") from None
+        n_units = len(STACKS) * UNITS_PER_STACK
+        if len(convs) != 2 * n_units + len(STACKS) + 3 or len(bns) != 2 * n_units or len(eps) != 1:
+            raise InputError(
+                f"weights {path}: {len(convs)} conv and {len(bns)} BatchNorm layers, expected "
+                f"{2 * n_units + len(STACKS) + 3} and {2 * n_units}; not a SpliceAI-10k model"
+            )
+        it = iter(convs[2:-1])
+        units, skips = [], [conv(convs[1])]
+        for s, (k, d) in enumerate(STACKS):
+            for u in range(UNITS_PER_STACK):
+                idx = s * UNITS_PER_STACK + u
+                c1, c2 = next(it), next(it)
+                for c in (c1, c2):
+                    kc = layers[c]["config"]
+                    if list(kc["kernel_size"]) != [k] or list(kc["dilation_rate"]) != [d]:
+                        raise InputError(
+                            f"weights {path}: layer {c} has kernel {kc['kernel_size']} dilation "
+                            f"{kc['dilation_rate']}, expected {k}/{d}; not a SpliceAI-10k model"
+                        )
+                units.append({"bn1": bn(bns[2 * idx]), "conv1": conv(c1), "bn2": bn(bns[2 * idx + 1]), "conv2": conv(c2)})
+            skips.append(conv(next(it)))
+        w = _Weights(stem=conv(convs[0]), skips=skips, units=units, out=conv(convs[-1]), eps=float(eps.pop()), leaky=0.0)
+    _check_shapes(w, path)
+    return w
+
+
+def _walk(group: object) -> list[str]:
+    """Dataset paths under an h5py group."""
+    import h5py
+
+    out: list[str] = []
+    group.visititems(lambda name, obj: out.append(name) if isinstance(obj, h5py.Dataset) else None)  # type: ignore[attr-defined]
+    return out
+
+
+def _read_openspliceai(path: Path) -> _Weights:
+    """Read one OpenSpliceAI 10,000-nt checkpoint (a PyTorch state dict; LeakyReLU(0.1), BN eps 1e-5)."""
+    import torch
+
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file
+        raise InputError(f"cannot read OpenSpliceAI checkpoint {path}: {err}") from None
+    if isinstance(sd, dict) and "state_dict" in sd:
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise InputError(f"{path} is not a PyTorch state dict (an OpenSpliceAI model_*.pt checkpoint)")
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+
+    def t(key: str) -> np.ndarray:
+        if key not in sd:
+            raise InputError(f"checkpoint {path} has no tensor {key!r}; not an OpenSpliceAI 10,000-nt model")
+        return sd[key].detach().cpu().numpy().astype(np.float32)
+
+    def conv(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        return t(prefix + ".weight"), t(prefix + ".bias")
+
+    def bn(prefix: str) -> tuple[np.ndarray, ...]:
+        return tuple(t(f"{prefix}.{v}") for v in ("weight", "bias", "running_mean", "running_var"))
+
+    units, skips = [], [conv("initial_skip.conv")]
+    i = 0
+    for _ in STACKS:
+        for _ in range(UNITS_PER_STACK):
+            p = f"residual_units.{i}"
+            units.append({"bn1": bn(p + ".batchnorm1"), "conv1": conv(p + ".conv1"), "bn2": bn(p + ".batchnorm2"), "conv2": conv(p + ".conv2")})
+            i += 1
+        skips.append(conv(f"residual_units.{i}.conv"))
+        i += 1
+    w = _Weights(stem=conv("initial_conv"), skips=skips, units=units, out=conv("final_conv"), eps=1e-5, leaky=0.1)
+    _check_shapes(w, path)
+    return w
+
+
+# ----------------------------------------------------------------------------------------------
+# The network
+# ----------------------------------------------------------------------------------------------
+
+
+def _build_net(w: _Weights):  # -> torch.nn.Module
+    """A PyTorch module computing one member's probabilities, ``(B, 4, L + 10000) -> (B, 3, L)``."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    def bn_affine(p: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        gamma, beta, mean, var = (x.astype(np.float64) for x in p)
+        scale = gamma / np.sqrt(var + w.eps)
+        return scale, beta - mean * scale
+
+    def conv(weight: np.ndarray, bias: np.ndarray, dilation: int = 1) -> nn.Conv1d:
+        m = nn.Conv1d(weight.shape[1], weight.shape[0], weight.shape[2], dilation=dilation)
+        m.weight.data = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))
+        m.bias.data = torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32))
+        return m
+
+    slope = w.leaky
+
+    def act(x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x) if slope == 0.0 else F.leaky_relu(x, slope)
+
+    class Unit(nn.Module):
+        def __init__(self, u: dict[str, tuple[np.ndarray, ...]], k: int, d: int) -> None:
+            super().__init__()
+            s1, b1 = bn_affine(u["bn1"])
+            self.register_buffer("s1", torch.from_numpy(s1.astype(np.float32)).view(1, -1, 1))
+            self.register_buffer("b1", torch.from_numpy(b1.astype(np.float32)).view(1, -1, 1))
+            # BN2 directly follows conv1: fold it in (weight * scale, bias * scale + shift)
+            s2, b2 = bn_affine(u["bn2"])
+            w1, c1 = u["conv1"]
+            self.conv1 = conv(w1.astype(np.float64) * s2[:, None, None], c1.astype(np.float64) * s2 + b2, d)
+            self.conv2 = conv(*u["conv2"], d)  # type: ignore[misc]
+            self.trim = d * (k - 1)  # nt lost on each side by the two unpadded convs
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv2(act(self.conv1(act(torch.addcmul(self.b1, x, self.s1)))))
+            return x[:, :, self.trim : x.shape[2] - self.trim] + y
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = conv(*w.stem)
+            self.skips = nn.ModuleList(conv(*s) for s in w.skips)
+            self.units = nn.ModuleList(Unit(u, k, d) for u, (k, d) in zip(w.units, _unit_shapes()))
+            self.out = conv(*w.out)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.stem(x)
+            n = h.shape[2] - CONTEXT  # outputs
+            skip = self.skips[0](h[:, :, FLANK : FLANK + n])
+            lost = 0
+            for s in range(len(STACKS)):
+                for u in range(UNITS_PER_STACK):
+                    unit = self.units[s * UNITS_PER_STACK + u]
+                    h = unit(h)
+                    lost += unit.trim
+                off = FLANK - lost
+                skip = skip + self.skips[s + 1](h[:, :, off : off + n])
+            return torch.softmax(self.out(skip).float(), dim=1)
+
+    return Net().eval()
+
+
+class _Ensemble:
+    """PyTorch members: ``fns[i](x)`` maps one-hot ``(B, 4, L + 10000)`` float32 to probabilities ``(B, 3, L)``."""
+
+    runtime = "torch"
+
+    def __init__(self, members: list, device, precision: Precision, threads: int) -> None:  # noqa: ANN001
+        import torch
+
+        self.device = device
+        self.precision = precision
+        self.members = [m.to(device) for m in members]
+        if precision == "bfloat16" and device.type == "cpu":
+            # weights and activations in bfloat16 (oneDNN uses AVX512-BF16 where present);
+            # softmax and the ensemble mean stay in float32
+            self.members = [m.to(torch.bfloat16) for m in self.members]
+        self.dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        if device.type == "cuda" and precision == "float32":
+            # exact mode: no TF32 tensor-core rounding in the convolutions (on by default for cuDNN)
+            torch.backends.cudnn.allow_tf32 = False
+        self.workers = threads if device.type == "cpu" else 1
+        self.fns = [self._fn(m) for m in self.members]
+
+    def _fn(self, member):  # noqa: ANN001, ANN202
+        import torch
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                t = torch.from_numpy(x).to(self.device)
+                if self.precision == "bfloat16" and self.device.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        p = member(t)
+                else:
+                    p = member(t.to(self.dtype))
+                return p.float().cpu().numpy()
+
+        return run
+
+    @staticmethod
+    def init_worker() -> None:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+class _OrtEnsemble:
+    """The same members exported to ONNX (once, into a cache) and run by ONNX Runtime on the CPU.
+
+    Measured faster than PyTorch eager for float32 on CPUs (see bench/RESULTS.md); same numbers
+    up to float rounding (~5e-7).
+    """
+
+    runtime = "onnx"
+    device_type = "cpu"
+
+    def __init__(self, members: list, cache_stem: Path, threads: int, intra: int = 0) -> None:  # noqa: ANN001
+        """``threads`` sessions run in parallel (one intra-op thread each); one at a time uses ``intra``
+        threads (0: ONNX Runtime's default, every core; a worker of a parallel run passes its share)."""
+        import onnxruntime as ort
+
+        self.precision = "float32"
+        self.workers = threads
+        self.sessions = []
+        for i, m in enumerate(members):
+            path = cache_stem.with_name(f"{cache_stem.name}-m{i}.onnx")
+            if not path.is_file():
+                _export_onnx(m, path)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1 if threads > 1 else intra  # parallel across members instead
+            opts.inter_op_num_threads = 1
+            opts.enable_cpu_mem_arena = False  # an arena per member would keep each one's largest pass
+            opts.log_severity_level = 3
+            self.sessions.append(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
+        self.fns = [self._fn(s) for s in self.sessions]
+
+    @staticmethod
+    def _fn(session):  # noqa: ANN001, ANN205
+        return lambda x: session.run(None, {"x": x})[0]
+
+    @staticmethod
+    def init_worker() -> None:
+        return None
+
+
+def _export_onnx(member, path: Path) -> None:  # noqa: ANN001
+    """Export one member with dynamic batch and length; atomic (temp name, then rename)."""
+    import warnings
+
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    log.info("exporting a base-model member to ONNX: %s", path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            member.eval(),
+            (torch.zeros(1, 4, CONTEXT + 1000),),
+            str(tmp),
+            input_names=["x"],
+            output_names=["p"],
+            dynamic_axes={"x": {0: "batch", 2: "length"}, "p": {0: "batch", 2: "outputs"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    os.replace(tmp, path)
+
+
+def _cache_dir() -> Path:
+    """Where exported runtimes go: $META_SPLICEAI_CACHE, else $XDG_CACHE_HOME/meta-spliceai, else ~/.cache/meta-spliceai."""
+    env = os.environ.get("META_SPLICEAI_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "meta-spliceai"
+
+
+def onnxruntime_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------
+
+
+class BaseModel:
+    """A loaded base-model ensemble: ``predict(seqs)`` gives per-nucleotide probabilities.
+
+    Attributes: ``name`` (``spliceai``/``openspliceai``), ``version``, ``digest`` (SHA-256 over
+    the weight files), ``device`` (``cpu``/``cuda``), ``precision``, ``n_members``.
+    """
+
+    def __init__(
+        self,
+        name: BaseModelName,
+        version: str,
+        digest: str,
+        members: list[_Weights],
+        device: str,
+        precision: Precision,
+        chunk_size: int = DEFAULT_PREDICT.chunk_size,
+        batch_size: int = DEFAULT_PREDICT.batch_size,
+        runtime: str = "torch",
+    ) -> None:
+        import torch
+
+        self.name = name
+        self.version = version
+        self.digest = digest
+        self.device = device
+        self.precision = precision
+        self.n_members = len(members)
+        self.chunk_size = int(chunk_size)
+        self.batch_size = int(batch_size)
+        nets = [_build_net(w) for w in members]
+        threads = max(1, min(torch.get_num_threads(), len(nets)))
+        self._ens: _Ensemble | _OrtEnsemble | None = None
+        if runtime in ("onnx", "auto-onnx"):
+            stem = _cache_dir() / "onnx" / f"{name}-{digest}-v{_EXPORT_VERSION}"
+            try:
+                self._ens = _OrtEnsemble(nets, stem, threads, intra=torch.get_num_threads())
+            except Exception as err:  # export or session failure: PyTorch gives the same numbers
+                if runtime == "onnx":
+                    raise InputError(f"ONNX Runtime could not run the base model ({err}); use runtime torch") from None
+                log.warning("ONNX Runtime unavailable (%s); running the base model with PyTorch", err)
+        if self._ens is None:
+            self._ens = _Ensemble(nets, torch.device(device), precision, threads)
+        self.runtime = self._ens.runtime
+        self._pool = None
+
+    def __repr__(self) -> str:
+        return f"BaseModel({self.name} {self.version}, {self.n_members} models, {self.device}, {self.precision}, {self.runtime})"
+
+    def metadata(self) -> dict[str, str]:
+        """What identifies this model's predictions (stored with them; a store refuses others)."""
+        return {"base_model": self.name, "version": self.version, "digest": self.digest, "precision": self.precision}
+
+    def predict(self, seqs: Sequence[str], *, batch_size: int | None = None, chunk_size: int | None = None) -> list[np.ndarray]:
+        """Probabilities ``(len(body), 3)`` float32 ``[neither, acceptor, donor]`` for each input.
+
+        Each input is ``flank + body + flank`` (5,000 nt each side, ACGTN, transcription
+        orientation); row i of the result is body position i (0-based). Bodies longer than
+        ``chunk_size`` are scored in overlapping pieces, inputs of similar length are batched (up to
+        ``batch_size`` per pass and ``chunk_size`` body nt per pass, at most 5 % padding) — same
+        results either way.
+        """
+        bs = max(1, batch_size or self.batch_size)
+        cs = max(1, chunk_size or self.chunk_size)
+        lengths = [len(s) - CONTEXT for s in seqs]
+        for i, n in enumerate(lengths):
+            if n < 1:
+                raise InputError(
+                    f"input sequence {i} has {len(seqs[i])} nt; the base model needs the body plus "
+                    f"{FLANK} nt of flank on each side (> {CONTEXT} nt)"
+                )
+        # work items: (sequence index, body start, body end), long bodies cut into even pieces
+        items: list[tuple[int, int, int]] = []
+        for i, n in enumerate(lengths):
+            pieces = -(-n // cs)
+            step = -(-n // pieces)
+            items += [(i, a, min(a + step, n)) for a in range(0, n, step)]
+        items.sort(key=lambda it: it[2] - it[1], reverse=True)
+        passes: list[list[tuple[int, int, int]]] = []
+        k = 0
+        while k < len(items):
+            longest = items[k][2] - items[k][1]
+            # batch while padding to the longest wastes <= PAD_WASTE of the pass (padding is pure extra work)
+            take, real = 1, longest + CONTEXT
+            while k + take < len(items) and take < bs and (take + 1) * longest <= cs:
+                n = items[k + take][2] - items[k + take][1]
+                if (take + 1) * (longest + CONTEXT) * (1 - PAD_WASTE) > real + n + CONTEXT:
+                    break
+                take, real = take + 1, real + n + CONTEXT
+            passes.append(items[k : k + take])
+            k += take
+        out = [np.empty((n, 3), dtype=np.float32) for n in lengths]
+        window = 2 * self._ens.workers  # passes in flight: bounds memory, keeps every worker busy
+        for w in range(0, len(passes), window):
+            chunk = passes[w : w + window]
+            inputs = [self._one_hot_batch([seqs[i][a : b + CONTEXT] for i, a, b in ps]) for ps in chunk]
+            for ps, probs in zip(chunk, self._run(inputs)):
+                for (i, a, b), p in zip(ps, probs):
+                    out[i][a:b] = p[:, : b - a].T
+        return out
+
+    @staticmethod
+    def _one_hot_batch(parts: list[str]) -> np.ndarray:
+        """``(B, 4, longest)`` float32, right-padded with N (no kept output sees padding: the convs are unpadded)."""
+        x = np.zeros((len(parts), 4, max(len(s) for s in parts)), dtype=np.float32)
+        for j, s in enumerate(parts):
+            x[j, :, : len(s)] = one_hot(s).T
+        return x
+
+    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Ensemble mean ``(B, 3, L)`` for each input. On the CPU the (input, member) tasks run on
+        ``workers`` threads of one intra-op thread each: no thread ever waits on another mid-layer,
+        which keeps throughput on a busy (shared) machine; sums are in member order (deterministic)."""
+        fns = self._ens.fns
+        if self._ens.workers <= 1:
+            results = [[f(x) for f in fns] for x in inputs]
+        else:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self._ens.workers, thread_name_prefix="basemodel", initializer=self._ens.init_worker)
+            futures = [[self._pool.submit(f, x) for f in fns] for x in inputs]
+            results = [[fu.result() for fu in row] for row in futures]
+        means = []
+        for row in results:
+            total = row[0].astype(np.float32, copy=True)
+            for r in row[1:]:
+                total += r
+            means.append(total / np.float32(len(row)))
+        return means
+
+
+def _spliceai_files() -> list[Path]:
+    """The five Keras model files installed with the ``spliceai`` package (never copied here)."""
+    spec = importlib.util.find_spec("spliceai")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(
+            "the SpliceAI weights come from the 'spliceai' package, which is not installed: "
+            "pip install spliceai (or use --base-model openspliceai --weights DIR)"
+        )
+    root = Path(next(iter(spec.submodule_search_locations))) / "models"
+    files = [root / f for f in SPLICEAI_FILES]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"the 'spliceai' package at {root.parent} lacks {', '.join(missing)}; reinstall it: pip install --force-reinstall spliceai")
+    return files
+
+
+def _weight_files(weights: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    weights = Path(weights)
+    if weights.is_dir():
+        files = sorted(p for p in weights.iterdir() if p.suffix in suffixes and p.is_file())
+        if not files:
+            raise InputError(f"no {'/'.join(suffixes)} weight files in {weights} (give a folder of checkpoints with --weights)")
+        return files
+    if weights.is_file():
+        return [weights]
+    raise InputError(f"weights not found: {weights} (give an existing file or folder with --weights)")
+
+
+def _digest(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def resolve_device(device: Device) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is visible to PyTorch (use --device cpu or auto, or install a CUDA build of torch)")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    return device
+
+
+def load_base_model(
+    name: BaseModelName = "spliceai",
+    *,
+    weights: Path | None = None,
+    device: Device = "auto",
+    precision: Precision = "float32",
+    chunk_size: int = DEFAULT_PREDICT.chunk_size,
+    batch_size: int = DEFAULT_PREDICT.batch_size,
+    runtime: Runtime = DEFAULT_PREDICT.runtime,
+) -> BaseModel:
+    """Load a base-model ensemble.
+
+    ``spliceai``: the five Keras models of the installed ``spliceai`` package (or the ``.h5``
+    file(s) at ``weights``). ``openspliceai``: the PyTorch checkpoints (``*.pt``) in the folder or
+    file ``weights``. ``precision='bfloat16'`` runs the convolutions in bfloat16 (faster on CPUs
+    with AVX512-BF16 and on GPUs; not exact). ``runtime``: ``auto`` runs float32 on the CPU with
+    ONNX Runtime when it is installed (``pip install meta-spliceai[onnx]``; faster), else PyTorch.
+    """
+    if runtime not in ("auto", "torch", "onnx"):
+        raise InputError(f"unknown runtime {runtime!r}; choose auto, torch or onnx")
+    if precision not in ("float32", "bfloat16"):
+        raise InputError(f"unknown precision {precision!r}; choose float32 or bfloat16")
+    dev = resolve_device(device)
+    if name == "spliceai":
+        if weights is None:
+            files = _spliceai_files()
+            version = importlib.metadata.version("spliceai")
+        else:
+            files = _weight_files(weights, (".h5",))
+            version = f"custom:{Path(weights).name}"
+        members = [_read_keras_h5(f) for f in files]
+    elif name == "openspliceai":
+        if weights is None:
+            raise InputError(
+                "--base-model openspliceai needs --weights DIR: a folder of OpenSpliceAI 10,000-nt checkpoints "
+                "(model_10000nt_rs*.pt, e.g. OpenSpliceAI's MANE models)"
+            )
+        files = _weight_files(weights, (".pt", ".pth"))
+        version = Path(weights).name
+        members = [_read_openspliceai(f) for f in files]
+    else:
+        raise InputError(f"unknown base model {name!r}; choose spliceai or openspliceai")
+    ort_ok = dev == "cpu" and precision == "float32"
+    if runtime == "onnx" and not ort_ok:
+        raise InputError("runtime onnx runs float32 on the CPU only; use --device cpu --precision float32, or runtime torch")
+    if runtime == "onnx" and not onnxruntime_available():
+        raise InputError("runtime onnx needs onnxruntime and onnx: pip install 'meta-spliceai[onnx]'")
+    if runtime == "auto":
+        runtime = "auto-onnx" if ort_ok and onnxruntime_available() else "torch"
+    model = BaseModel(name, version, _digest(files), members, dev, precision, chunk_size, batch_size, runtime)
+    log.info("loaded %r from %s", model, os.path.commonpath([str(f) for f in files]))
+    return model
+
+
+def random_model(n_members: int = 1, *, seed: int = 0, runtime: Runtime = "torch", **kw: object) -> BaseModel:
+    """A SpliceAI-10k-shaped ensemble with random weights: for plumbing tests and benchmarks only."""
+    rng = np.random.default_rng(seed)
+
+    def conv(o: int, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return rng.normal(0, (i * k) ** -0.5, (o, i, k)).astype(np.float32), rng.normal(0, 0.1, o).astype(np.float32)
+
+    def bn() -> tuple[np.ndarray, ...]:
+        return tuple(x.astype(np.float32) for x in (rng.uniform(0.5, 1.5, WIDTH), rng.normal(0, 0.1, WIDTH), rng.normal(0, 0.5, WIDTH), rng.uniform(0.5, 2.0, WIDTH)))
+
+    members = [
+        _Weights(
+            stem=conv(WIDTH, 4, 1),
+            skips=[conv(WIDTH, WIDTH, 1) for _ in range(len(STACKS) + 1)],
+            units=[{"bn1": bn(), "conv1": conv(WIDTH, WIDTH, k), "bn2": bn(), "conv2": conv(WIDTH, WIDTH, k)} for k, _ in _unit_shapes()],
+            out=conv(3, WIDTH, 1),
+            eps=1e-3,
+            leaky=0.0,
+        )
+        for _ in range(n_members)
+    ]
+    digest = hashlib.sha256(f"random-{n_members}-{seed}".encode()).hexdigest()[:16]
+    return BaseModel("spliceai", f"random-{seed}", digest, members, "cpu", "float32", runtime=runtime, **kw)  # type: ignore[arg-type]
+

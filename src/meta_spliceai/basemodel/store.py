@@ -1,0 +1,209 @@
+"""The prediction store: base-model scores of every gene-body nucleotide, one Parquet file per gene.
+
+Store layout: a folder holding only finished Parquet files, one per gene (``<gene>.parquet``), that
+``polars.scan_parquet(STORE)`` reads as one table with columns
+
+- ``gene_id`` (str), ``position`` (int32, 0-based index into the gene body in transcription
+  direction: 0 = gene start on ``+``, gene end on ``-``), ``neither``, ``acceptor``, ``donor`` (float32).
+
+Each file carries the store metadata (schema version, base model name, version, weight digest,
+precision) in its Parquet key-value metadata; a store written by one model refuses another's genes.
+Files are written in a hidden sibling folder ``.<store>.tmp/`` and renamed in, because a reader of
+the folder reads every file it finds: a crash never leaves a partial file in the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..errors import ConfigMismatchError, InputError
+from ..storage import fault_point
+from .ensemble import BaseModel
+
+log = logging.getLogger(__name__)
+
+
+STORE_SCHEMA_VERSION = "1"
+
+
+META_KEY = b"meta_spliceai.prediction_store"
+
+
+COLUMNS = ("neither", "acceptor", "donor")
+
+
+#: the model's identity fields that must agree across a store
+_IDENTITY = ("schema_version", "base_model", "version", "digest", "precision")
+
+
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,150}")
+
+
+def _unreadable(file: Path, err: Exception) -> str:
+    return (f"unreadable file in prediction store: {file} ({' '.join(str(err).split())[:200]}); it is truncated or "
+            "corrupt: delete it and re-run (build --run-workflow or predict recompute that gene)")
+
+
+def gene_file_name(gene_id: str) -> str:
+    """File name of a gene in the store: the ID itself when filesystem-safe, else a sanitized name + CRC."""
+    if _SAFE.fullmatch(gene_id) and not gene_id.endswith(".tmp"):
+        return f"{gene_id}.parquet"
+    clean = re.sub(r"[^A-Za-z0-9._+-]", "_", gene_id)[:120].lstrip(".") or "gene"
+    return f"{clean}~{zlib.crc32(gene_id.encode()):08x}.parquet"
+
+
+class PredictionStore:
+    """A folder of per-gene Parquet files of base-model probabilities (see the module docstring).
+
+    ``model`` (optional) binds the store to a base model: opening a store that holds another
+    model's predictions raises ConfigMismatchError, and :meth:`write` stamps the model's identity.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], model: BaseModel | dict[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.parent / f".{self.path.name}.tmp"
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"prediction store {self.path} is a file, not a folder (give a folder with --out)")
+        self.identity: dict[str, str] | None = None
+        if model is not None:
+            meta = model.metadata() if isinstance(model, BaseModel) else dict(model)
+            self.identity = {"schema_version": STORE_SCHEMA_VERSION, **{k: meta[k] for k in _IDENTITY[1:]}}
+            self._check_identity()
+
+    def __repr__(self) -> str:
+        return f"PredictionStore({str(self.path)!r})"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def files(self) -> list[Path]:
+        return sorted(self.path.glob("*.parquet")) if self.path.is_dir() else []
+
+    def file_of(self, gene_id: str) -> Path:
+        return self.path / gene_file_name(gene_id)
+
+    def has(self, gene_id: str) -> bool:
+        return self.file_of(gene_id).is_file()
+
+    def metadata_of(self, file: Path) -> dict[str, str]:
+        """The store metadata stamped in one file (InputError when it has none)."""
+        import pyarrow.parquet as pq
+
+        try:
+            kv = pq.read_schema(file).metadata or {}
+        except Exception as err:  # pyarrow raises several types for a damaged file
+            raise InputError(_unreadable(file, err)) from None
+        if META_KEY not in kv:
+            raise InputError(f"{file} is not a meta-spliceai prediction file; the store {self.path} must hold only its own files")
+        return json.loads(kv[META_KEY])
+
+    def length_of(self, gene_id: str) -> int | None:
+        """Number of scored positions stored for a gene (None when it is not in the store)."""
+        f = self.file_of(gene_id)
+        if not f.is_file():
+            return None
+        meta = self.metadata_of(f)
+        if "length" in meta:
+            return int(meta["length"])
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(f).metadata.num_rows
+
+    def remove(self, gene_id: str) -> None:
+        """Drop a gene's predictions (stale ones, before they are recomputed)."""
+        self.file_of(gene_id).unlink(missing_ok=True)
+
+    def finished_genes(self) -> set[str]:
+        """IDs of the genes whose predictions are in the store (read from the files' metadata)."""
+        return {self.metadata_of(f)["gene_id"] for f in self.files()}
+
+    def read(self, gene_id: str) -> np.ndarray:
+        """Probabilities ``(L, 3)`` float32 ``[neither, acceptor, donor]``, row i = body position i (0-based)."""
+        import pyarrow.parquet as pq
+
+        f = self.file_of(gene_id)
+        if not f.is_file():
+            raise InputError(f"gene {gene_id} is not in prediction store {self.path} (run meta-spliceai predict for it)")
+        try:
+            t = pq.read_table(f, columns=list(COLUMNS))
+        except Exception as err:  # pyarrow raises several types for a damaged file
+            raise InputError(_unreadable(f, err)) from None
+        return np.column_stack([t.column(c).to_numpy() for c in COLUMNS]).astype(np.float32, copy=False)
+
+    def scan(self) -> pl.LazyFrame:
+        """All predictions as one lazy table (gene_id, position, neither, acceptor, donor)."""
+        return pl.scan_parquet(self.path)
+
+    def stored_identity(self) -> dict[str, str] | None:
+        """Identity (model, version, digest, precision, schema) of the store's predictions; None when empty."""
+        files = self.files()
+        if not files:
+            return None
+        meta = self.metadata_of(files[0])
+        return {k: meta.get(k, "?") for k in _IDENTITY}
+
+    def _check_identity(self) -> None:
+        have = self.stored_identity()
+        if have is None or self.identity is None or have == self.identity:
+            return
+        diff = ", ".join(f"{k} {have[k]!r} vs {self.identity[k]!r}" for k in _IDENTITY if have[k] != self.identity[k])
+        raise ConfigMismatchError(
+            f"prediction store {self.path} holds predictions of another base model ({diff}); "
+            "use another --out folder (stores never mix models)"
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def remove_stale_tmp(self) -> None:
+        """Delete temporary files killed writers left in the sibling temp folder (no writer may be running)."""
+        if self.tmp.is_dir():
+            for f in self.tmp.iterdir():
+                with contextlib.suppress(OSError):
+                    f.unlink()
+            with contextlib.suppress(OSError):
+                self.tmp.rmdir()
+
+    def write(self, gene_id: str, probs: np.ndarray, extra: dict[str, str] | None = None) -> Path:
+        """Write one gene atomically (temp file in the sibling ``.tmp`` folder, then rename into the store).
+
+        ``probs`` is ``(L, 3)`` ``[neither, acceptor, donor]`` in gene order (row i = position i, 0-based).
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.identity is None:
+            raise InputError("PredictionStore.write needs the store opened with its base model (PredictionStore(path, model))")
+        probs = np.asarray(probs, dtype=np.float32)
+        if probs.ndim != 2 or probs.shape[1] != 3:
+            raise InputError(f"predictions of gene {gene_id} have shape {probs.shape}; expected (length, 3)")
+        n = probs.shape[0]
+        meta = {**self.identity, "gene_id": gene_id, "length": str(n), **(extra or {})}
+        table = pa.table(
+            {
+                "gene_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([gene_id])).cast(pa.string()),
+                "position": pa.array(np.arange(n, dtype=np.int32)),
+                **{c: pa.array(np.ascontiguousarray(probs[:, i])) for i, c in enumerate(COLUMNS)},
+            }
+        ).replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
+        self.path.mkdir(parents=True, exist_ok=True)
+        final = self.file_of(gene_id)
+        tmp = self.tmp / f"{final.name}.{os.getpid()}"
+        for attempt in range(3):  # a parallel writer that finished may remove the empty temp folder meanwhile
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            try:
+                pq.write_table(table, tmp, compression="zstd", row_group_size=max(n, 1))
+                os.replace(tmp, final)
+                break
+            except (FileNotFoundError, OSError):
+                if attempt == 2 or self.tmp.is_dir():
+                    raise
+        fault_point("predict_gene")
+        return final

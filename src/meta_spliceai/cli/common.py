@@ -1,0 +1,95 @@
+"""Shared parser helpers and output of the command line: one console, one help format, and the option
+groups several commands take."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import config
+
+
+def console():
+    """Console for results (stdout). Not a terminal: no hard wrapping, so paths stay whole in logs."""
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console()
+    return Console(soft_wrap=True, width=PLAIN_WIDTH)
+
+
+#: line width of rich output when it goes to a file (no terminal to fit): never wrap paths
+PLAIN_WIDTH = 1000
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (unless it names one); epilogs keep their line breaks.
+
+    Set once for the top-level parser and every subcommand (see :class:`_Parser`): commands added
+    later get it without asking.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        silent = (argparse._HelpAction, argparse._VersionAction, argparse._CountAction)
+        if (not action.option_strings or default is None or default is False or default == argparse.SUPPRESS
+                or "default" in text or isinstance(action, silent)):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def add_subcommand(sub: argparse._SubParsersAction, name: str, help: str,  # noqa: A002
+                   **kwargs) -> argparse.ArgumentParser:  # noqa: ANN003
+    """Add a subcommand: ``help`` is its line in the command list and, capitalised, its --help description.
+
+    Every subcommand's parser shows each option's default (:class:`HelpFormatter`) and takes ``-v``.
+    """
+    kwargs.setdefault("description", help[:1].upper() + help[1:] + ".")
+    return sub.add_parser(name, help=help, **kwargs)
+
+
+def add_reference_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fasta", type=Path, help="genome FASTA (plain or BGZF); default: the built-in demo reference")
+    p.add_argument("--gtf", type=Path, help="gene annotation, GTF or GFF3 (plain or gzip); default: the demo reference")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    d = config.DEFAULT_PREDICT
+    p.add_argument("--base-model", choices=config.BASE_MODELS, default=d.base_model,
+                   help="spliceai (weights of the installed `spliceai` package, CC BY-NC 4.0) or openspliceai "
+                        "(OpenSpliceAI MANE checkpoints given with --weights)")
+    p.add_argument("--weights", type=Path,
+                   help="weights: openspliceai needs the folder of its .pt checkpoints; spliceai takes .h5 files "
+                        "(default: those of the installed spliceai package)")
+    p.add_argument("--device", choices=config.DEVICES, default=d.device, help="auto: CUDA when present, else CPU")
+    p.add_argument("--precision", choices=config.PRECISIONS, default=d.precision,
+                   help="float32 is exact; bfloat16 is faster on GPUs and CPUs with AVX512-BF16, not exact "
+                        "(site calls agree, |dp| <= 0.01)")
+    p.add_argument("--runtime", choices=config.RUNTIMES, default=d.runtime,
+                   help="auto: ONNX Runtime for CPU float32 when installed (the [onnx] extra), else PyTorch")
+
+
+def add_parallel_args(p: argparse.ArgumentParser, unit: str) -> None:
+    """--workers, --threads-per-worker, --executor, --ray-address (library: ``parallel.run_units``)."""
+    d = config.DEFAULT_PARALLEL
+    p.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                   help=f"{unit} in N parallel processes, each loading the model once (1: in this process; "
+                        "with --executor ray: the size of a local Ray cluster)")
+    p.add_argument("--threads-per-worker", type=int, metavar="T",
+                   help="threads of each worker (default: the usable cores divided by --workers)")
+    p.add_argument("--executor", choices=config.EXECUTORS, default=d.executor,
+                   help="local processes, or Ray tasks (extra meta-spliceai[ray]; outputs on a path every node shares)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to run on (HOST:PORT, ray://HOST:PORT or auto; default: start a local one)")
+
+
+def parallel_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    return {"workers": args.workers, "threads_per_worker": args.threads_per_worker, "executor": args.executor,
+            "ray_address": args.ray_address}
+
+
+def one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())

@@ -1,0 +1,1 @@
+"""The meta-model: training rows and splits, models, training, the model card, apply, scoring and comparison."""

@@ -1,0 +1,115 @@
+"""A trained meta-model as it is used: its card (features, settings, floor, thresholds, base model),
+its native model file, and the corrector that turns a gene's base-model track into a corrected one.
+
+A gene's corrected track: every position with max(donor, acceptor) >= the card's floor gets the
+meta-model's probabilities; every other position keeps the base model's scores. Features come from
+:func:`meta_spliceai.dataset.rows.position_features`, the builder's own code, with the settings the
+card records. Positions are 0-based gene-body indices in transcription direction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..config import BuildConfig
+from ..dataset.evaluation import ACCEPTOR, DONOR
+from ..dataset.rows import gene_sequence, position_features
+from ..dataset.schema import SCHEMA_VERSION
+from ..errors import ConfigMismatchError, InputError
+from .models import MetaModel, load_model
+
+log = logging.getLogger(__name__)
+
+
+CARD = "model_card.json"
+
+
+#: meta-model class order [neither, donor, acceptor] -> store columns [neither, acceptor, donor]
+TO_STORE = [0, 2, 1]
+
+
+def scored_positions(probs: np.ndarray, floor: float) -> np.ndarray:
+    """0-based gene positions the meta-model scores: max(donor, acceptor) >= floor."""
+    return np.flatnonzero(np.maximum(probs[:, DONOR], probs[:, ACCEPTOR]) >= floor)
+
+
+@dataclass
+class Corrector:
+    """Computes corrected tracks of genes: features by the builder's code, then one or more models."""
+
+    cfg: BuildConfig
+    floor: float
+    genome: object = None  # genome.Genome, needed with k-mers
+    contig_map: Mapping[str, str] | None = None
+
+    def features(self, gene: Mapping[str, object], probs: np.ndarray, positions: np.ndarray) -> pl.DataFrame:
+        seq, offset = None, 0
+        if self.cfg.kmer_sizes:
+            if self.genome is None:
+                raise InputError("the model uses k-mer features: pass the genome with --fasta")
+            chrom = (self.contig_map or {}).get(str(gene["chrom"]))
+            if chrom is None:
+                raise InputError(f"gene {gene['gene_id']} lies on contig {gene['chrom']} absent from the FASTA")
+            seq, offset = gene_sequence(self.genome, chrom, gene, self.cfg)  # type: ignore[arg-type]
+        return position_features(gene, probs, positions, seq, offset, self.cfg)
+
+    def correct(self, probs: np.ndarray, positions: np.ndarray, class_probs: np.ndarray) -> np.ndarray:
+        """The gene's (L, 3) store-order track with ``class_probs`` ([neither, donor, acceptor]) at ``positions``."""
+        out = probs.copy()
+        out[positions] = class_probs[:, TO_STORE]
+        return out
+
+
+@dataclass
+class LoadedModel:
+    card: dict
+    model: MetaModel
+    cfg: BuildConfig
+    folder: Path
+
+
+def load_card(path: str | os.PathLike[str]) -> LoadedModel:
+    """A trained model from its ``--out-dir`` (or its model_card.json)."""
+    from .trainset import build_config
+
+    p = Path(path)
+    card_path = p / CARD if p.is_dir() else p
+    if not card_path.is_file():
+        raise InputError(f"no model card at {card_path}: give the --out-dir of meta-spliceai train")
+    card = json.loads(card_path.read_text())
+    if int(card.get("schema_version", -1)) != SCHEMA_VERSION:
+        raise ConfigMismatchError(f"model card {card_path} is for dataset schema version {card.get('schema_version')}, "
+                                  f"this meta-spliceai computes version {SCHEMA_VERSION}; retrain the model")
+    cfg = build_config(card["feature_settings"])
+    model = load_model(card["model"]["kind"], card_path.parent / card["model"]["file"], list(card["features"]),
+                       {k: list(v) for k, v in card["categories"].items()})
+    return LoadedModel(card, model, cfg, card_path.parent)
+
+
+def check_store(card: dict, identity: dict[str, str] | None, store_path: Path) -> None:
+    """Refuse a prediction store made by another base model than the one the model was trained on."""
+    want = card.get("base_model") or {}
+    if identity is None:
+        return
+    diff = [f"{k} {identity.get(k)!r} vs {v!r}" for k, v in want.items() if identity.get(k) != v]
+    if diff:
+        raise ConfigMismatchError(f"prediction store {store_path} was made by another base model than the one the "
+                                  f"meta-model was trained on ({'; '.join(diff)}); predict with the card's base model")
+
+
+def corrected_track(loaded: LoadedModel, corr: Corrector, gene: Mapping[str, object], probs: np.ndarray) -> np.ndarray:
+    """The corrected (L, 3) track of one gene."""
+    from .trainset import frame_matrix
+
+    positions = scored_positions(probs, corr.floor)
+    feats = corr.features(gene, probs, positions)
+    X = frame_matrix(feats, loaded.model.features, loaded.model.categories)
+    return corr.correct(probs, positions, loaded.model.predict(X))

@@ -1,0 +1,225 @@
+"""Corrected scores of whole genes (the meta-model over the base model) and the ``apply`` command.
+
+A gene's corrected track: every position with max(donor, acceptor) >= the model card's floor gets
+the meta-model's probabilities; every other position keeps the base model's scores. Features come
+from :func:`meta_spliceai.rows.position_features`, the builder's own code, with the settings the
+model card records.
+
+Outputs of ``apply`` in DIR:
+
+- ``scores/``: a prediction store of corrected scores (gene_id, position, neither, acceptor, donor);
+- ``calls.tsv``: called sites, one row per (position, type) whose corrected score reaches the
+  card's threshold for that type: gene_id, gene_name, chrom, strand, position (1-based on the
+  chromosome, contig named as in the annotation), type, base_score, meta_score;
+- ``calls.bed``: the same calls, BED6 (0-based half-open: start = position - 1), score = meta x 1000.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..config import DEFAULT_PARALLEL, Executor
+from ..dataset.evaluation import ACCEPTOR, DONOR, check_probs
+from ..errors import InputError
+from ..parallel import ParallelOptions
+from ..storage import write_text_atomic
+from .card import Corrector, LoadedModel, check_store, corrected_track, load_card
+
+log = logging.getLogger(__name__)
+
+#: most genes in one unit of a parallel apply
+APPLY_GROUP = 50
+
+
+# --------------------------------------------------------------------------- model card
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def apply(
+    *,
+    model: str | os.PathLike[str],
+    predictions: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    fasta: str | os.PathLike[str] | None = None,
+    gtf: str | os.PathLike[str] | None = None,
+    genes: Sequence[str] | None = None,
+    gene_ids_file: str | os.PathLike[str] | None = None,
+    run_workflow: bool = False,
+    device: str = "auto",
+    evaluate: bool = False,
+    bootstrap: int = 1000,
+    seed: int = 42,
+    progress: bool = True,
+    workers: int = DEFAULT_PARALLEL.workers,
+    executor: Executor = DEFAULT_PARALLEL.executor,
+    ray_address: str | None = None,
+    threads_per_worker: int | None = None,
+) -> dict[str, object]:
+    """``meta-spliceai apply``: corrected scores and site calls for genes (resumable gene by gene).
+
+    ``evaluate``: also compare base model, the card's ablations and the meta-model on every nucleotide
+    of these genes against their annotation (DIR/metrics.json, DIR/report.md), as ``train`` does on
+    its test genes. ``workers`` > 1 (or ``executor="ray"``) corrects groups of genes, and predicts the
+    missing ones with ``run_workflow``, in parallel processes; the files are the same as a serial run's.
+    """
+    from ..basemodel.ensemble import resolve_device
+    from ..basemodel.predict import predict_genes
+    from ..basemodel.store import PredictionStore
+    from ..parallel import parallel_options
+    from ..reference.genelists import requested_genes
+    from ..reference.report import open_reference
+    from ..storage import folder_lock
+
+    loaded = load_card(model)
+    card = loaded.card
+    out_dir = Path(out)
+    genome, ann, contig_map, _ = open_reference(fasta, gtf)
+    chosen = requested_genes(ann.genes, gene_list=genes, gene_ids_file=Path(gene_ids_file) if gene_ids_file else None)
+    base = PredictionStore(predictions)
+    check_store(card, base.stored_identity(), base.path)
+    missing = [g for g in chosen["gene_id"].to_list() if not base.has(g)]
+    if missing and not run_workflow:
+        raise InputError(f"no predictions in {base.path} for {len(missing)} gene(s) ({', '.join(missing[:5])}); "
+                         "add --run-workflow to compute them or pass the store that has them")
+    par, notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
+                                  threads_per_worker=threads_per_worker, device=resolve_device(device),  # type: ignore[arg-type]
+                                  n_units=chosen.height, what="genes")
+    for note in notes:
+        log.warning("%s", note)
+    with folder_lock(out_dir, "apply"):
+        if missing:
+            from ..basemodel.ensemble import load_base_model
+
+            model_args: dict[str, object] = {"name": card["base_model"]["base_model"], "device": device}
+            bm = load_base_model(**model_args)  # type: ignore[arg-type]
+            base = PredictionStore(base.path, bm)
+            predict_genes(genome, chosen.filter(pl.col("gene_id").is_in(missing)), bm, base,
+                          contig_map=contig_map, progress=progress, parallel=par, model_args=model_args)
+            check_store(card, base.stored_identity(), base.path)
+        corr = Corrector(loaded.cfg, float(card["floor"]), genome, contig_map)
+        identity = {"base_model": f"{card['base_model'].get('base_model')}+meta", "version": card["model"]["kind"],
+                    "digest": card["card_digest"], "precision": "float32"}
+        scores = PredictionStore(out_dir / "scores", identity)
+        todo = [g for g in chosen.iter_rows(named=True) if not scores.has(g["gene_id"])]
+        log.info("apply: %d gene(s) to correct, %d already in %s", len(todo), chosen.height - len(todo), scores.path)
+        spec = _ApplySpec(loaded.folder.resolve(), Path(genome.path).resolve() if genome is not None else None,
+                          dict(contig_map or {}), base.path.resolve(), scores.path.resolve(), identity, str(gtf or "the annotation"))
+        if par.serial or not todo:
+            from ..progress import count_progress
+
+            with count_progress(progress) as bar:
+                task = bar.add_task("apply: genes", total=len(todo), rate="") if bar else None
+                for gene in todo:
+                    _correct_gene(spec, loaded, corr, base, scores, gene)
+                    if bar:
+                        bar.update(task, advance=1)
+        else:
+            _correct_parallel(spec, todo, par, progress)
+        calls = write_calls(out_dir, chosen, base, scores, card["thresholds"])
+        result: dict[str, object] = {}
+        if evaluate:
+            from ..storage import write_json_atomic
+            from .report import metrics_table
+            from .scoring import evaluate_genes
+
+            metrics, _ = evaluate_genes(loaded, base, ann, chosen, corr, n_boot=bootstrap, seed=seed, progress=progress)
+            write_json_atomic(out_dir / "metrics.json", metrics)
+            table = metrics_table(metrics)
+            md = [f"# apply: {metrics['genes']} genes, {metrics['positions']:,} nucleotides", "",
+                  "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+            md += ["| " + " | ".join(r) + " |" for r in table[1:]]
+            write_text_atomic(out_dir / "report.md", "\n".join(md) + "\n")
+            result = {"metrics": str(out_dir / "metrics.json"), "report": str(out_dir / "report.md")}
+    return {**result, "genes": chosen.height, "corrected_now": len(todo), "calls": calls, "scores": str(scores.path),
+            "calls_tsv": str(out_dir / "calls.tsv"), "calls_bed": str(out_dir / "calls.bed")}
+
+
+@dataclass(frozen=True)
+class _ApplySpec:
+    """What a worker needs to correct genes (picklable; the model card is loaded once per process)."""
+
+    model: Path
+    fasta: Path | None
+    contig_map: dict[str, str]
+    base: Path
+    scores: Path
+    identity: dict[str, str]
+    annotation: str
+
+
+def _correct_gene(spec: _ApplySpec, loaded: LoadedModel, corr: Corrector, base, scores, gene: Mapping[str, object]) -> None:  # noqa: ANN001
+    """Corrected track of one gene into the scores store (atomic per gene)."""
+    gid = str(gene["gene_id"])
+    probs = check_probs(base.read(gid), f"gene {gid}")
+    if probs.shape[0] != int(gene["end"]) - int(gene["start"]) + 1:  # type: ignore[call-overload]
+        raise InputError(f"predictions of gene {gid} do not match its span in {spec.annotation}; "
+                         "the store was made with another annotation")
+    scores.write(gid, corrected_track(loaded, corr, gene, probs))
+
+
+def _apply_unit(unit: tuple[_ApplySpec, list[dict[str, object]]]) -> int:
+    """Correct one group of genes in a worker; returns the genes written."""
+    from ..basemodel.store import PredictionStore
+    from ..parallel import worker_cache
+    from ..reference.genome import Genome
+
+    spec, genes = unit
+    loaded: LoadedModel = worker_cache(("card", spec.model), lambda: load_card(spec.model))
+    genome = worker_cache(("genome", spec.fasta), lambda: Genome(spec.fasta)) if spec.fasta else None
+    corr = Corrector(loaded.cfg, float(loaded.card["floor"]), genome, spec.contig_map)
+    base, scores = PredictionStore(spec.base), PredictionStore(spec.scores, spec.identity)
+    for gene in genes:
+        _correct_gene(spec, loaded, corr, base, scores, gene)
+    return len(genes)
+
+
+def _correct_parallel(spec: _ApplySpec, todo: list[dict[str, object]], par: ParallelOptions, progress: bool) -> None:
+    """Groups of genes as units of :func:`parallel.run_units` (about four per worker, for balance)."""
+    from ..parallel import run_progress, run_units
+
+    size = max(1, min(APPLY_GROUP, -(-len(todo) // (4 * par.workers))))
+    groups = [todo[i:i + size] for i in range(0, len(todo), size)]
+    display, start = run_progress(progress, f"apply ({par.workers if par.executor == 'local' else 'ray'} workers, "
+                                  f"{len(todo)} genes)", total=len(todo), unit="genes")
+    with display as bar:
+        tracker = start(bar)
+        run_units(_apply_unit, [(spec, g) for g in groups], par, what="gene group",
+                  on_result=lambda i, n, worker: tracker.done(worker, n, advance=n))
+
+
+CALL_COLUMNS = ("gene_id", "gene_name", "chrom", "strand", "position", "type", "base_score", "meta_score")
+
+
+def write_calls(out_dir: Path, genes: pl.DataFrame, base, scores, thresholds: Mapping[str, float]) -> int:  # noqa: ANN001
+    """calls.tsv and calls.bed from the two stores (so a resumed run writes the same files)."""
+    rows = []
+    for g in genes.iter_rows(named=True):
+        b = base.read(g["gene_id"])
+        m = scores.read(g["gene_id"])
+        for name, col in (("donor", DONOR), ("acceptor", ACCEPTOR)):
+            idx = np.flatnonzero(m[:, col] >= float(thresholds[name]))
+            genomic = g["start"] + idx if g["strand"] == "+" else g["end"] - idx
+            for i, pos in zip(idx, genomic):
+                rows.append((g["gene_id"], g.get("gene_name") or g["gene_id"], g["chrom"], g["strand"], int(pos), name,
+                             float(b[i, col]), float(m[i, col])))
+    df = pl.DataFrame(rows, schema=list(CALL_COLUMNS), orient="row") if rows else pl.DataFrame(
+        schema={"gene_id": pl.String, "gene_name": pl.String, "chrom": pl.String, "strand": pl.String,
+                "position": pl.Int64, "type": pl.String, "base_score": pl.Float64, "meta_score": pl.Float64})
+    df = df.sort("chrom", "position", "type")
+    write_text_atomic(out_dir / "calls.tsv", df.write_csv(separator="\t", float_precision=6))
+    bed = df.select(
+        pl.col("chrom"), (pl.col("position") - 1).alias("start"), pl.col("position").alias("end"),
+        (pl.col("gene_id") + ":" + pl.col("type")).alias("name"),
+        (pl.col("meta_score") * 1000).round().cast(pl.Int64).alias("score"), pl.col("strand"),
+    )
+    write_text_atomic(out_dir / "calls.bed", bed.write_csv(separator="\t", include_header=False))
+    return df.height

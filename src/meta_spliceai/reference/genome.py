@@ -1,0 +1,229 @@
+"""Indexed random access to a genome FASTA (plain or BGZF) and contig-name matching.
+
+Coordinates: :meth:`Genome.fetch` takes **0-based half-open** ``[start, end)`` on the
+contig; slices past either contig end come back padded with ``N``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+
+
+def reverse_complement(seq: str) -> str:
+    """Reverse complement of an ``ACGTN`` string (other letters are kept, reversed)."""
+    return seq.translate(_COMPLEMENT)[::-1]
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _is_bgzf(path: Path) -> bool:
+    """BGZF blocks carry the 'BC' extra subfield in their gzip header."""
+    with open(path, "rb") as fh:
+        head = fh.read(18)
+    return len(head) >= 16 and head[:4] == b"\x1f\x8b\x08\x04" and head[12:14] == b"BC"
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
+
+
+class Genome:
+    """A FASTA opened for random access; the ``.fai`` (and ``.gzi``) index is made when missing.
+
+    Plain and BGZF-compressed FASTA are supported; plain gzip is refused with the
+    command that converts it (``bgzip``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"FASTA not found: {self.path} (give an existing genome FASTA with --fasta)")
+        if not os.access(self.path, os.R_OK):
+            raise InputError(f"FASTA not readable: {self.path} (check its permissions)")
+        compressed = _is_gzip(self.path)
+        if compressed and not _is_bgzf(self.path):
+            raise InputError(
+                f"FASTA {self.path} is gzip- but not BGZF-compressed, so it cannot be indexed; "
+                f"recompress it with: zcat {self.path} | bgzip > {self.path.with_suffix('')}.bgz"
+            )
+        needed = [Path(f"{self.path}.fai")] + ([Path(f"{self.path}.gzi")] if compressed else [])
+        missing = [p for p in needed if not p.is_file()]
+        no_index = (
+            f"FASTA {self.path} has no index ({', '.join(p.name for p in missing)}) and its folder is read-only; "
+            f"index it where it can be written (samtools faidx {self.path.name}) or copy it to a writable folder"
+        )
+        if missing and not _writable(self.path.parent):
+            raise InputError(no_index)
+        import pysam  # local: keeps `import meta_spliceai` light
+
+        if missing:
+            log.info("indexing %s", self.path)
+            with _htslib_messages() as messages:
+                try:
+                    pysam.faidx(str(self.path))
+                    failed = False
+                except (OSError, pysam.utils.SamtoolsError):
+                    failed = True
+            if failed or any(not p.is_file() for p in missing):
+                for p in missing:  # a failed run may leave a partial .gzi/.fai that would poison the next one
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+                raise _index_error(self.path, messages)
+            for m in messages:  # e.g. duplicate sequence names
+                log.warning("indexing %s: htslib: %s", self.path, m)
+        try:
+            with _htslib_messages() as messages:
+                self._fa = pysam.FastaFile(str(self.path))
+        except (OSError, ValueError) as err:
+            detail = "; ".join(messages) or " ".join(str(err).split())
+            raise InputError(f"cannot open FASTA {self.path}: {detail} (is it a valid FASTA? if it changed since it "
+                             f"was indexed, delete {self.path.name}.fai and .gzi and re-run)") from None
+        self.contigs: dict[str, int] = dict(zip(self._fa.references, self._fa.lengths))
+        if not self.contigs:
+            raise InputError(f"FASTA {self.path} holds no sequences")
+
+    def __repr__(self) -> str:
+        return f"Genome({str(self.path)!r}, {len(self.contigs)} contigs)"
+
+    def __getstate__(self) -> dict[str, object]:  # reopen in worker processes
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+
+    def fetch(self, chrom: str, start: int, end: int) -> str:
+        """Uppercase sequence of ``chrom[start:end]`` (0-based half-open), ``N`` past the contig ends."""
+        if chrom not in self.contigs:
+            raise InputError(f"contig {chrom!r} is not in FASTA {self.path}")
+        if end <= start:
+            return ""
+        length = self.contigs[chrom]
+        lo, hi = max(start, 0), min(end, length)
+        try:
+            core = self._fa.fetch(chrom, lo, hi).upper() if hi > lo else ""
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read {chrom}:{lo + 1}-{hi} from FASTA {self.path}: {' '.join(str(err).split())} "
+                             "(the file is truncated or corrupt, or changed since it was indexed: copy it again "
+                             f"and delete {self.path.name}.fai/.gzi)") from None
+        left = "N" * (min(end, 0) - start if start < 0 else 0)
+        right = "N" * (end - max(start, length) if end > length else 0)
+        return left + core + right
+
+
+@contextlib.contextmanager
+def _htslib_messages() -> Iterator[list[str]]:
+    """Collect what htslib (C code) writes to file descriptor 2, as one-line messages, instead of showing it."""
+    messages: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode(errors="replace").splitlines():
+                line = line.strip()
+                if line:
+                    messages.append(re.sub(r"^\[[EW]::\w+\]\s*", "", line))
+
+
+def _index_error(path: Path, messages: list[str]) -> InputError:
+    """What is wrong with a FASTA htslib could not index, from its messages, with the fix."""
+    said = "; ".join(m for m in messages if not m.startswith("Error on closing")) or "no message"
+    text = " ".join(messages)
+    if "truncated at line 1" in text or path.stat().st_size == 0:
+        return InputError(f"FASTA {path} is empty (htslib: {said}); give a genome FASTA with --fasta")
+    m = re.search(r"unexpected .* at line (\d+)", text)
+    if m and m.group(1) == "1":
+        return InputError(f"FASTA {path} does not start with a '>' header line (htslib: {said}); is it a FASTA file?")
+    if m:
+        return InputError(
+            f"FASTA {path} has sequence lines of different lengths within a record (htslib: {said}), so it cannot "
+            f"be indexed; rewrap it to one line length, e.g. seqkit seq -w 60 {path.name} > fixed.fa (or seqtk seq "
+            "-l 60), and use the rewrapped file"
+        )
+    if "BGZF" in text or "truncated" in text.lower() or "inflate" in text:
+        return InputError(
+            f"FASTA {path} is truncated or corrupt (htslib: {said}); copy or download it again (check its size or "
+            "checksum against the source) and re-run"
+        )
+    return InputError(f"cannot index FASTA {path} (htslib: {said}); check that it is a valid FASTA (plain or BGZF)")
+
+
+def oriented_sequence(genome: Genome, chrom: str, start: int, end: int, strand: str, flank: int = 0) -> str:
+    """``[start - flank, end + flank]`` of a **1-based closed** span in transcription orientation.
+
+    N past the contig ends; reverse-complemented on ``-`` so index ``flank`` is the span's first
+    transcribed base (gene position 0).
+    """
+    seq = genome.fetch(chrom, start - 1 - flank, end + flank)  # 1-based closed -> 0-based half-open
+    return reverse_complement(seq) if strand == "-" else seq
+
+
+def contig_aliases(name: str) -> list[str]:
+    """Names under which ``name`` may appear in another file: ``chr1``↔``1``, ``chrM``↔``MT``."""
+    out = [name]
+    bare = name[3:] if name.lower().startswith("chr") else name
+    if bare in ("M", "MT"):
+        out += ["chrM", "MT", "M", "chrMT"]
+    else:
+        out += [bare, f"chr{bare}"]
+    seen: dict[str, None] = {}
+    for n in out:
+        seen.setdefault(n, None)
+    return list(seen)
+
+
+def match_contigs(
+    annotation_contigs: Iterable[str],
+    fasta_contigs: Iterable[str],
+    *,
+    gtf: str | os.PathLike[str] = "annotation",
+    fasta: str | os.PathLike[str] = "FASTA",
+    strict: bool = True,
+) -> dict[str, str]:
+    """Map each annotation contig to its FASTA name (exact first, then aliases).
+
+    With ``strict``, any annotation contig left unmatched is an error listing both name sets;
+    otherwise unmatched contigs are simply absent from the result.
+    """
+    fasta_set = list(dict.fromkeys(fasta_contigs))
+    lookup = set(fasta_set)
+    mapping: dict[str, str] = {}
+    unmatched: list[str] = []
+    for contig in dict.fromkeys(annotation_contigs):
+        hit = next((a for a in contig_aliases(contig) if a in lookup), None)
+        if hit is None:
+            unmatched.append(contig)
+        else:
+            mapping[contig] = hit
+    if unmatched and strict:
+        raise InputError(
+            f"contigs of {gtf} not found in {fasta}: {_preview(unmatched)}; FASTA has: {_preview(fasta_set)} "
+            "(use a FASTA and annotation of the same assembly)"
+        )
+    return mapping
+
+
+def _preview(names: list[str], n: int = 8) -> str:
+    shown = ", ".join(names[:n])
+    return shown + (f", … ({len(names)} in all)" if len(names) > n else "")
