@@ -160,3 +160,14 @@ def chr22_halves(tmp_path_factory, chr22, keras_store, chr22_dataset) -> tuple[P
               gene_ids_file=genes, batch_size=3, kmer_sizes=(2,), progress=False)
         outs.append(out)
     return outs[0], outs[1]
+
+
+def basemodel_gpu_present() -> bool:
+    """A CUDA GPU visible to PyTorch (False without PyTorch)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())

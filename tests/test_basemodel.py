@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import basemodel_gpu_present
 
 from meta_spliceai.basemodel import ensemble as basemodel
 from meta_spliceai.basemodel.ensemble import (
@@ -62,6 +63,7 @@ def test_exact_against_keras_spliceai(keras_genes, spliceai_outputs) -> None:  #
 
 @pytest.mark.slow
 def test_bfloat16_agrees_on_site_calls(keras_genes, spliceai_outputs) -> None:  # noqa: ANN001
+    pytest.importorskip("torch")
     model = load_base_model("spliceai", device="cpu", precision="bfloat16")
     assert model.precision == "bfloat16" and model.runtime == "torch"
     fast = model.predict(keras_genes[1])
@@ -103,6 +105,7 @@ def test_onnx_runtime_matches_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("META_SPLICEAI_CACHE", str(tmp_path))
     rng = np.random.default_rng(3)
     seqs = ["".join(rng.choice(list("ACGT"), n + CONTEXT)) for n in (500, 2_000)]
+    pytest.importorskip("torch")
     a = random_model(2, seed=2, runtime="torch").predict(seqs)
     ort_model = random_model(2, seed=2, runtime="onnx")
     assert ort_model.runtime == "onnx" and list((tmp_path / "onnx").glob("*.onnx"))
@@ -126,7 +129,7 @@ def test_missing_spliceai_package(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_wrong_shape_weights(tmp_path: Path) -> None:
-    import torch
+    torch = pytest.importorskip("torch")
 
     sd = torch.load(sorted(OPENSPLICEAI.glob("*.pt"))[0], map_location="cpu", weights_only=True)
     sd["residual_units.12.conv1.weight"] = torch.zeros(32, 32, 11)  # stack 4 has kernel 41
@@ -153,16 +156,51 @@ def test_keras_file_of_other_model(tmp_path: Path) -> None:
 
 
 def test_cuda_without_gpu() -> None:
-    import torch
-
-    if torch.cuda.is_available():
+    if basemodel_gpu_present():
         pytest.skip("a GPU is present")
     with pytest.raises(InputError, match="--device cuda"):
         load_base_model("spliceai", device="cuda")
 
 
 def test_identity_fields() -> None:
-    model = load_base_model("openspliceai", weights=OPENSPLICEAI, device="cpu", runtime="torch")
+    model = load_base_model("openspliceai", weights=OPENSPLICEAI, device="cpu")
     assert model.name == "openspliceai" and model.n_members == 5 and model.device == "cpu"
     assert model.version == OPENSPLICEAI.name and len(model.digest) == 16
     assert set(model.metadata()) == {"base_model", "version", "digest", "precision"}
+
+
+@pytest.mark.slow
+def test_cpu_path_needs_no_torch(tmp_path: Path) -> None:
+    """With PyTorch absent (import blocked), SpliceAI and OpenSpliceAI run exactly on ONNX Runtime; CUDA
+    and bfloat16 say which extra to install."""
+    code = f"""
+import sys, json
+sys.modules["torch"] = None  # import torch now fails, as in an install without the [torch] extra
+import numpy as np
+from meta_spliceai.basemodel.ensemble import load_base_model
+from meta_spliceai.errors import InputError
+seq = "ACGT" * 2600 + "A" * 5
+out = {{}}
+for name, kw in (("spliceai", {{}}), ("openspliceai", {{"weights": {str(OPENSPLICEAI)!r}}})):
+    m = load_base_model(name, device="auto", **kw)
+    out[name] = [m.runtime, m.device, float(m.predict([seq])[0].sum())]
+for kw in ({{"device": "cuda"}}, {{"precision": "bfloat16"}}):
+    try:
+        load_base_model("spliceai", **kw)
+    except InputError as err:
+        out[str(kw)] = str(err)
+print(json.dumps(out))
+"""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "META_SPLICEAI_CACHE": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    assert out["spliceai"][:2] == ["onnx", "cpu"] and out["openspliceai"][:2] == ["onnx", "cpu"]
+    assert "meta-spliceai[torch]" in out["{'device': 'cuda'}"] and "meta-spliceai[torch]" in out["{'precision': 'bfloat16'}"]
+    if basemodel.torch_available():  # the same numbers as the PyTorch runtime
+        for name, kw in (("spliceai", {}), ("openspliceai", {"weights": OPENSPLICEAI})):
+            m = load_base_model(name, device="cpu", runtime="torch", **kw)
+            assert abs(float(m.predict(["ACGT" * 2600 + "A" * 5])[0].sum()) - out[name][2]) < 1e-3

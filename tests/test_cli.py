@@ -5,6 +5,7 @@ import re
 
 import polars as pl
 import pytest
+from conftest import basemodel_gpu_present
 
 from meta_spliceai.cli.main import main
 from meta_spliceai.config import FEATURE_SETS
@@ -161,9 +162,7 @@ def test_contig_mismatch_exits_2_listing_both_sides(capsys, tmp_path, chr2, chr2
 
 
 def test_cuda_without_gpu_exits_2(capsys, tmp_path):
-    import torch
-
-    if torch.cuda.is_available():
+    if basemodel_gpu_present():
         pytest.skip("a GPU is present")
     code, _, err = run(capsys, "predict", "--out", tmp_path / "s", "--genes", "TANGO2", "--device", "cuda")
     _one_line_error(code, err, "cuda")

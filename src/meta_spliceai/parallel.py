@@ -118,9 +118,8 @@ def set_threads(threads: int) -> None:
     """Size this process's thread pools (environment for libraries not yet imported; torch directly)."""
     for var in THREAD_ENV:
         os.environ[var] = str(threads)
-    if "torch" in sys.modules:
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:  # loaded already: its pool is sized by now
         torch.set_num_threads(threads)
 
 

@@ -1,4 +1,5 @@
-"""The base model: SpliceAI-10k (Keras weights of the ``spliceai`` package) or OpenSpliceAI, in PyTorch.
+"""The base model: SpliceAI-10k (Keras weights of the ``spliceai`` package) or OpenSpliceAI, on ONNX
+Runtime (CPU) or PyTorch (CUDA, bfloat16; the optional ``[torch]`` extra).
 
 The network is the published SpliceAI-10k: a 1x1 conv 4->32, four stacks of four
 residual units (BN -> activation -> dilated conv, twice, plus identity), kernel/dilation
@@ -12,9 +13,9 @@ exactly 5,000 nt on each side, so the original's zero padding never reaches a ke
 the result is identical up to float rounding, with ~10-40 % less work on gene-sized inputs.
 The BatchNorm that follows each unit's first convolution is folded into that convolution.
 
-Runtime (chosen by measurement, bench/RESULTS.md): on the CPU, float32 runs on ONNX Runtime when
-the optional extra ``[onnx]`` is installed (each member exported once into a cache folder, never
-into the repository), else PyTorch; ``bfloat16`` and CUDA run on PyTorch. On the CPU the members run
+Runtime (chosen by measurement, bench/RESULTS.md): on the CPU, float32 runs on ONNX Runtime (a core
+dependency), each member's graph built once from its weights into a cache folder (never into the
+repository) by :mod:`.onnx_graph`, without PyTorch; ``bfloat16`` and CUDA run on PyTorch. On the CPU the members run
 concurrently, one thread each, rather than each layer split across threads: layers never wait on a
 descheduled thread, which matters on shared machines.
 
@@ -29,29 +30,31 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..config import DEFAULT_PREDICT, FLANK, BaseModelName, Device, Precision, Runtime
 from ..errors import InputError
+from .weights import (
+    CONTEXT,
+    STACKS,
+    UNITS_PER_STACK,
+    WIDTH,
+    Weights,
+    bn_affine,
+    read_keras_h5,
+    read_openspliceai,
+    unit_shapes,
+)
 
 log = logging.getLogger(__name__)
 
-#: channels of every hidden layer
-WIDTH = 32
-#: (kernel, dilation) of the four stacks; each stack has four residual units
-STACKS: tuple[tuple[int, int], ...] = ((11, 1), (11, 4), (21, 10), (41, 25))
-UNITS_PER_STACK = 4
-#: total context the network reads (FLANK on each side of every output)
-CONTEXT = 2 * FLANK
-#: bump when the network's code changes: invalidates exported (ONNX) runtimes in the cache
-_EXPORT_VERSION = 2
+#: bump when the network's code changes: invalidates the ONNX graphs in the cache (3: built from the weights)
+_EXPORT_VERSION = 3
 #: largest fraction of a batched pass that may be right-padding
 PAD_WASTE = 0.05
 #: an OpenSpliceAI checkpoint (state dict) or a Keras .h5 file holds one ensemble member
@@ -73,181 +76,11 @@ def one_hot(seq: str) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Weights:
-    """One ensemble member. ``bn*`` are (gamma, beta, mean, var); convs are (weight, bias)."""
-
-    stem: tuple[np.ndarray, np.ndarray]
-    skips: list[tuple[np.ndarray, np.ndarray]]  # 5: after the stem, then after each stack
-    units: list[dict[str, tuple[np.ndarray, ...]]]  # 16: bn1, conv1, bn2, conv2
-    out: tuple[np.ndarray, np.ndarray]
-    eps: float
-    leaky: float  # slope of the activation for x < 0 (0 = ReLU)
-
-
-def _unit_shapes() -> list[tuple[int, int]]:
-    return [kd for kd in STACKS for _ in range(UNITS_PER_STACK)]
-
-
-def _check_shapes(w: _Weights, source: Path) -> None:
-    """Raise InputError naming the first tensor whose shape is not SpliceAI-10k's."""
-    expected: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = [
-        ("stem.weight", (WIDTH, 4, 1), w.stem[0].shape),
-        ("stem.bias", (WIDTH,), w.stem[1].shape),
-        ("out.weight", (3, WIDTH, 1), w.out[0].shape),
-        ("out.bias", (3,), w.out[1].shape),
-    ]
-    if len(w.skips) != len(STACKS) + 1 or len(w.units) != len(STACKS) * UNITS_PER_STACK:
-        raise InputError(
-            f"weights {source} have {len(w.units)} residual units and {len(w.skips)} skip convs, "
-            f"expected {len(STACKS) * UNITS_PER_STACK} and {len(STACKS) + 1} (a SpliceAI-10k / 10,000-nt model)"
-        )
-    for i, (sw, sb) in enumerate(w.skips):
-        expected += [(f"skip{i}.weight", (WIDTH, WIDTH, 1), sw.shape), (f"skip{i}.bias", (WIDTH,), sb.shape)]
-    for i, (u, (k, _)) in enumerate(zip(w.units, _unit_shapes())):
-        for conv in ("conv1", "conv2"):
-            expected += [
-                (f"unit{i}.{conv}.weight", (WIDTH, WIDTH, k), u[conv][0].shape),
-                (f"unit{i}.{conv}.bias", (WIDTH,), u[conv][1].shape),
-            ]
-        for bn in ("bn1", "bn2"):
-            expected += [(f"unit{i}.{bn}", (WIDTH,), p.shape) for p in u[bn]]
-    for name, want, got in expected:
-        if tuple(got) != want:
-            raise InputError(
-                f"weights {source}: {name} has shape {tuple(got)}, expected {want}; "
-                "these are not SpliceAI-10k (10,000-nt context) weights — give the right file with --weights"
-            )
-
-
-def _read_keras_h5(path: Path) -> _Weights:
-    """Read one SpliceAI Keras model file (the ``spliceai`` package's ``spliceai{1..5}.h5``).
-
-    Keras names layers by creation order (``conv1d_N``, ``batch_normalization_N``), which in
-    SpliceAI's model code is: stem conv, first skip conv, then per stack four units
-    (conv, conv; BN before each) and the stack's skip conv, then the output conv.
-    The config's kernel sizes and dilations are checked against that plan.
-    """
-    import h5py
-
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as err:
-        raise InputError(f"cannot read Keras weights {path}: {err} (reinstall with: pip install spliceai)") from None
-    with fh:
-        try:
-            cfg = json.loads(fh.attrs["model_config"])
-            layers = {layer["name"]: layer for layer in cfg["config"]["layers"]}
-            mw = fh["model_weights"]
-
-            def numbered(prefix: str) -> list[str]:
-                names = [n for n in layers if n.startswith(prefix + "_") and n[len(prefix) + 1 :].isdigit()]
-                return sorted(names, key=lambda n: int(n[len(prefix) + 1 :]))
-
-            def arr(layer: str, var: str) -> np.ndarray:
-                group = mw[layer]
-                key = next(k for k in _walk(group) if k.rsplit("/", 1)[-1].startswith(var + ":"))
-                return np.asarray(group[key], dtype=np.float32)
-
-            def conv(layer: str) -> tuple[np.ndarray, np.ndarray]:
-                return np.ascontiguousarray(arr(layer, "kernel").transpose(2, 1, 0)), arr(layer, "bias")
-
-            def bn(layer: str) -> tuple[np.ndarray, ...]:
-                return tuple(arr(layer, v) for v in ("gamma", "beta", "moving_mean", "moving_variance"))
-
-            convs, bns = numbered("conv1d"), numbered("batch_normalization")
-            eps = {layers[b]["config"]["epsilon"] for b in bns}
-        except (KeyError, StopIteration, ValueError, TypeError) as err:
-            raise InputError(f"{path} is not a SpliceAI Keras model file ({err!r}); reinstall: pip install spliceai") from None
-        n_units = len(STACKS) * UNITS_PER_STACK
-        if len(convs) != 2 * n_units + len(STACKS) + 3 or len(bns) != 2 * n_units or len(eps) != 1:
-            raise InputError(
-                f"weights {path}: {len(convs)} conv and {len(bns)} BatchNorm layers, expected "
-                f"{2 * n_units + len(STACKS) + 3} and {2 * n_units}; not a SpliceAI-10k model"
-            )
-        it = iter(convs[2:-1])
-        units, skips = [], [conv(convs[1])]
-        for s, (k, d) in enumerate(STACKS):
-            for u in range(UNITS_PER_STACK):
-                idx = s * UNITS_PER_STACK + u
-                c1, c2 = next(it), next(it)
-                for c in (c1, c2):
-                    kc = layers[c]["config"]
-                    if list(kc["kernel_size"]) != [k] or list(kc["dilation_rate"]) != [d]:
-                        raise InputError(
-                            f"weights {path}: layer {c} has kernel {kc['kernel_size']} dilation "
-                            f"{kc['dilation_rate']}, expected {k}/{d}; not a SpliceAI-10k model"
-                        )
-                units.append({"bn1": bn(bns[2 * idx]), "conv1": conv(c1), "bn2": bn(bns[2 * idx + 1]), "conv2": conv(c2)})
-            skips.append(conv(next(it)))
-        w = _Weights(stem=conv(convs[0]), skips=skips, units=units, out=conv(convs[-1]), eps=float(eps.pop()), leaky=0.0)
-    _check_shapes(w, path)
-    return w
-
-
-def _walk(group: object) -> list[str]:
-    """Dataset paths under an h5py group."""
-    import h5py
-
-    out: list[str] = []
-    group.visititems(lambda name, obj: out.append(name) if isinstance(obj, h5py.Dataset) else None)  # type: ignore[attr-defined]
-    return out
-
-
-def _read_openspliceai(path: Path) -> _Weights:
-    """Read one OpenSpliceAI 10,000-nt checkpoint (a PyTorch state dict; LeakyReLU(0.1), BN eps 1e-5)."""
-    import torch
-
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file
-        raise InputError(f"cannot read OpenSpliceAI checkpoint {path}: {err}") from None
-    if isinstance(sd, dict) and "state_dict" in sd:
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise InputError(f"{path} is not a PyTorch state dict (an OpenSpliceAI model_*.pt checkpoint)")
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-
-    def t(key: str) -> np.ndarray:
-        if key not in sd:
-            raise InputError(f"checkpoint {path} has no tensor {key!r}; not an OpenSpliceAI 10,000-nt model")
-        return sd[key].detach().cpu().numpy().astype(np.float32)
-
-    def conv(prefix: str) -> tuple[np.ndarray, np.ndarray]:
-        return t(prefix + ".weight"), t(prefix + ".bias")
-
-    def bn(prefix: str) -> tuple[np.ndarray, ...]:
-        return tuple(t(f"{prefix}.{v}") for v in ("weight", "bias", "running_mean", "running_var"))
-
-    units, skips = [], [conv("initial_skip.conv")]
-    i = 0
-    for _ in STACKS:
-        for _ in range(UNITS_PER_STACK):
-            p = f"residual_units.{i}"
-            units.append({"bn1": bn(p + ".batchnorm1"), "conv1": conv(p + ".conv1"), "bn2": bn(p + ".batchnorm2"), "conv2": conv(p + ".conv2")})
-            i += 1
-        skips.append(conv(f"residual_units.{i}.conv"))
-        i += 1
-    w = _Weights(stem=conv("initial_conv"), skips=skips, units=units, out=conv("final_conv"), eps=1e-5, leaky=0.1)
-    _check_shapes(w, path)
-    return w
-
-
-# ----------------------------------------------------------------------------------------------
-# The network
-# ----------------------------------------------------------------------------------------------
-
-
-def _build_net(w: _Weights):  # -> torch.nn.Module
+def torch_net(w: Weights):  # -> torch.nn.Module
     """A PyTorch module computing one member's probabilities, ``(B, 4, L + 10000) -> (B, 3, L)``."""
     import torch
     from torch import nn
     from torch.nn import functional as F
-
-    def bn_affine(p: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
-        gamma, beta, mean, var = (x.astype(np.float64) for x in p)
-        scale = gamma / np.sqrt(var + w.eps)
-        return scale, beta - mean * scale
 
     def conv(weight: np.ndarray, bias: np.ndarray, dilation: int = 1) -> nn.Conv1d:
         m = nn.Conv1d(weight.shape[1], weight.shape[0], weight.shape[2], dilation=dilation)
@@ -263,11 +96,11 @@ def _build_net(w: _Weights):  # -> torch.nn.Module
     class Unit(nn.Module):
         def __init__(self, u: dict[str, tuple[np.ndarray, ...]], k: int, d: int) -> None:
             super().__init__()
-            s1, b1 = bn_affine(u["bn1"])
+            s1, b1 = bn_affine(u["bn1"], w.eps)
             self.register_buffer("s1", torch.from_numpy(s1.astype(np.float32)).view(1, -1, 1))
             self.register_buffer("b1", torch.from_numpy(b1.astype(np.float32)).view(1, -1, 1))
             # BN2 directly follows conv1: fold it in (weight * scale, bias * scale + shift)
-            s2, b2 = bn_affine(u["bn2"])
+            s2, b2 = bn_affine(u["bn2"], w.eps)
             w1, c1 = u["conv1"]
             self.conv1 = conv(w1.astype(np.float64) * s2[:, None, None], c1.astype(np.float64) * s2 + b2, d)
             self.conv2 = conv(*u["conv2"], d)  # type: ignore[misc]
@@ -282,7 +115,7 @@ def _build_net(w: _Weights):  # -> torch.nn.Module
             super().__init__()
             self.stem = conv(*w.stem)
             self.skips = nn.ModuleList(conv(*s) for s in w.skips)
-            self.units = nn.ModuleList(Unit(u, k, d) for u, (k, d) in zip(w.units, _unit_shapes()))
+            self.units = nn.ModuleList(Unit(u, k, d) for u, (k, d) in zip(w.units, unit_shapes()))
             self.out = conv(*w.out)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -356,7 +189,7 @@ class _OrtEnsemble:
     runtime = "onnx"
     device_type = "cpu"
 
-    def __init__(self, members: list, cache_stem: Path, threads: int, intra: int = 0) -> None:  # noqa: ANN001
+    def __init__(self, members: list[Weights], cache_stem: Path, threads: int, intra: int = 0) -> None:
         """``threads`` sessions run in parallel (one intra-op thread each); one at a time uses ``intra``
         threads (0: ONNX Runtime's default, every core; a worker of a parallel run passes its share)."""
         import onnxruntime as ort
@@ -367,7 +200,10 @@ class _OrtEnsemble:
         for i, m in enumerate(members):
             path = cache_stem.with_name(f"{cache_stem.name}-m{i}.onnx")
             if not path.is_file():
-                _export_onnx(m, path)
+                from .onnx_graph import save_onnx
+
+                log.info("building the ONNX graph of a base-model member: %s", path)
+                save_onnx(m, path)
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1 if threads > 1 else intra  # parallel across members instead
             opts.inter_op_num_threads = 1
@@ -385,36 +221,35 @@ class _OrtEnsemble:
         return None
 
 
-def _export_onnx(member, path: Path) -> None:  # noqa: ANN001
-    """Export one member with dynamic batch and length; atomic (temp name, then rename)."""
-    import warnings
-
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    log.info("exporting a base-model member to ONNX: %s", path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            member.eval(),
-            (torch.zeros(1, 4, CONTEXT + 1000),),
-            str(tmp),
-            input_names=["x"],
-            output_names=["p"],
-            dynamic_axes={"x": {0: "batch", 2: "length"}, "p": {0: "batch", 2: "outputs"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    os.replace(tmp, path)
-
-
 def _cache_dir() -> Path:
     """Where exported runtimes go: $META_SPLICEAI_CACHE, else $XDG_CACHE_HOME/meta-spliceai, else ~/.cache/meta-spliceai."""
     env = os.environ.get("META_SPLICEAI_CACHE")
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "meta-spliceai"
+
+
+#: how to install the optional PyTorch runtime (CUDA GPUs, bfloat16)
+TORCH_EXTRA = "pip install 'meta-spliceai[torch]' (a CPU-only build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+
+
+def torch_available() -> bool:
+    """PyTorch importable (the CUDA and bfloat16 runtime; the CPU runs on ONNX Runtime without it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def cpu_threads() -> int:
+    """Threads this process may use: PyTorch's setting when it is loaded, else ``OMP_NUM_THREADS``
+    (set for workers of a parallel run), else the usable cores."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    from ..parallel import usable_cores
+
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else usable_cores()
 
 
 def onnxruntime_available() -> bool:
@@ -438,15 +273,13 @@ class BaseModel:
         name: BaseModelName,
         version: str,
         digest: str,
-        members: list[_Weights],
+        members: list[Weights],
         device: str,
         precision: Precision,
         chunk_size: int = DEFAULT_PREDICT.chunk_size,
         batch_size: int = DEFAULT_PREDICT.batch_size,
         runtime: str = "torch",
     ) -> None:
-        import torch
-
         self.name = name
         self.version = version
         self.digest = digest
@@ -455,19 +288,23 @@ class BaseModel:
         self.n_members = len(members)
         self.chunk_size = int(chunk_size)
         self.batch_size = int(batch_size)
-        nets = [_build_net(w) for w in members]
-        threads = max(1, min(torch.get_num_threads(), len(nets)))
+        cores = cpu_threads()
+        threads = max(1, min(cores, len(members)))
         self._ens: _Ensemble | _OrtEnsemble | None = None
         if runtime in ("onnx", "auto-onnx"):
             stem = _cache_dir() / "onnx" / f"{name}-{digest}-v{_EXPORT_VERSION}"
             try:
-                self._ens = _OrtEnsemble(nets, stem, threads, intra=torch.get_num_threads())
-            except Exception as err:  # export or session failure: PyTorch gives the same numbers
-                if runtime == "onnx":
-                    raise InputError(f"ONNX Runtime could not run the base model ({err}); use runtime torch") from None
+                self._ens = _OrtEnsemble(members, stem, threads, intra=cores)
+            except Exception as err:  # graph or session failure: PyTorch gives the same numbers
+                if runtime == "onnx" or not torch_available():
+                    raise InputError(f"ONNX Runtime could not run the base model ({err}); "
+                                     f"use --runtime torch ({TORCH_EXTRA})") from None
                 log.warning("ONNX Runtime unavailable (%s); running the base model with PyTorch", err)
         if self._ens is None:
-            self._ens = _Ensemble(nets, torch.device(device), precision, threads)
+            import torch
+
+            self._ens = _Ensemble([torch_net(w) for w in members], torch.device(device), precision, threads)
+        log.debug("base model %s: runtime %s, %d members on %d thread(s)", name, self._ens.runtime, len(members), threads)
         self.runtime = self._ens.runtime
         self._pool = None
 
@@ -596,7 +433,15 @@ def _digest(files: list[Path]) -> str:
 
 
 def resolve_device(device: Device) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda`` without a GPU is an error."""
+    """``auto`` -> ``cuda`` when a GPU is visible (PyTorch installed), else ``cpu``; ``cuda`` without one is an error."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    if device == "cpu":
+        return "cpu"
+    if not torch_available():
+        if device == "cuda":
+            raise InputError(f"--device cuda runs the base model with PyTorch, which is not installed: {TORCH_EXTRA}")
+        return "cpu"
     import torch
 
     if device == "auto":
@@ -638,7 +483,7 @@ def load_base_model(
         else:
             files = _weight_files(weights, (".h5",))
             version = f"custom:{Path(weights).name}"
-        members = [_read_keras_h5(f) for f in files]
+        members = [read_keras_h5(f) for f in files]
     elif name == "openspliceai":
         if weights is None:
             raise InputError(
@@ -647,23 +492,26 @@ def load_base_model(
             )
         files = _weight_files(weights, (".pt", ".pth"))
         version = Path(weights).name
-        members = [_read_openspliceai(f) for f in files]
+        members = [read_openspliceai(f) for f in files]
     else:
         raise InputError(f"unknown base model {name!r}; choose spliceai or openspliceai")
     ort_ok = dev == "cpu" and precision == "float32"
     if runtime == "onnx" and not ort_ok:
         raise InputError("runtime onnx runs float32 on the CPU only; use --device cpu --precision float32, or runtime torch")
     if runtime == "onnx" and not onnxruntime_available():
-        raise InputError("runtime onnx needs onnxruntime and onnx: pip install 'meta-spliceai[onnx]'")
+        raise InputError("runtime onnx needs onnxruntime and onnx: pip install onnx onnxruntime")
     if runtime == "auto":
         runtime = "auto-onnx" if ort_ok and onnxruntime_available() else "torch"
+    if runtime == "torch" and not torch_available():
+        why = "bfloat16" if precision == "bfloat16" else "--runtime torch" if dev == "cpu" and ort_ok else "this run"
+        raise InputError(f"{why} needs PyTorch, which is not installed: {TORCH_EXTRA}")
     model = BaseModel(name, version, _digest(files), members, dev, precision, chunk_size, batch_size, runtime)
     log.info("loaded %r from %s", model, os.path.commonpath([str(f) for f in files]))
     return model
 
 
-def random_model(n_members: int = 1, *, seed: int = 0, runtime: Runtime = "torch", **kw: object) -> BaseModel:
-    """A SpliceAI-10k-shaped ensemble with random weights: for plumbing tests and benchmarks only."""
+def random_weights(n_members: int = 1, *, seed: int = 0) -> list[Weights]:
+    """SpliceAI-10k-shaped members with random weights: for plumbing tests and benchmarks only."""
     rng = np.random.default_rng(seed)
 
     def conv(o: int, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -672,17 +520,23 @@ def random_model(n_members: int = 1, *, seed: int = 0, runtime: Runtime = "torch
     def bn() -> tuple[np.ndarray, ...]:
         return tuple(x.astype(np.float32) for x in (rng.uniform(0.5, 1.5, WIDTH), rng.normal(0, 0.1, WIDTH), rng.normal(0, 0.5, WIDTH), rng.uniform(0.5, 2.0, WIDTH)))
 
-    members = [
-        _Weights(
+    return [
+        Weights(
             stem=conv(WIDTH, 4, 1),
             skips=[conv(WIDTH, WIDTH, 1) for _ in range(len(STACKS) + 1)],
-            units=[{"bn1": bn(), "conv1": conv(WIDTH, WIDTH, k), "bn2": bn(), "conv2": conv(WIDTH, WIDTH, k)} for k, _ in _unit_shapes()],
+            units=[{"bn1": bn(), "conv1": conv(WIDTH, WIDTH, k), "bn2": bn(), "conv2": conv(WIDTH, WIDTH, k)} for k, _ in unit_shapes()],
             out=conv(3, WIDTH, 1),
             eps=1e-3,
             leaky=0.0,
         )
         for _ in range(n_members)
     ]
+
+
+def random_model(n_members: int = 1, *, seed: int = 0, runtime: Runtime = "auto", **kw: object) -> BaseModel:
+    """A SpliceAI-10k-shaped ensemble with random weights (:func:`random_weights`): plumbing tests only."""
+    members = random_weights(n_members, seed=seed)
+    if runtime == "auto":
+        runtime = "auto-onnx" if onnxruntime_available() else "torch"  # type: ignore[assignment]
     digest = hashlib.sha256(f"random-{n_members}-{seed}".encode()).hexdigest()[:16]
     return BaseModel("spliceai", f"random-{seed}", digest, members, "cpu", "float32", runtime=runtime, **kw)  # type: ignore[arg-type]
-

@@ -1,0 +1,191 @@
+"""Base-model weights in one framework-neutral form (numpy arrays in PyTorch layouts: conv
+``(out, in, k)``), read from SpliceAI's Keras ``.h5`` files or OpenSpliceAI's ``.pt`` checkpoints —
+neither reader needs TensorFlow, Keras or PyTorch.
+
+The network they fill is SpliceAI-10k: a 1x1 conv 4->32, four stacks of four residual units
+(BN -> activation -> dilated conv, twice, plus identity), kernel/dilation 11/1, 11/4, 21/10, 41/25,
+a 1x1 "skip" conv after the stem and after every stack (summed), a 1x1 conv to 3 classes, softmax.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import FLANK
+from ..errors import InputError
+from .checkpoint import read_state_dict
+
+#: channels of every hidden layer
+WIDTH = 32
+#: (kernel, dilation) of the four stacks; each stack has four residual units
+STACKS: tuple[tuple[int, int], ...] = ((11, 1), (11, 4), (21, 10), (41, 25))
+UNITS_PER_STACK = 4
+#: total context the network reads (FLANK on each side of every output)
+CONTEXT = 2 * FLANK
+
+
+@dataclass
+class Weights:
+    """One ensemble member. ``bn*`` are (gamma, beta, mean, var); convs are (weight, bias)."""
+
+    stem: tuple[np.ndarray, np.ndarray]
+    skips: list[tuple[np.ndarray, np.ndarray]]  # 5: after the stem, then after each stack
+    units: list[dict[str, tuple[np.ndarray, ...]]]  # 16: bn1, conv1, bn2, conv2
+    out: tuple[np.ndarray, np.ndarray]
+    eps: float
+    leaky: float  # slope of the activation for x < 0 (0 = ReLU)
+
+
+def unit_shapes() -> list[tuple[int, int]]:
+    """(kernel, dilation) of each of the 16 residual units, in order."""
+    return [kd for kd in STACKS for _ in range(UNITS_PER_STACK)]
+
+
+def bn_affine(p: tuple[np.ndarray, ...], eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """A BatchNorm (gamma, beta, mean, var) as a per-channel ``x * scale + shift``, in float64."""
+    gamma, beta, mean, var = (np.asarray(x).astype(np.float64) for x in p)
+    scale = gamma / np.sqrt(var + eps)
+    return scale, beta - mean * scale
+
+
+def check_shapes(w: Weights, source: Path) -> None:
+    """Raise InputError naming the first tensor whose shape is not SpliceAI-10k's."""
+    expected: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = [
+        ("stem.weight", (WIDTH, 4, 1), w.stem[0].shape),
+        ("stem.bias", (WIDTH,), w.stem[1].shape),
+        ("out.weight", (3, WIDTH, 1), w.out[0].shape),
+        ("out.bias", (3,), w.out[1].shape),
+    ]
+    if len(w.skips) != len(STACKS) + 1 or len(w.units) != len(STACKS) * UNITS_PER_STACK:
+        raise InputError(
+            f"weights {source} have {len(w.units)} residual units and {len(w.skips)} skip convs, "
+            f"expected {len(STACKS) * UNITS_PER_STACK} and {len(STACKS) + 1} (a SpliceAI-10k / 10,000-nt model)"
+        )
+    for i, (sw, sb) in enumerate(w.skips):
+        expected += [(f"skip{i}.weight", (WIDTH, WIDTH, 1), sw.shape), (f"skip{i}.bias", (WIDTH,), sb.shape)]
+    for i, (u, (k, _)) in enumerate(zip(w.units, unit_shapes())):
+        for conv in ("conv1", "conv2"):
+            expected += [
+                (f"unit{i}.{conv}.weight", (WIDTH, WIDTH, k), u[conv][0].shape),
+                (f"unit{i}.{conv}.bias", (WIDTH,), u[conv][1].shape),
+            ]
+        for bn in ("bn1", "bn2"):
+            expected += [(f"unit{i}.{bn}", (WIDTH,), p.shape) for p in u[bn]]
+    for name, want, got in expected:
+        if tuple(got) != want:
+            raise InputError(
+                f"weights {source}: {name} has shape {tuple(got)}, expected {want}; "
+                "these are not SpliceAI-10k (10,000-nt context) weights — give the right file with --weights"
+            )
+
+
+def read_keras_h5(path: Path) -> Weights:
+    """Read one SpliceAI Keras model file (the ``spliceai`` package's ``spliceai{1..5}.h5``).
+
+    Keras names layers by creation order (``conv1d_N``, ``batch_normalization_N``), which in
+    SpliceAI's model code is: stem conv, first skip conv, then per stack four units
+    (conv, conv; BN before each) and the stack's skip conv, then the output conv.
+    The config's kernel sizes and dilations are checked against that plan.
+    """
+    import h5py
+
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(f"cannot read Keras weights {path}: {err} (reinstall with: pip install spliceai)") from None
+    with fh:
+        try:
+            cfg = json.loads(fh.attrs["model_config"])
+            layers = {layer["name"]: layer for layer in cfg["config"]["layers"]}
+            mw = fh["model_weights"]
+
+            def numbered(prefix: str) -> list[str]:
+                names = [n for n in layers if n.startswith(prefix + "_") and n[len(prefix) + 1 :].isdigit()]
+                return sorted(names, key=lambda n: int(n[len(prefix) + 1 :]))
+
+            def arr(layer: str, var: str) -> np.ndarray:
+                group = mw[layer]
+                key = next(k for k in _walk(group) if k.rsplit("/", 1)[-1].startswith(var + ":"))
+                return np.asarray(group[key], dtype=np.float32)
+
+            def conv(layer: str) -> tuple[np.ndarray, np.ndarray]:
+                return np.ascontiguousarray(arr(layer, "kernel").transpose(2, 1, 0)), arr(layer, "bias")
+
+            def bn(layer: str) -> tuple[np.ndarray, ...]:
+                return tuple(arr(layer, v) for v in ("gamma", "beta", "moving_mean", "moving_variance"))
+
+            convs, bns = numbered("conv1d"), numbered("batch_normalization")
+            eps = {layers[b]["config"]["epsilon"] for b in bns}
+        except (KeyError, StopIteration, ValueError, TypeError) as err:
+            raise InputError(f"{path} is not a SpliceAI Keras model file ({err!r}); reinstall: pip install spliceai") from None
+        n_units = len(STACKS) * UNITS_PER_STACK
+        if len(convs) != 2 * n_units + len(STACKS) + 3 or len(bns) != 2 * n_units or len(eps) != 1:
+            raise InputError(
+                f"weights {path}: {len(convs)} conv and {len(bns)} BatchNorm layers, expected "
+                f"{2 * n_units + len(STACKS) + 3} and {2 * n_units}; not a SpliceAI-10k model"
+            )
+        it = iter(convs[2:-1])
+        units, skips = [], [conv(convs[1])]
+        for s, (k, d) in enumerate(STACKS):
+            for u in range(UNITS_PER_STACK):
+                idx = s * UNITS_PER_STACK + u
+                c1, c2 = next(it), next(it)
+                for c in (c1, c2):
+                    kc = layers[c]["config"]
+                    if list(kc["kernel_size"]) != [k] or list(kc["dilation_rate"]) != [d]:
+                        raise InputError(
+                            f"weights {path}: layer {c} has kernel {kc['kernel_size']} dilation "
+                            f"{kc['dilation_rate']}, expected {k}/{d}; not a SpliceAI-10k model"
+                        )
+                units.append({"bn1": bn(bns[2 * idx]), "conv1": conv(c1), "bn2": bn(bns[2 * idx + 1]), "conv2": conv(c2)})
+            skips.append(conv(next(it)))
+        w = Weights(stem=conv(convs[0]), skips=skips, units=units, out=conv(convs[-1]), eps=float(eps.pop()), leaky=0.0)
+    check_shapes(w, path)
+    return w
+
+
+def _walk(group: object) -> list[str]:
+    """Dataset paths under an h5py group."""
+    import h5py
+
+    out: list[str] = []
+    group.visititems(lambda name, obj: out.append(name) if isinstance(obj, h5py.Dataset) else None)  # type: ignore[attr-defined]
+    return out
+
+
+def read_openspliceai(path: Path) -> Weights:
+    """Read one OpenSpliceAI 10,000-nt checkpoint (a PyTorch state dict; LeakyReLU(0.1), BN eps 1e-5),
+    without PyTorch (:func:`checkpoint.read_state_dict`)."""
+    try:
+        sd = read_state_dict(path)
+    except (OSError, ValueError, KeyError, EOFError) as err:
+        raise InputError(f"cannot read OpenSpliceAI checkpoint {path}: {err}") from None
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+
+    def t(key: str) -> np.ndarray:
+        if key not in sd:
+            raise InputError(f"checkpoint {path} has no tensor {key!r}; not an OpenSpliceAI 10,000-nt model")
+        return np.array(sd[key], dtype=np.float32)  # a writable copy (the reader maps the file read-only)
+
+    def conv(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        return t(prefix + ".weight"), t(prefix + ".bias")
+
+    def bn(prefix: str) -> tuple[np.ndarray, ...]:
+        return tuple(t(f"{prefix}.{v}") for v in ("weight", "bias", "running_mean", "running_var"))
+
+    units, skips = [], [conv("initial_skip.conv")]
+    i = 0
+    for _ in STACKS:
+        for _ in range(UNITS_PER_STACK):
+            p = f"residual_units.{i}"
+            units.append({"bn1": bn(p + ".batchnorm1"), "conv1": conv(p + ".conv1"), "bn2": bn(p + ".batchnorm2"), "conv2": conv(p + ".conv2")})
+            i += 1
+        skips.append(conv(f"residual_units.{i}.conv"))
+        i += 1
+    w = Weights(stem=conv("initial_conv"), skips=skips, units=units, out=conv("final_conv"), eps=1e-5, leaky=0.1)
+    check_shapes(w, path)
+    return w
