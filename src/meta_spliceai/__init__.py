@@ -46,6 +46,8 @@ _API: dict[str, str] = {
     "train": "metamodel.training",
     "apply": "metamodel.correction",
     "load_card": "metamodel.card",
+    # variants
+    "variants": "variants.vcf",
     # the main job on the demo reference
     "demo": "demo",
 }

@@ -121,3 +121,16 @@ class TrainDefaults:
 
 
 DEFAULT_TRAIN = TrainDefaults()
+
+
+@dataclass(frozen=True)
+class VariantsDefaults:
+    """``variants`` (SpliceAI 1.3.1's flags and defaults)."""
+
+    distance: int = 50  # -D: the +-window of gained/lost sites scored around a variant
+    mask: int = 0  # -M: 1 masks annotated-site gains and unannotated-site losses
+    chunk_records: int = 500  # records per resumable chunk (and per unit of a parallel run)
+    max_distance: int = 4999  # SpliceAI accepts -D 0..4999
+
+
+DEFAULT_VARIANTS = VariantsDefaults()

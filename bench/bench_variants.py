@@ -1,0 +1,140 @@
+"""Variant scoring: the original SpliceAI CLI (Keras) vs ``meta-spliceai variants``, same VCF, same machine,
+one run after the other; exactness of every INFO value and variants/s with each lever on and off.
+
+    python bench/bench_variants.py --spliceai /path/to/throwaway-venv/bin/spliceai --work /tmp/bv \
+        [--n 600] [--skip-spliceai EXPECTED.vcf]
+
+The VCF (made here, seeded): ``--n`` records over protein-coding genes of the chr20 bundle's canonical
+annotation (SpliceAI's own grch37 table covers them): SNVs (85 %) and small indels (15 %) drawn within
+genes, near and far from exon boundaries. Peak RSS: the child's ``ru_maxrss``. Results: one JSON line
+in ``bench/results/variants.jsonl`` and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pysam
+
+ROOT = Path(__file__).resolve().parents[1]
+CHR20 = ROOT.parent / "shared" / "data" / "grch37_chr20"
+
+
+def make_vcf(path: Path, n: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    fa = pysam.FastaFile(str(CHR20 / "genome.fa.gz"))
+    genes: dict[str, list[tuple[int, int]]] = {}
+    for line in open(CHR20 / "annotation.gtf"):
+        f = line.split("\t")
+        if len(f) > 8 and f[2] == "exon":
+            genes.setdefault(f[8].split('gene_id "')[1].split('"')[0], []).append((int(f[3]), int(f[4])))
+    multi = sorted(g for g, ex in genes.items() if len(ex) >= 8)
+    chosen = rng.sample(multi, 12)
+    recs = set()
+    while len(recs) < n:
+        ex = genes[rng.choice(chosen)]
+        s, e = rng.choice(ex)
+        p = rng.choice([s, e]) + int(rng.triangular(-400, 400, 0))
+        r = fa.fetch("20", p - 1, p).upper()
+        if r not in "ACGT":
+            continue
+        u = rng.random()
+        if u < 0.85:
+            recs.add((p, r, rng.choice([x for x in "ACGT" if x != r])))
+        elif u < 0.925:
+            recs.add((p, r, r + "".join(rng.choice("ACGT") for _ in range(rng.randint(1, 10)))))
+        else:
+            ref = fa.fetch("20", p - 1, p - 1 + rng.randint(2, 12)).upper()
+            if "N" not in ref:
+                recs.add((p, ref, ref[0]))
+    lines = ["##fileformat=VCFv4.2", f"##contig=<ID=20,length={fa.get_reference_length('20')}>",
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    lines += [f"20\t{p}\t.\t{r}\t{a}\t.\t.\t." for p, r, a in sorted(recs)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall s, peak RSS GiB) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 2**20
+
+
+def info(path: Path) -> dict[tuple, str]:
+    out = {}
+    for rec in pysam.VariantFile(str(path)):
+        out[(rec.pos, rec.ref, rec.alts)] = ",".join(rec.info["SpliceAI"]) if "SpliceAI" in rec.info else ""
+    return out
+
+
+def compare(a: Path, b: Path) -> dict[str, object]:
+    """Field-by-field agreement of two annotated VCFs."""
+    x, y = info(a), info(b)
+    fields = same = off01 = 0
+    worst = []
+    for k in x:
+        for ea, eb in zip(x[k].split(","), y.get(k, "").split(",")):
+            for fa, fb in zip(ea.split("|")[2:], eb.split("|")[2:]):
+                fields += 1
+                if fa == fb:
+                    same += 1
+                elif fa not in "." and fb not in "." and "." in fa and abs(float(fa) - float(fb)) <= 0.0100001:
+                    off01 += 1
+                    worst.append((k[0], fa, fb))
+    return {"records": len(x), "fields": fields, "identical": same, "off_by_0.01": off01, "differ": fields - same - off01,
+            "examples": worst[:10], "records_equal": x == y}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spliceai", help="spliceai command of a throw-away venv (tensorflow-cpu spliceai setuptools)")
+    ap.add_argument("--skip-spliceai", type=Path, help="its output from an earlier run (then its time is not measured)")
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=600)
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    vcf = a.work / "chr20_bench.vcf"
+    make_vcf(vcf, a.n)
+    fa = a.work / "chr20.fa"
+    if not fa.is_file():
+        with gzip.open(CHR20 / "genome.fa.gz", "rb") as src, open(fa, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    res: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M"), "records": a.n, "load": os.getloadavg()}
+    ref_out = a.work / "spliceai.vcf"
+    if a.skip_spliceai:
+        ref_out = a.skip_spliceai
+    else:
+        wall, rss = timed([a.spliceai, "-I", str(vcf), "-O", str(ref_out), "-R", str(fa), "-A", "grch37"])
+        res["spliceai"] = {"s": round(wall, 1), "variants_per_s": round(a.n / wall, 3), "peak_rss_gib": round(rss, 2)}
+    ours = [sys.executable, "-m", "meta_spliceai", "variants", "-I", str(vcf), "-R", str(CHR20 / "genome.fa.gz"),
+            "-A", "grch37"]
+    for name, extra in (("ours", []), ("ours_no_shared_reference", ["--no-shared-reference"])):
+        out = a.work / f"{name}.vcf"
+        wall, rss = timed([*ours, "-O", str(out), *extra])
+        row = {"s": round(wall, 1), "variants_per_s": round(a.n / wall, 3), "peak_rss_gib": round(rss, 2),
+               "vs_spliceai": compare(ref_out, out)}
+        if "spliceai" in res:
+            row["speedup"] = round(res["spliceai"]["s"] / wall, 2)  # type: ignore[index]
+        res[name] = row
+        print(name, json.dumps(row), flush=True)
+    print(json.dumps(res, indent=1))
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+    with open(ROOT / "bench" / "results" / "variants.jsonl", "a") as fh:
+        fh.write(json.dumps(res) + "\n")
+
+
+if __name__ == "__main__":
+    main()

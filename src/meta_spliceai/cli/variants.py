@@ -1,0 +1,67 @@
+"""``variants``: SpliceAI delta scores of a VCF, with SpliceAI's own flags (``-I -O -R -A -D -M``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import config
+from .common import add_parallel_args, add_subcommand, console, parallel_kwargs
+
+EPILOG = """\
+Same output as SpliceAI 1.3.1's `spliceai -I in.vcf -O out.vcf -R genome.fa -A grch37`: the same
+header line and INFO field (SpliceAI=ALLELE|SYMBOL|DS_AG|DS_AL|DS_DG|DS_DL|DP_AG|DP_AL|DP_DG|DP_DL),
+the same genes, scores and skip rules, computed with the exact base model, batched.
+  meta-spliceai variants -I in.vcf -O out.vcf.gz -R genome.fa -A grch37
+  meta-spliceai variants -I in.vcf.gz -O out.vcf -R genome.fa -A genes.gtf -D 500 -M 1 --workers 2
+"""
+
+
+def add_variants(sub: argparse._SubParsersAction) -> None:
+    d = config.DEFAULT_VARIANTS
+    p = add_subcommand(sub, "variants", "SpliceAI delta scores of a VCF (SpliceAI's flags, same output, faster)",
+                       epilog=EPILOG)
+    p.add_argument("-I", dest="input", type=Path, required=True, metavar="VCF", help="input VCF (plain or bgzipped)")
+    p.add_argument("-O", dest="output", type=Path, required=True, metavar="VCF",
+                   help="output VCF; .vcf.gz is bgzipped and tabix-indexed")
+    p.add_argument("-R", dest="reference", type=Path, required=True, metavar="FASTA", help="genome FASTA (plain or BGZF)")
+    p.add_argument("-A", dest="annotation", required=True, metavar="ANNOTATION",
+                   help="grch37 or grch38 (the tables of the installed spliceai package), a SpliceAI-format table, "
+                        "or a GTF/GFF3")
+    p.add_argument("-D", dest="distance", type=int, default=d.distance, metavar="DISTANCE",
+                   help=f"maximum distance between the variant and a gained/lost site (0-{d.max_distance})")
+    p.add_argument("-M", dest="mask", type=int, default=d.mask, choices=(0, 1), metavar="MASK",
+                   help="1: mask gains of annotated sites and losses of unannotated ones")
+    p.add_argument("--chunk-records", type=int, default=d.chunk_records,
+                   help="records per resumable chunk (and per unit of --workers)")
+    p.add_argument("--runtime", choices=config.RUNTIMES, default=config.DEFAULT_PREDICT.runtime,
+                   help="base-model runtime (auto: ONNX Runtime on the CPU)")
+    p.add_argument("--model", type=Path, metavar="MODEL_DIR",
+                   help="a trained meta-model (train --out-dir): also a MetaSpliceAI INFO key from its corrected "
+                        "tracks (needs --predictions and -A as the store's GTF/GFF3)")
+    p.add_argument("--predictions", type=Path, metavar="STORE",
+                   help="base-model prediction store of the genes (meta-spliceai predict), read with --model")
+    p.add_argument("--no-shared-reference", action="store_true",
+                   help="score each variant's reference window on its own instead of one pass per gene "
+                        "(a benchmark lever: the same numbers, slower on dense VCFs)")
+    add_parallel_args(p, "chunks of records")
+    p.set_defaults(handler=run_variants)
+
+
+def run_variants(args: argparse.Namespace) -> int:
+    from ..variants.vcf import variants
+
+    s = variants(input=args.input, output=args.output, reference=args.reference, annotation=args.annotation,
+                 distance=args.distance, mask=args.mask, chunk_records=args.chunk_records, runtime=args.runtime,
+                 share_reference=not args.no_shared_reference, model=args.model,
+                 predictions=args.predictions, progress=True, **parallel_kwargs(args))
+    con = console()
+    skipped = sum(s.skipped.values())
+    con.print(f"{s.records:,} records, {s.scored:,} scored ({s.entries:,} SpliceAI entries), {skipped:,} skipped "
+              f"as SpliceAI skips them, in {s.seconds:,.1f} s ({s.records / max(s.seconds, 1e-9):,.1f} records/s)")
+    for reason, n in s.skipped.items():
+        con.print(f"  skipped ({reason}): {n:,}")
+    if s.chunks_resumed:
+        con.print(f"  resumed: {s.chunks_resumed} chunk(s) were already done")
+    con.print(f"annotated VCF: {s.output}")
+    return 0

@@ -1,0 +1,296 @@
+"""``meta-spliceai variants``: a VCF annotated with SpliceAI's delta scores, as SpliceAI 1.3.1's
+``spliceai -I IN -O OUT -R FASTA -A ANNOTATION -D 50 -M 0`` writes it (same header line, INFO key
+and field order, records in input order, unscored records written unchanged).
+
+Records are read and written with pysam (as SpliceAI does, so the bytes match); plain or bgzipped
+input, and ``.vcf.gz`` output bgzipped with a tabix index. Work goes in chunks of records, each
+written to ``.OUT.parts/`` under a temporary name then renamed: a killed run resumes at the first
+missing chunk (same inputs and flags), and ``--workers`` / ``--executor ray`` score chunks in other
+processes with output identical to a serial run. Positions are VCF's, 1-based.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..basemodel.ensemble import load_base_model
+from ..config import (
+    DEFAULT_PARALLEL,
+    DEFAULT_PREDICT,
+    DEFAULT_VARIANTS,
+    Executor,
+    Runtime,
+)
+from ..errors import InputError
+from ..parallel import parallel_options, run_units, worker_cache
+from ..progress import count_progress
+from ..reference.genome import Genome
+from ..storage import checksum, write_text_atomic
+from .corrected import HEADER_LINE as META_HEADER
+from .corrected import INFO_KEY as META_KEY
+from .corrected import MetaScorer
+from .deltas import Record, score_records
+from .transcripts import load_transcripts
+
+log = logging.getLogger(__name__)
+
+INFO_KEY = "SpliceAI"
+#: SpliceAI 1.3.1's header line, verbatim
+HEADER_LINE = ('##INFO=<ID=SpliceAI,Number=.,Type=String,Description="SpliceAIv1.3.1 variant annotation. These '
+               'include delta scores (DS) and delta positions (DP) for acceptor gain (AG), acceptor loss (AL), '
+               'donor gain (DG), and donor loss (DL). Format: ALLELE|SYMBOL|DS_AG|DS_AL|DS_DG|DS_DL|DP_AG|DP_AL|'
+               'DP_DG|DP_DL">')
+
+
+@dataclass
+class VariantsSummary:
+    """What a ``variants`` run did; the CLI prints it."""
+
+    output: str
+    records: int = 0
+    scored: int = 0
+    entries: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    chunks_resumed: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What a worker needs to score a chunk (picklable)."""
+
+    fasta: str
+    annotation: str
+    distance: int
+    mask: int
+    runtime: str
+    share_reference: bool
+    model: str | None = None
+    predictions: str | None = None
+
+
+def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], list[list[str]], dict[str, int]]:
+    spec, records = unit
+    genome = worker_cache(("genome", spec.fasta), lambda: Genome(spec.fasta))
+    table = worker_cache(("transcripts", spec.annotation), lambda: load_transcripts(spec.annotation))
+    model = worker_cache(("variant-model", spec.runtime),
+                         lambda: load_base_model("spliceai", device="cpu", runtime=spec.runtime))  # type: ignore[arg-type]
+    meta = None
+    if spec.model:
+        meta = worker_cache(("meta", spec.model, spec.predictions),
+                            lambda: MetaScorer.open(spec.model, spec.predictions, genome, table, spec.annotation))
+    entries, corrected, skipped = score_records(records, table, genome, model, distance=spec.distance, mask=spec.mask,
+                                                share_reference=spec.share_reference,
+                                                correct=meta.corrected if meta else None)
+    return entries, corrected, dict(skipped)
+
+
+def variants(
+    *,
+    input: str | os.PathLike[str],  # noqa: A002 - SpliceAI's -I
+    output: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    annotation: str,
+    distance: int = DEFAULT_VARIANTS.distance,
+    mask: int = DEFAULT_VARIANTS.mask,
+    chunk_records: int = DEFAULT_VARIANTS.chunk_records,
+    runtime: Runtime = DEFAULT_PREDICT.runtime,
+    share_reference: bool = True,
+    model: str | os.PathLike[str] | None = None,
+    predictions: str | os.PathLike[str] | None = None,
+    workers: int = DEFAULT_PARALLEL.workers,
+    executor: Executor = DEFAULT_PARALLEL.executor,
+    ray_address: str | None = None,
+    threads_per_worker: int | None = None,
+    progress: bool = True,
+) -> VariantsSummary:
+    """Annotate ``input`` (VCF, plain or bgzipped) into ``output`` with SpliceAI delta scores.
+
+    ``distance`` (-D, 0-4999) and ``mask`` (-M, 0/1) as SpliceAI's; ``annotation``: ``grch37``,
+    ``grch38``, a SpliceAI-format table or a GTF/GFF3 (:mod:`.transcripts`). ``model`` (a ``train``
+    output folder) with ``predictions`` (the genes' base-model store): also a ``MetaSpliceAI`` INFO key
+    with the same fields from the corrected tracks (:mod:`.corrected`).
+    """
+    import pysam
+
+    t0 = time.perf_counter()
+    if not 0 <= distance <= DEFAULT_VARIANTS.max_distance:
+        raise InputError(f"-D must be between 0 and {DEFAULT_VARIANTS.max_distance}, got {distance}")
+    if mask not in (0, 1):
+        raise InputError(f"-M must be 0 or 1, got {mask}")
+    if chunk_records < 1:
+        raise InputError(f"--chunk-records must be a positive number, got {chunk_records}")
+    src, out = Path(input), Path(output)
+    if not src.is_file():
+        raise InputError(f"VCF not found: {src} (give an existing VCF with -I)")
+    if out.resolve() == src.resolve():
+        raise InputError(f"-O {out} is the input VCF; choose another output path")
+    genome = Genome(reference)
+    table = load_transcripts(annotation)  # errors now, before any work
+    meta = None
+    if model is not None:
+        if predictions is None:
+            raise InputError("--model needs --predictions STORE: the base-model predictions of the genes "
+                             "(meta-spliceai predict --gtf ANNOTATION), whose whole-gene tracks the features read")
+        meta = MetaScorer.open(model, predictions, genome, table, annotation)
+    par, notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
+                                  threads_per_worker=threads_per_worker)
+    for note in notes:
+        log.warning("%s", note)
+    spec = _Spec(fasta=str(genome.path), annotation=str(annotation), distance=distance, mask=mask,
+                 runtime=runtime, share_reference=share_reference,
+                 model=str(model) if model else None, predictions=str(predictions) if predictions else None)
+    try:
+        vcf = pysam.VariantFile(str(src))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{src}: not a readable VCF ({err})") from None
+    header = vcf.header
+    if INFO_KEY in header.info:
+        log.warning("%s already has a SpliceAI INFO field; its values are replaced where a record is scored", src)
+    else:
+        header.add_line(HEADER_LINE)
+    if meta is not None and META_KEY not in header.info:
+        header.add_line(META_HEADER)
+    parts = out.parent / f".{out.name}.parts"
+    _prepare_parts(parts, {"input": checksum(src), "reference": str(genome.path), "annotation": str(annotation),
+                           "distance": distance, "mask": mask, "chunk_records": chunk_records,
+                           "annotation_rows": len(table),
+                           "model": str(model), "predictions": str(predictions)})
+    summary = VariantsSummary(output=str(out))
+    skipped: Counter = Counter()
+    base = None
+    with count_progress(progress) as bar:
+        task = bar.add_task("variants: records", total=None, rate="") if bar else None
+        window = max(1, par.workers * 2) if not par.serial else 1
+        pending: list[tuple[int, list]] = []
+
+        def flush() -> None:
+            nonlocal base
+            todo = [(i, recs) for i, recs in pending if not _part(parts, i).is_file()]
+            summary.chunks_resumed += len(pending) - len(todo)
+            units = [(spec, [_record(r, src) for r in recs]) for _, recs in todo]
+            if par.serial and units:
+                if base is None:
+                    base = load_base_model("spliceai", device="cpu", runtime=runtime)
+                results = [score_records(u[1], table, genome, base, distance=distance, mask=mask,
+                                         share_reference=share_reference,
+                                         correct=meta.corrected if meta else None) for u in units]
+            else:
+                results = run_units(_score_chunk, units, par, what="chunk") if units else []
+            for (i, recs), (entries, corrected, skip) in zip(todo, results):
+                skipped.update(skip)
+                lines = []
+                for k, (rec, ent) in enumerate(zip(recs, entries)):
+                    if ent:
+                        rec.info[INFO_KEY] = ent
+                        summary.scored += 1
+                        summary.entries += len(ent)
+                    if meta is not None and corrected[k]:
+                        rec.info[META_KEY] = corrected[k]
+                    lines.append(str(rec))
+                write_text_atomic(_part(parts, i), "".join(lines))
+            pending.clear()
+
+        for i, recs in enumerate(_chunks(vcf, chunk_records, src)):
+            summary.records += len(recs)
+            pending.append((i, recs))
+            if len(pending) >= window:
+                flush()
+            if bar:
+                bar.update(task, completed=summary.records,
+                           rate=f"{summary.records / max(time.perf_counter() - t0, 1e-9):,.1f} records/s")
+        flush()
+        n_chunks = i + 1 if summary.records else 0
+    _assemble(out, str(header), parts, n_chunks)
+    vcf.close()
+    shutil.rmtree(parts, ignore_errors=True)
+    summary.skipped = dict(sorted(skipped.items()))
+    if meta is not None and meta.missing:
+        log.warning("%d gene(s) have no track in %s, so no MetaSpliceAI entry: %s (predict them first)",
+                    len(meta.missing), predictions, ", ".join(sorted(meta.missing)[:10]))
+    for reason, n in summary.skipped.items():
+        log.warning("skipped %d record(s) (%s), as SpliceAI does: written without a SpliceAI entry", n, reason)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _record(rec, src: Path) -> Record:  # noqa: ANN001 - pysam VariantRecord
+    """The fields scoring needs; a record pysam cannot give them for is an error naming the file and position."""
+    try:
+        alts = tuple(rec.alts) if rec.alts is not None else None
+        return Record(chrom=str(rec.chrom), pos=int(rec.pos), ref=str(rec.ref), alts=alts)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{src}: malformed record at {rec.chrom}:{rec.pos} ({err})") from None
+
+
+def _chunks(vcf, n: int, src: Path) -> Iterator[list]:  # noqa: ANN001
+    """Records in chunks of ``n``; a record htslib cannot parse is an error naming the file and record."""
+    chunk: list = []
+    it = iter(vcf)
+    k = 0
+    while True:
+        try:
+            rec = next(it)
+        except StopIteration:
+            break
+        except (OSError, ValueError) as err:
+            raise InputError(f"{src}: cannot parse VCF record {k + 1:,} ({err}; htslib's message above names the field); "
+                             "fix or remove that record") from None
+        k += 1
+        chunk.append(rec)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _part(parts: Path, i: int) -> Path:
+    return parts / f"chunk_{i:06d}.vcf"
+
+
+def _prepare_parts(parts: Path, fingerprint: dict) -> None:
+    """The chunk folder of a run with these inputs and flags: kept to resume, replaced when they differ."""
+    meta = parts / "run.json"
+    want = json.dumps(fingerprint, sort_keys=True)
+    if parts.is_dir() and meta.is_file() and meta.read_text() == want:
+        log.info("resuming from the finished chunks in %s", parts)
+        return
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir(parents=True)
+    write_text_atomic(meta, want)
+
+
+def _assemble(out: Path, header: str, parts: Path, n_chunks: int) -> None:
+    """Header + every chunk into ``out`` (temporary name, then renamed); bgzip + tabix index for ``.gz``."""
+    import pysam
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    if out.suffix == ".gz":
+        plain = tmp.with_suffix(".vcf")
+        _concat(plain, header, parts, n_chunks)
+        pysam.tabix_compress(str(plain), str(tmp), force=True)
+        plain.unlink()
+        os.replace(tmp, out)
+        pysam.tabix_index(str(out), preset="vcf", force=True, keep_original=True)
+    else:
+        _concat(tmp, header, parts, n_chunks)
+        os.replace(tmp, out)
+
+
+def _concat(path: Path, header: str, parts: Path, n_chunks: int) -> None:
+    with open(path, "w") as fh:
+        fh.write(header)
+        for i in range(n_chunks):
+            with open(_part(parts, i)) as part:
+                shutil.copyfileobj(part, fh)
+
