@@ -61,8 +61,8 @@ def test_same_info_as_the_spliceai_cli(expected, tmp_path):
     assert not bad, bad[:5]
     assert off <= max(1, fields // 1000), off
     # the header: SpliceAI's INFO line verbatim
-    head = [l for l in open(expected) if l.startswith("##INFO=<ID=SpliceAI")]
-    assert head and head == [l for l in open(got) if l.startswith("##INFO=<ID=SpliceAI")]
+    head = [line for line in expected.read_text().splitlines() if line.startswith("##INFO=<ID=SpliceAI")]
+    assert head and head == [line for line in got.read_text().splitlines() if line.startswith("##INFO=<ID=SpliceAI")]
 
 
 @pytest.mark.slow
