@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 _LABEL = {"base": "base model", "calibrated_base": "calibrated base", "meta_scores_only": "meta (scores only)",
           "meta": "meta-model"}
+#: one colour per method in every plot (others, e.g. feature-ablation models, take the next free ones)
+_COLOR = {"base": "#1f77b4", "calibrated_base": "#ff7f0e", "meta_scores_only": "#2ca02c", "meta": "#d62728"}
+_MORE = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 _DPI = 110
 #: a test set with fewer genes, or fewer annotated sites of a type, gets the small-test-set banner
 MIN_TEST_GENES = 10
@@ -74,6 +77,11 @@ def _save(fig, out: Path, name: str) -> str:
     return name
 
 
+def _colors(methods: list[str]) -> dict[str, str]:
+    more = iter(_MORE * (len(methods) // len(_MORE) + 1))
+    return {m: _COLOR.get(m) or next(more) for m in methods}
+
+
 def _zoom_ylim(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
     """Precision range of the zoomed PR panel: from the lowest precision where a curve reaches recall 0.8."""
     lows = []
@@ -88,16 +96,18 @@ def _zoom_ylim(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, floa
 def plot_pr(out: Path, c: Collector, methods: list[str], metrics: dict) -> str:
     """Top row: full PR curves per site type; bottom row: the same zoomed on recall 0.8–1."""
     fig, axes = _figure(11, 8.4, 2, 2)
+    col = _colors(methods)
     for k, t in enumerate(SITE_TYPES):
         full, zoom = axes[0, k], axes[1, k]
         curves = []
-        for m in methods:
+        for i, m in enumerate(methods):
+            lw = 1.2 + 1.2 * (len(methods) - 1 - i) / max(len(methods) - 1, 1)  # identical curves stay visible
             r, p = c.curve(m, t)
             curves.append((r, p))
             ap = metrics["site_types"][t]["methods"][m]["pr_auc"]
             label = f"{_LABEL.get(m, m)} (PR-AUC {ap:.4f})" if ap is not None else _LABEL.get(m, m)
-            full.plot(r, p, label=label, lw=1.2)
-            zoom.plot(r, p, lw=1.4)
+            full.plot(r, p, label=label, lw=lw, color=col[m])
+            zoom.plot(r, p, lw=lw, color=col[m])
         full.set_title(f"{t}: every nucleotide of {len(c.genes)} test genes")
         full.set_xlim(0, 1)
         full.set_ylim(0, 1.01)
@@ -123,6 +133,7 @@ def plot_calibration(out: Path, c: Collector, methods: list[str], bins: int = 10
 
     fig, axes = _figure(11, 8.0, 2, 2)
     width = 0.8 / max(len(methods), 1)
+    col = _colors(methods)
     for k, t in enumerate(SITE_TYPES):
         rel, cnt = axes[0, k], axes[1, k]
         top = 1.0
@@ -130,11 +141,11 @@ def plot_calibration(out: Path, c: Collector, methods: list[str], bins: int = 10
         for j, m in enumerate(methods):
             cal = c.calibration(m, t, bins)
             mean = np.asarray(cal["mean_score"])
-            line, = rel.plot(mean, cal["site_fraction"], marker="o", ms=3, label=_LABEL.get(m, m))
+            rel.plot(mean, cal["site_fraction"], marker="o", ms=3, color=col[m], label=_LABEL.get(m, m))
             # the bin of each point (its mean score lies in it)
             b = np.clip(np.floor(mean * bins).astype(int), 0, bins - 1)
             cnt.bar((b + 0.5 + (j - (len(methods) - 1) / 2) * width) / bins, cal["positions"], width / bins,
-                    color=line.get_color(), label=_LABEL.get(m, m))
+                    color=col[m], label=_LABEL.get(m, m))
             top = max(top, max(cal["positions"], default=1))
         rel.set_title(f"{t}: reliability over every nucleotide")
         rel.set_xlabel("mean score in bin")
@@ -159,34 +170,43 @@ def _name(gene_id: str, names: Mapping[str, str | None]) -> str:
     return names.get(gene_id) or gene_id
 
 
+def gene_changes(delta: pl.DataFrame, site_type: str, gene_names: Mapping[str, str | None] | None = None,
+                 max_genes: int = MAX_GENES_SHOWN) -> pl.DataFrame:
+    """The bars of one panel of the per-gene plot: ``label`` (gene name, else ID), ``delta_FP``,
+    ``delta_FN``; the ``max_genes`` genes whose FP + FN changed most, largest change first."""
+    names = gene_names or {}
+    return (delta.filter(pl.col("splice_type") == site_type)
+            .with_columns(pl.col("gene_id").map_elements(lambda g: _name(g, names), return_dtype=pl.String)
+                          .alias("label"),
+                          (pl.col("delta_FP").abs() + pl.col("delta_FN").abs()).alias("change"))
+            .sort(["change", "label"], descending=[True, False]).head(max_genes)
+            .select("gene_id", "label", "delta_FP", "delta_FN"))
+
+
 def plot_gene_changes(out: Path, delta: pl.DataFrame, gene_names: Mapping[str, str | None] | None = None,
                       max_genes: int = MAX_GENES_SHOWN) -> str:
     """Per site type, each test gene's change in FP and FN at 0.5 (meta − base), labelled by gene name."""
     from matplotlib.ticker import MaxNLocator
 
-    names = gene_names or {}
-    d0 = delta.with_columns((pl.col("delta_FP").abs() + pl.col("delta_FN").abs()).alias("_change"))
-    n_genes = d0["gene_id"].n_unique()
-    shown = min(n_genes, max_genes)
-    longest = max((len(_name(g, names)) for g in d0["gene_id"].unique().to_list()), default=4)
+    panels = {t: gene_changes(delta, t, gene_names, max_genes) for t in SITE_TYPES}
+    n_genes = delta["gene_id"].n_unique()
+    longest = max((len(x) for d in panels.values() for x in d["label"].to_list()), default=4)
+    shown = max(d.height for d in panels.values())
     rotate = shown > 8 or longest > 12
     label_in = (0.075 * min(longest, 24) + 0.2) if rotate else 0.3  # room for the names under each panel
     fig, axes = _figure(11, 2 * (2.6 + label_in), 2, 1)
-    for ax, t in zip(axes[:, 0], SITE_TYPES):
-        d = d0.filter(pl.col("splice_type") == t).with_columns(
-            pl.col("gene_id").map_elements(lambda g: _name(g, names), return_dtype=pl.String).alias("_name"))
-        d = d.sort(["_change", "_name"], descending=[True, False]).head(max_genes)
+    for ax, (t, d) in zip(axes[:, 0], panels.items()):
         x = np.arange(d.height)
         ax.bar(x - 0.2, d["delta_FP"].to_numpy(), width=0.4, color="#ff7f0e", label="Δ FP (meta − base)")
         ax.bar(x + 0.2, d["delta_FN"].to_numpy(), width=0.4, color="#d62728", label="Δ FN (meta − base)")
         ax.axhline(0, color="black", lw=0.6)
-        ax.set_xticks(x, d["_name"].to_list(), rotation=90 if rotate else 0, fontsize=8 if rotate else 9)
+        ax.set_xticks(x, d["label"].to_list(), rotation=90 if rotate else 0, fontsize=8 if rotate else 9)
         ax.set_xlim(-0.6, max(d.height, 1) - 0.4)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         lo, hi = ax.get_ylim()
         ax.set_ylim(min(lo, -1), max(hi, 1))  # an all-zero panel still shows a ±1 scale
         ax.set_ylabel("change in count\n(meta − base; < 0: fewer errors)", fontsize=9)
-        part = f"the {shown} of {n_genes} test genes that changed most" if shown < n_genes else \
+        part = f"the {d.height} of {n_genes} test genes that changed most" if d.height < n_genes else \
             f"each of the {n_genes} test genes"
         ax.set_title(f"{t}: FP and FN at threshold 0.5, {part}")
         ax.grid(axis="y", alpha=0.25)
