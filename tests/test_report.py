@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_summary_report import CHROMIUM, _screenshot
+from test_summary_report import CHROMIUM, _screenshot, text_clashes
 
 from meta_spliceai.metamodel import report
 from meta_spliceai.metamodel.comparison import SITE_TYPES, Collector
@@ -70,8 +70,8 @@ def _vs(diff: float | None, lo: float | None, hi: float | None) -> dict:
 
 
 def _metrics(per_type: dict[str, dict[str, dict]], genes: int = 40, sites: int = 400) -> dict:
-    return {"genes": genes, "site_types": {t: {"sites": sites, "methods": {"base": {}, "meta": {"vs_base": per_type[t]}}}
-                                           for t in SITE_TYPES}}
+    return {"genes": genes, "site_types": {
+        t: {"sites": sites, "methods": {"base": {}, "meta": {"vs_base": per_type[t]}}} for t in SITE_TYPES}}
 
 
 def test_verdict_names_what_is_better_worse_or_unclear():
@@ -88,7 +88,8 @@ def test_verdict_names_what_is_better_worse_or_unclear():
         assert s in unclear and s not in better
     assert "worse" not in v
 
-    worse = _metrics({t: {"pr_auc": _vs(-0.02, -0.03, -0.01), "f1_at_valid": _vs(0.0, -0.01, 0.01)} for t in SITE_TYPES})
+    worse = _metrics({t: {"pr_auc": _vs(-0.02, -0.03, -0.01), "f1_at_valid": _vs(0.0, -0.01, 0.01)}
+                      for t in SITE_TYPES})
     v = report.verdict(worse)
     assert v.startswith("The meta-model does not beat the base model") and "worse on donor PR-AUC" in v
     assert "acceptor PR-AUC (-0.0200 [-0.0300, -0.0100])" in v and "no clear difference on donor F1 @thr" in v
@@ -138,7 +139,7 @@ def test_large_report_is_self_contained_with_a_verdict_and_no_banner(tmp_path):
 
 
 def test_small_report_shows_the_banner(tmp_path):
-    out, metrics = _report(tmp_path, n_genes=3, sites_per_type=20)
+    out, _ = _report(tmp_path, n_genes=3, sites_per_type=20)
     page = (out / "report.html").read_text()
     assert 'class="banner"' in page and "Small test set: 3 test genes (60 donor, 60 acceptor sites)" in page
     assert "Small test set" in (out / "report.md").read_text()
@@ -156,6 +157,27 @@ def test_gene_axis_uses_names_and_keeps_the_largest_changes(tmp_path):
     full = delta.filter(delta["splice_type"] == "donor")
     assert min(change) >= sorted((full["delta_FP"].abs() + full["delta_FN"].abs()).to_list(), reverse=True)[4]
     assert set(report.gene_changes(delta, "acceptor", names)["label"]) == set(names.values()) | {c.genes[3]}
+
+
+@pytest.mark.parametrize("n_genes", [3, 80])
+def test_plots_have_readable_titles_ticks_and_labels(tmp_path, monkeypatch, n_genes):
+    figs, save = {}, report._save
+    monkeypatch.setattr(report, "_save", lambda fig, out, name: (figs.__setitem__(name, fig), save(fig, out, name))[1])
+    c = _collector(n_genes, 20)
+    names = {g: f"LINC{i:05d}-AS1" for i, g in enumerate(c.genes)}
+    _report(tmp_path, n_genes, 20, names)
+    assert set(figs) == {"pr_curves.png", "calibration.png", "gene_fp_fn_change.png", "feature_importances.png"}
+    for name, fig in figs.items():
+        assert text_clashes(fig) == [], name
+    pr = figs["pr_curves.png"].axes
+    assert [ax.get_xlim()[0] for ax in pr] == [0, 0, report.ZOOM_RECALL[0], report.ZOOM_RECALL[0]]
+    genes = figs["gene_fp_fn_change.png"].axes
+    for ax in genes:  # names on the axis, integer counts, a y label
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels and set(labels) <= set(names.values()) and len(labels) == min(n_genes, report.MAX_GENES_SHOWN)
+        assert all(float(t).is_integer() for t in ax.get_yticks()) and "change in count" in ax.get_ylabel()
+    counts = figs["calibration.png"].axes[2:]
+    assert all(ax.get_yscale() == "log" and "positions" in ax.get_ylabel() for ax in counts)
 
 
 def _plot_pixels(img: np.ndarray) -> int:

@@ -43,24 +43,24 @@ VERDICT_METRICS = (("pr_auc", "PR-AUC"), ("topk_1x", "top-k 1x"), ("f1_at_valid"
 #: the table's abbreviations, explained under it (term, meaning)
 ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     ("type", "the site type scored: donor or acceptor; each is measured on its own score track."),
-    ("method", "base = the base model's scores; calibrated_base = the base scores recalibrated by a logistic "
+    ("method", ("base = the base model's scores; calibrated_base = the base scores recalibrated by a logistic "
                "regression on their logs (fitted on the validation genes); meta_scores_only = a meta-model on the "
-               "score features only; meta = the meta-model on every feature."),
-    ("PR-AUC", "area under the precision–recall curve (average precision) over every nucleotide of the test genes; "
-               "1 is perfect, and a site-poor random scorer is near 0."),
-    ("top-k 0.5x/1x/2x/4x", "top-k accuracy (SpliceAI paper): take the k highest-scoring nucleotides, k = 0.5, 1, 2 "
+               "score features only; meta = the meta-model on every feature.")),
+    ("PR-AUC", ("area under the precision–recall curve (average precision) over every nucleotide of the test genes; "
+               "1 is perfect, and a site-poor random scorer is near 0.")),
+    ("top-k 0.5x/1x/2x/4x", ("top-k accuracy (SpliceAI paper): take the k highest-scoring nucleotides, k = 0.5, 1, 2 "
                             "or 4 × the number of annotated sites; the share of them that are annotated sites "
-                            "(of min(k, sites)). 1 is perfect."),
-    ("TP / FP / FN", "true positives (annotated sites whose score reaches the threshold within the consensus "
+                            "(of min(k, sites)). 1 is perfect.")),
+    ("TP / FP / FN", ("true positives (annotated sites whose score reaches the threshold within the consensus "
                      "window), false positives (nucleotides reaching the threshold with no annotated site of the "
-                     "type within the window), false negatives (annotated sites missed); the build's pred_type rule."),
+                     "type within the window), false negatives (annotated sites missed); the build's pred_type rule.")),
     ("F1", "2·TP / (2·TP + FP + FN): the harmonic mean of precision TP/(TP+FP) and recall TP/(TP+FN); 1 is perfect."),
     ("@0.5", "counts at the score threshold 0.5."),
-    ("thr, @thr", "the threshold with the highest pooled F1 on the validation genes (per method and site type, "
-                  "grid of 0.01 from the floor), and the counts on the test genes at it."),
-    ("Δ … vs base [95% CI]", "the method's value minus the base model's, with the 95 % interval of a gene-level "
+    ("thr, @thr", ("the threshold with the highest pooled F1 on the validation genes (per method and site type, "
+                  "grid of 0.01 from the floor), and the counts on the test genes at it.")),
+    ("Δ … vs base [95% CI]", ("the method's value minus the base model's, with the 95 % interval of a gene-level "
                              "paired bootstrap (test genes resampled with replacement); an interval that excludes 0 "
-                             "is a clear difference."),
+                             "is a clear difference.")),
 )
 
 
@@ -370,6 +370,6 @@ def write_training_report(out: Path, metrics: dict, c: Collector, model: MetaMod
             + f"<h2>Metrics on the test genes</h2><table>{cells}</table><dl class='abbr'>{abbr}</dl>"
             + "".join(f"<h2>{html.escape(k)}</h2>{_embedded(out, v, k)}" for k, v in pngs.items())
             + "<h2>Files</h2><ul>" + "".join(f"<li><a href='{f}'>{f}</a></li>" for f in links) + "</ul>")
-    (out / "report.html").write_text(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>meta-spliceai "
-                                     f"train report</title><style>{_STYLE}</style></head><body>{body}</body></html>\n")
+    head = f"<meta charset='utf-8'><title>meta-spliceai train report</title><style>{_STYLE}</style>"
+    (out / "report.html").write_text(f"<!doctype html><html lang='en'><head>{head}</head><body>{body}</body></html>\n")
     return {"report": str(out / "report.html"), **{k: str(out / v) for k, v in pngs.items()}}
