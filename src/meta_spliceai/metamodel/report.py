@@ -152,7 +152,7 @@ def plot_calibration(out: Path, c: Collector, methods: list[str], bins: int = 10
         rel.set_ylabel("fraction of annotated sites")
         rel.set_xlim(-0.02, 1.02)
         rel.set_ylim(-0.02, 1.05)
-        rel.legend(fontsize=8, loc="upper left")
+        rel.legend(fontsize=8, loc="best")
         cnt.set_yscale("log")
         cnt.yaxis.set_major_locator(LogLocator(base=10))
         cnt.yaxis.set_major_formatter(FuncFormatter(_count))
