@@ -134,10 +134,11 @@ def _rows(s: DatasetSummary) -> str:
     at, labels = file_ticks(names)
     step = at[1] - at[0] if len(at) > 1 else 1
     longest = max((len(n) for n in labels), default=4)
-    fig, (ax, ax2) = _figure(10, 3.6 + (0.07 * min(longest, 40) if len(names) > 3 else 0.3), 2)
+    rotate = len(labels) * (longest + 2) > 64  # about the characters one panel holds in a row at fontsize 8
+    fig, (ax, ax2) = _figure(10, 3.6 + (0.07 * min(longest, 40) if rotate else 0.3), 2)
     ax.bar(range(len(names)), [s.rows_per_file[n] for n in names], color="#9467bd")
     ax.set_title("rows per file")
-    ax.set_xticks(at, labels, rotation=90 if len(names) > 3 else 0, fontsize=8)
+    ax.set_xticks(at, labels, rotation=90 if rotate else 0, fontsize=8)
     ax.set_xlim(-0.6, max(len(names), 1) - 0.4)
     ax.set_xlabel("file (manifest order)" if step == 1 else f"file (manifest order; every {step}th named)")
     ax.set_ylabel("rows")
