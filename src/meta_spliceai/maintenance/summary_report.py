@@ -42,15 +42,34 @@ def _img(fig, alt: str) -> str:
 def _figure(width: float = 10, height: float = 3.6, ncols: int = 1):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height), layout="constrained")  # titles and labels never overlap
     axes = fig.subplots(1, ncols)
     return fig, (list(axes) if ncols > 1 else [axes])
+
+
+def _count(v: float, _pos: object = None) -> str:
+    """A tick label as a count: thousands separators, no exponent."""
+    return f"{v:,.0f}" if v >= 1 or v == 0 else f"{v:g}"
+
+
+def _counts_axis(axis, log: bool = False, nbins: int | str = "auto") -> None:
+    """Integer ticks labelled as counts (1,000 not 1e3); on a log axis one tick per power of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    if log:
+        axis.set_major_locator(LogLocator(base=10))
+        axis.set_minor_formatter(NullFormatter())
+    else:
+        axis.set_major_locator(MaxNLocator(nbins=nbins, integer=True))
+    axis.set_major_formatter(FuncFormatter(_count))
 
 
 def _table(header: list[str], rows: list[list[object]]) -> str:
     def cell(v: object) -> str:
         if isinstance(v, float):
-            return "—" if math.isnan(v) else f"{v:,.4f}"
+            if math.isnan(v):
+                return "—"
+            return f"{v:,.0f}" if v.is_integer() and abs(v) >= 1 else f"{v:,.4f}" if abs(v) < 1 else f"{v:,.1f}"
         return f"{v:,}" if isinstance(v, int) else html.escape(str(v))
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -59,7 +78,7 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
 
 
 def _class_balance(s: DatasetSummary) -> str:
-    fig, (ax, ax2) = _figure(10, 3.6, 2)
+    fig, (ax, ax2) = _figure(10, 3.8, 2)
     x = np.arange(len(SPLICE_TYPES))
     width = 0.8 / len(PRED_TYPES)
     for k, p in enumerate(PRED_TYPES):
@@ -67,14 +86,21 @@ def _class_balance(s: DatasetSummary) -> str:
         if v.any():
             ax.bar(x + (k - 1.5) * width, np.where(v > 0, v, np.nan), width, color=_COLORS[p], label=p)
     ax.set_yscale("log")
+    ax.set_ylim(bottom=0.8)  # bars from 1 row, so their heights compare
+    _counts_axis(ax.yaxis, log=True)
     ax.set_xticks(x, SPLICE_TYPES)
-    ax.set_ylabel("rows")
+    ax.set_xlabel("splice_type")
+    ax.set_ylabel("rows (log scale)")
     ax.set_title("rows by splice_type and pred_type")
-    ax.legend()
-    kinds = list(s.tn_kinds)
-    ax2.bar(kinds, [s.tn_kinds[k] for k in kinds], color="#1f77b4")
+    ax.legend(title="pred_type", fontsize=8)
+    kinds = [k for k in s.tn_kinds if s.tn_kinds[k] > 0] or list(s.tn_kinds)
+    ax2.bar(kinds, [s.tn_kinds[k] or np.nan for k in kinds], color="#1f77b4")
+    ax2.set_yscale("log")
+    ax2.set_ylim(bottom=0.8)
+    _counts_axis(ax2.yaxis, log=True)
     ax2.set_title("true negatives by kind")
-    ax2.set_ylabel("rows")
+    ax2.set_xlabel("tn_kind")
+    ax2.set_ylabel("rows (log scale)")
     rows = [[st, *(s.class_balance.get((st, p), 0) for p in PRED_TYPES),
              sum(s.class_balance.get((st, p), 0) for p in PRED_TYPES)] for st in SPLICE_TYPES]
     return _img(fig, "class balance") + _table(["splice_type", *PRED_TYPES, "rows"], rows) + _table(
@@ -91,29 +117,51 @@ def _scores(s: DatasetSummary) -> str:
             ax.step(centres, np.maximum(h, 0.8), where="mid", color=_COLORS[p],
                     linestyle="-" if st == track else "--", label=f"{st} {p}")
         ax.set_yscale("log")
-        ax.set_xlabel(f"{track} score")
-        ax.set_ylabel("rows")
-        ax.set_title(f"{track} score (solid: {track} sites, dashed: neither)")
+        _counts_axis(ax.yaxis, log=True)
+        ax.set_xlabel(f"{track} score (solid: {track} sites, dashed: neither)")
+        ax.set_ylabel("rows (log scale)")
+        ax.set_title(f"{track} score by class")
         ax.legend(fontsize=7)
     return _img(fig, "score distributions by class")
 
 
+#: the per-file axis names every file up to this many, else evenly spaced ones
+MAX_FILE_LABELS = 30
+
+
 def _rows(s: DatasetSummary) -> str:
-    fig, (ax, ax2) = _figure(10, 3.6, 2)
     names = list(s.rows_per_file)
+    at, labels = file_ticks(names)
+    step = at[1] - at[0] if len(at) > 1 else 1
+    longest = max((len(n) for n in labels), default=4)
+    rotate = len(labels) * (longest + 2) > 64  # about the characters one panel holds in a row at fontsize 8
+    fig, (ax, ax2) = _figure(10, 3.6 + (0.07 * min(longest, 40) if rotate else 0.3), 2)
     ax.bar(range(len(names)), [s.rows_per_file[n] for n in names], color="#9467bd")
-    ax.set_title("rows per file (batch)")
-    ax.set_xlabel("file (manifest order)")
+    ax.set_title("rows per file")
+    ax.set_xticks(at, labels, rotation=90 if rotate else 0, fontsize=8)
+    ax.set_xlim(-0.6, max(len(names), 1) - 0.4)
+    ax.set_xlabel("file (manifest order)" if step == 1 else f"file (manifest order; every {step}th named)")
     ax.set_ylabel("rows")
+    _counts_axis(ax.yaxis)
     per_gene = np.array(list(s.rows_per_gene.values()) or [0])
     ax2.hist(per_gene, bins=min(50, max(5, len(per_gene) // 5)), color="#17becf")
     ax2.set_title("rows per gene")
-    ax2.set_xlabel("rows")
+    ax2.set_xlabel("rows of the gene")
     ax2.set_ylabel("genes")
+    _counts_axis(ax2.xaxis, nbins=6)
+    _counts_axis(ax2.yaxis)
     stats = s.gene_stats()
     return _img(fig, "rows per batch and per gene") + _table(
         ["rows per gene", "min", "median", "mean", "max"],
         [["", stats["min"], stats["median"], stats["mean"], stats["max"]]])
+
+
+def file_ticks(names: list[str], most: int = MAX_FILE_LABELS) -> tuple[list[int], list[str]]:
+    """Positions and labels of the per-file axis: every file's name (without folder and .parquet) up
+    to ``most`` files, else every k-th, the first included."""
+    step = max(1, math.ceil(len(names) / most))
+    at = list(range(0, len(names), step))
+    return at, [Path(names[i]).name.removesuffix(".parquet") for i in at]
 
 
 def _performance(s: DatasetSummary) -> str:
@@ -124,9 +172,10 @@ def _performance(s: DatasetSummary) -> str:
     for ax, st in zip(axes, ("donor", "acceptor")):
         f1 = s.performance.filter(s.performance["splice_type"] == st)["f1_score"].drop_nulls().to_numpy()
         ax.hist(f1, bins=20, range=(0, 1), color="#2ca02c" if st == "donor" else "#1f77b4")
-        ax.set_title(f"base model per-gene F1, {st} sites ({f1.size} genes)")
-        ax.set_xlabel("F1")
+        ax.set_title(f"{st} sites: base model F1 per gene ({f1.size:,} genes)")
+        ax.set_xlabel("F1 of the gene")
         ax.set_ylabel("genes")
+        _counts_axis(ax.yaxis)
     cols = ["splice_type", "genes", "TP", "FP", "FN", "precision", "recall", "f1", "mean_gene_f1"]
     rows = [[r[c] if r[c] is not None else float("nan") for c in cols] for r in pooled.iter_rows(named=True)]
     return _img(fig, "base model per-gene F1") + _table(cols, rows)

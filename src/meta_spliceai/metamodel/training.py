@@ -215,7 +215,8 @@ def train(
     write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))
     from .report import write_training_report
 
-    files.update(write_training_report(out, metrics, test_c, fitted["meta"], methods, thresholds, pruned))
+    names = {g: gene_rows[g].get("gene_name") for g in parts.test}
+    files.update(write_training_report(out, metrics, test_c, fitted["meta"], methods, thresholds, pruned, names))
     return TrainResult(str(out), metrics, files, time.perf_counter() - t0)
 
 
