@@ -178,8 +178,9 @@ def variants(
             summary.chunks_resumed += len(pending) - len(todo)
             units = [(spec, [_record(r, src) for r in recs]) for _, recs in todo]
             if par.serial and units:
-                if base is None:
-                    base = load_base_model("spliceai", device="cpu", runtime=runtime)
+                if base is None:  # loaded once per process (a library caller scoring several VCFs reuses it)
+                    base = worker_cache(("variant-model", runtime),
+                                        lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
                 results = [score_records(u[1], table, genome, base, distance=distance, mask=mask,
                                          share_reference=share_reference,
                                          correct=meta.corrected if meta else None) for u in units]

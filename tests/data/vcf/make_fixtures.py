@@ -79,7 +79,7 @@ def chr22(rng: random.Random) -> None:
     fa = pysam.FastaFile(str(bundle / "genome.fa.gz"))
     ex = exons(bundle / "annotation.gtf")
     recs = [(p, r, a, "site") for p, r, a in records(fa, "22", ex, rng, 28)]
-    s, e = ex[0][1], ex[0][2]
+    s = ex[0][1]
     b = fa.fetch("22", s + 99, s + 100).upper()
     other = [x for x in "ACGT" if x != b]
     recs += [
