@@ -20,6 +20,36 @@ BUNDLES = {"chr22": (SHARED / "grch37_chr22_20-21Mb", "grch37"), "chr2": (SHARED
 EXPECTED = sorted(DATA.glob("*.expected.vcf"))
 
 
+class _Memo:
+    """The base model with its outputs remembered by input: runs of one VCF at other -M settings (or
+    again, resumed) reuse them, which keeps this file's time small; the numbers are the model's own."""
+
+    def __init__(self, model) -> None:
+        self.model, self.seen = model, {}
+
+    def predict(self, seqs):
+        todo = [s for s in dict.fromkeys(seqs) if s not in self.seen]
+        if todo:
+            self.seen.update(zip(todo, self.model.predict(todo)))
+        return [self.seen[s] for s in seqs]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remembered_model():
+    from meta_spliceai import parallel
+    from meta_spliceai.basemodel.ensemble import load_base_model
+
+    key = ("variant-model", "auto")  # what variants() asks parallel.worker_cache for
+    memo = _Memo(load_base_model("spliceai", device="cpu"))
+    old = parallel._CACHE.get(key)
+    parallel._CACHE[key] = memo
+    yield memo
+    if old is None:
+        parallel._CACHE.pop(key, None)
+    else:
+        parallel._CACHE[key] = old
+
+
 def _entries(path: Path) -> list[tuple[str, str]]:
     out = []
     for rec in pysam.VariantFile(str(path)):
