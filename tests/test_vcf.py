@@ -58,9 +58,23 @@ def _entries(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _run(name: str, out: Path, d: int, m: int, **kw) -> Path:
+#: runs whose records are thinned to every k-th (each record is scored on its own, so any subset of
+#: SpliceAI's output is still its output): the widest window costs the most, and 1 in 3 keeps every kind
+EVERY = {("chr22", 500): 3}
+
+
+def _subset(src: Path, dst: Path, every: int) -> Path:
+    """Header lines and every ``every``-th record of a VCF (records counted from 0)."""
+    lines = src.read_text().splitlines(keepends=True)
+    head = [x for x in lines if x.startswith("#")]
+    body = [x for x in lines if not x.startswith("#")]
+    dst.write_text("".join(head + body[::every]))
+    return dst
+
+
+def _run(name: str, out: Path, d: int, m: int, source: Path | None = None, **kw) -> Path:
     bundle, ann = BUNDLES[name]
-    variants(input=DATA / f"{name}.vcf", output=out, reference=bundle / "genome.fa.gz", annotation=ann,
+    variants(input=source or DATA / f"{name}.vcf", output=out, reference=bundle / "genome.fa.gz", annotation=ann,
              distance=d, mask=m, progress=False, **kw)
     return out
 
@@ -69,8 +83,11 @@ def _run(name: str, out: Path, d: int, m: int, **kw) -> Path:
 @pytest.mark.parametrize("expected", EXPECTED, ids=[p.name for p in EXPECTED])
 def test_same_info_as_the_spliceai_cli(expected, tmp_path):
     name, d, m = re.match(r"(\w+)\.D(\d+)\.M(\d)\.expected\.vcf", expected.name).groups()
-    got = _run(name, tmp_path / "out.vcf", int(d), int(m), chunk_records=37)
-    want, have = _entries(expected), _entries(got)
+    every = EVERY.get((name, int(d)), 1)
+    source = _subset(DATA / f"{name}.vcf", tmp_path / "in.vcf", every) if every > 1 else None
+    got = _run(name, tmp_path / "out.vcf", int(d), int(m), source=source, chunk_records=37)
+    want, have = _entries(expected)[::every], _entries(got)
+    assert len(want) >= 50, len(want)
     assert [k for k, _ in want] == [k for k, _ in have]  # every record, in order
     fields = off = 0
     bad = []

@@ -3,7 +3,7 @@
 Run by hand (never in CI), with a throw-away venv holding ``tensorflow-cpu spliceai setuptools`` and
 the numpy-2 shim of ../shared/tools as its ``sitecustomize.py``:
 
-    python tests/data/variants/make_fixtures.py --spliceai /path/to/venv/bin/spliceai --work /tmp/fx
+    python tests/data/vcf/make_fixtures.py --spliceai /path/to/venv/bin/spliceai --work /tmp/fx
 
 Writes ``chr22.vcf`` (SNVs at, near and far from annotated exon boundaries on both strands, insertions,
 deletions, multi-allelic records and every skip case), ``chr2.vcf`` + ``chr2_table.txt`` (a SpliceAI-format
