@@ -36,8 +36,21 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputError
-from ..storage import check_output_dir, commit, folder_lock, remove_stale_tmp, tmp_path_for
-from .genomic import SCORES, as_annotation, check_same_genes, iter_genomic, open_store, store_genes
+from ..storage import (
+    check_output_dir,
+    commit,
+    folder_lock,
+    remove_stale_tmp,
+    tmp_path_for,
+)
+from .genomic import (
+    SCORES,
+    as_annotation,
+    check_same_genes,
+    iter_genomic,
+    open_store,
+    store_genes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +204,7 @@ def tracks(
             "dropped_nt": sum(dropped.values()), "contigs": len(header), "delta": base is not None}
 
 
-def _write_group(w: _Writers, st, base, group: list[dict], chrom: str, size: int, strand: str,  # noqa: ANN001
+def _write_group(w: _Writers, st, base, group: list[dict], chrom: str, size: int, strand: str,
                  dropped: dict[str, int]) -> int:
     """Maximum over one run of overlapping genes, clipped to the contig, into the tracks; returns nt written."""
     lo = group[0]["start"]
