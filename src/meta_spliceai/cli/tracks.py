@@ -41,7 +41,7 @@ def run_tracks(args: argparse.Namespace) -> int:
     con = console()
     nt = res["nucleotides"]
     con.print(f"{res['genes']:,} genes, {nt['+']:,} nt on + and {nt['-']:,} nt on -"
-              f"{' (meta - base)' if res['delta'] else ''} over {res['contigs']:,} contigs")
+              f"{' (meta - base)' if res['delta'] else ''} over {res['contigs']:,} contig(s)")
     if res["dropped_nt"]:
         con.print(f"dropped past contig ends: {res['dropped_nt']:,} nt")
     for f in res["files"]:
