@@ -31,6 +31,8 @@ _API: dict[str, str] = {
     "predict": "basemodel.predict",
     "load_base_model": "basemodel.ensemble",
     "PredictionStore": "basemodel.store",
+    "scores_in_genome": "basemodel.genomic",
+    "tracks": "basemodel.tracks",
     # dataset
     "build": "dataset.builder",
     "gene_ids": "dataset.selection",

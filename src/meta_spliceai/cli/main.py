@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import MetaSpliceAIError
-from . import build, demo, inputs, maintain, metamodel, variants
+from . import build, demo, inputs, maintain, metamodel, tracks, variants
 from .common import HelpFormatter, one_line
 
 
@@ -73,7 +73,7 @@ def _setup_logging(verbose: int) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     demo.add_demo, inputs.add_reference, inputs.add_predict, build.add_build, inputs.add_gene_ids,
     metamodel.add_train, metamodel.add_apply, maintain.add_patch, maintain.add_dedup, maintain.add_validate,
-    maintain.add_summary, maintain.add_merge, variants.add_variants,
+    maintain.add_summary, maintain.add_merge, variants.add_variants, tracks.add_tracks,
 ]
 
 
