@@ -20,36 +20,6 @@ BUNDLES = {"chr22": (SHARED / "grch37_chr22_20-21Mb", "grch37"), "chr2": (SHARED
 EXPECTED = sorted(DATA.glob("*.expected.vcf"))
 
 
-class _Memo:
-    """The base model with its outputs remembered by input: runs of one VCF at other -M settings (or
-    again, resumed) reuse them, which keeps this file's time small; the numbers are the model's own."""
-
-    def __init__(self, model) -> None:
-        self.model, self.seen = model, {}
-
-    def predict(self, seqs):
-        todo = [s for s in dict.fromkeys(seqs) if s not in self.seen]
-        if todo:
-            self.seen.update(zip(todo, self.model.predict(todo)))
-        return [self.seen[s] for s in seqs]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remembered_model():
-    from meta_spliceai import parallel
-    from meta_spliceai.basemodel.ensemble import load_base_model
-
-    key = ("variant-model", "auto")  # what variants() asks parallel.worker_cache for
-    memo = _Memo(load_base_model("spliceai", device="cpu"))
-    old = parallel._CACHE.get(key)
-    parallel._CACHE[key] = memo
-    yield memo
-    if old is None:
-        parallel._CACHE.pop(key, None)
-    else:
-        parallel._CACHE[key] = old
-
-
 def _entries(path: Path) -> list[tuple[str, str]]:
     out = []
     for rec in pysam.VariantFile(str(path)):
@@ -79,13 +49,26 @@ def _run(name: str, out: Path, d: int, m: int, source: Path | None = None, **kw)
     return out
 
 
+@pytest.fixture(scope="module")
+def chr22_default(tmp_path_factory):
+    """The chr22 VCF at SpliceAI's defaults (-D 50 -M 0): its output and summary, shared by two tests."""
+    bundle, ann = BUNDLES["chr22"]
+    out = tmp_path_factory.mktemp("chr22") / "out.vcf"
+    summary = variants(input=DATA / "chr22.vcf", output=out, reference=bundle / "genome.fa.gz", annotation=ann,
+                       chunk_records=37, progress=False)
+    return out, summary
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("expected", EXPECTED, ids=[p.name for p in EXPECTED])
-def test_same_info_as_the_spliceai_cli(expected, tmp_path):
+def test_same_info_as_the_spliceai_cli(expected, tmp_path, request):
     name, d, m = re.match(r"(\w+)\.D(\d+)\.M(\d)\.expected\.vcf", expected.name).groups()
     every = EVERY.get((name, int(d)), 1)
     source = _subset(DATA / f"{name}.vcf", tmp_path / "in.vcf", every) if every > 1 else None
-    got = _run(name, tmp_path / "out.vcf", int(d), int(m), source=source, chunk_records=37)
+    if (name, d, m) == ("chr22", "50", "0"):
+        got = request.getfixturevalue("chr22_default")[0]
+    else:
+        got = _run(name, tmp_path / "out.vcf", int(d), int(m), source=source, chunk_records=37)
     want, have = _entries(expected)[::every], _entries(got)
     assert len(want) >= 50, len(want)
     assert [k for k, _ in want] == [k for k, _ in have]  # every record, in order
@@ -126,6 +109,14 @@ def test_chunks_resume_bgzip_and_workers_equal_one_serial_run(tmp_path):
     assert (tmp_path / "c.vcf").read_text() == plain.read_text() and not parts.exists()
 
 
+@pytest.mark.slow
+def test_cone_engine_off_gives_the_same_file(tmp_path):
+    """The lever off (every alternate window a full pass, reference shared per gene or not): same bytes."""
+    cone = _run("chr2", tmp_path / "cone.vcf", 50, 0).read_text()
+    assert _run("chr2", tmp_path / "win.vcf", 50, 0, cone=False).read_text() == cone
+    assert _run("chr2", tmp_path / "own.vcf", 50, 0, cone=False, share_reference=False).read_text() == cone
+
+
 def test_resume_reuses_finished_chunks(tmp_path, monkeypatch):
     import meta_spliceai.variants.vcf as mod
 
@@ -151,13 +142,12 @@ def test_resume_reuses_finished_chunks(tmp_path, monkeypatch):
     assert (tmp_path / "r.vcf").read_text() == _run("chr2", tmp_path / "full.vcf", 50, 0).read_text()
 
 
-def test_skip_rules_are_counted(tmp_path):
-    bundle, ann = BUNDLES["chr22"]
-    s = variants(input=DATA / "chr22.vcf", output=tmp_path / "o.vcf", reference=bundle / "genome.fa.gz",
-                 annotation=ann, progress=False)
+@pytest.mark.slow
+def test_skip_rules_are_counted(chr22_default):
+    out, s = chr22_default
     assert s.skipped.get("ref issue", 0) >= 2  # a mismatching and a lowercase REF
     assert s.skipped.get("ref too long", 0) == 1 and s.skipped.get("bad input", 0) == 1
-    notes = {k: v for k, v in _entries(tmp_path / "o.vcf")}
+    notes = {k: v for k, v in _entries(out)}
     assert any(v.endswith("|.|.|.|.|.|.|.|.") for v in notes.values())  # REF and ALT both longer than 1
     multi = [v for k, v in notes.items() if "," in k.split(">")[1] and "*" not in k]
     assert multi and all(v.count(",") >= 1 for v in multi)  # one entry per allele (and gene)

@@ -131,6 +131,7 @@ class VariantsDefaults:
     mask: int = 0  # -M: 1 masks annotated-site gains and unannotated-site losses
     chunk_records: int = 500  # records per resumable chunk (and per unit of a parallel run)
     max_distance: int = 4999  # SpliceAI accepts -D 0..4999
+    cone: bool = True  # alternate alleles computed only inside their cone of influence (same numbers)
 
 
 DEFAULT_VARIANTS = VariantsDefaults()

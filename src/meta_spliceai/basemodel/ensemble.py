@@ -286,6 +286,7 @@ class BaseModel:
         self.device = device
         self.precision = precision
         self.n_members = len(members)
+        self.members = list(members)  # the weights (the cone engine of variant scoring builds its pieces from them)
         self.chunk_size = int(chunk_size)
         self.batch_size = int(batch_size)
         cores = cpu_threads()

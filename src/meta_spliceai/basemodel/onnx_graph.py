@@ -27,101 +27,141 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..config import FLANK
-from .weights import STACKS, UNITS_PER_STACK, Weights, bn_affine
+from .weights import STACKS, UNITS_PER_STACK, WIDTH, Weights, bn_affine, unit_shapes
 
 OPSET = 17
 #: IR version 8 is what opset 17 came with (and what torch.onnx writes): any onnxruntime >= 1.12 loads it
 IR_VERSION = 8
 
 
-def build_onnx(w: Weights) -> onnx.ModelProto:
-    """One member's ONNX model: ``x`` (B, 4, L + 10000) float32 -> ``p`` (B, 3, L) float32."""
-    inits: list[TensorProto] = []
-    nodes: list[onnx.NodeProto] = []
+class _Graph:
+    """Initializers and nodes of one graph under construction, with the ops the members use."""
 
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+    def __init__(self, w: Weights) -> None:
+        self.w = w
+        self.inits: list[TensorProto] = []
+        self.nodes: list[onnx.NodeProto] = []
+        self.axes = self.const("axes2", np.array([2], dtype=np.int64))  # crop bounds along axis 2
+        self.slope = float(w.leaky)
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def f32(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.float32)
-
-    def node(op: str, inputs: list[str], output: str, **attrs: object) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+    def node(self, op: str, inputs: list[str], output: str, **attrs: object) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
-    def conv(x: str, name: str, weight: np.ndarray, bias: np.ndarray, dilation: int = 1) -> str:
-        wname = const(f"{name}.weight", f32(weight))
-        bname = const(f"{name}.bias", f32(bias))
+    def conv(self, x: str, name: str, weight: np.ndarray, bias: np.ndarray, dilation: int = 1) -> str:
+        wname = self.const(f"{name}.weight", _f32(weight))
+        bname = self.const(f"{name}.bias", _f32(bias))
         k = int(weight.shape[2])
-        return node("Conv", [x, wname, bname], name, dilations=[dilation], group=1, kernel_shape=[k], pads=[0, 0], strides=[1])
+        return self.node("Conv", [x, wname, bname], name, dilations=[dilation], group=1, kernel_shape=[k],
+                         pads=[0, 0], strides=[1])
 
-    # crop bounds along axis 2, shared by every Slice: starts = a, ends = -a (a > 0)
-    axes = const("axes2", np.array([2], dtype=np.int64))
-
-    def crop(x: str, name: str, a: int) -> str:
-        """``x[:, :, a : len - a]``."""
+    def crop(self, x: str, name: str, a: int) -> str:
+        """``x[:, :, a : len - a]`` (Slice with constant starts and negative ends, shared by size)."""
         if a == 0:
             return x
         starts = f"crop{a}.start"
-        if starts not in {t.name for t in inits}:
-            const(starts, np.array([a], dtype=np.int64))
-            const(f"crop{a}.end", np.array([-a], dtype=np.int64))
-        return node("Slice", [x, starts, f"crop{a}.end", axes], name)
+        if starts not in {t.name for t in self.inits}:
+            self.const(starts, np.array([a], dtype=np.int64))
+            self.const(f"crop{a}.end", np.array([-a], dtype=np.int64))
+        return self.node("Slice", [x, starts, f"crop{a}.end", self.axes], name)
 
-    slope = float(w.leaky)
+    def act(self, x: str, name: str) -> str:
+        return self.node("Relu", [x], name) if self.slope == 0.0 else self.node("LeakyRelu", [x], name, alpha=self.slope)
 
-    def act(x: str, name: str) -> str:
-        return node("Relu", [x], name) if slope == 0.0 else node("LeakyRelu", [x], name, alpha=slope)
+    def unit(self, h: str, i: int) -> str:
+        """Residual unit ``i`` (0-15) on ``h``: ``h[trim:-trim] + conv2(act(conv1'(act(h * s1 + b1))))``."""
+        k, d = unit_shapes()[i]
+        unit = self.w.units[i]
+        p = f"unit{i}"
+        s1, b1 = bn_affine(unit["bn1"], self.w.eps)
+        s1n = self.const(f"{p}.s1", _f32(s1).reshape(1, -1, 1))
+        b1n = self.const(f"{p}.b1", _f32(b1).reshape(1, -1, 1))
+        s2, b2 = bn_affine(unit["bn2"], self.w.eps)
+        w1, c1 = unit["conv1"]
+        # BN2 directly follows conv1: fold it in (weight * scale, bias * scale + shift)
+        w1f = np.asarray(w1).astype(np.float64) * s2[:, None, None]
+        c1f = np.asarray(c1).astype(np.float64) * s2 + b2
+        y = self.node("Mul", [h, s1n], f"{p}.bn1.mul")  # torch.addcmul(b1, x, s1) = b1 + x * s1
+        y = self.node("Add", [b1n, y], f"{p}.bn1")
+        y = self.act(y, f"{p}.act1")
+        y = self.conv(y, f"{p}.conv1", w1f, c1f, d)
+        y = self.act(y, f"{p}.act2")
+        y = self.conv(y, f"{p}.conv2", *unit["conv2"], d)
+        return self.node("Add", [self.crop(h, f"{p}.crop", unit_trim(i)), y], f"{p}.out")
 
-    h = conv("x", "stem", *w.stem)
-    skip = conv(crop(h, "skip0.in", FLANK), "skip0", *w.skips[0])
+    def model(self, name: str, inputs: list[tuple[str, int]], outputs: list[tuple[str, int]]) -> onnx.ModelProto:
+        """The graph as a model: ``(name, channels)`` inputs and outputs, shapes (batch, channels, length)."""
+        def info(n: str, c: int, dim: str) -> onnx.ValueInfoProto:
+            return helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", c, dim])
+
+        graph = helper.make_graph(self.nodes, name, [info(n, c, "length") for n, c in inputs],
+                                  [info(n, c, "outputs") for n, c in outputs], initializer=self.inits)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="meta-spliceai",
+                                 ir_version=IR_VERSION)
+
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def unit_trim(i: int) -> int:
+    """Nucleotides residual unit ``i`` loses on each side (its two unpadded convs): ``d (k - 1)``."""
+    k, d = unit_shapes()[i]
+    return d * (k - 1)
+
+
+#: units after which a skip conv reads the residual stream (the ends of the stacks), 1-based unit counts
+SKIP_AFTER: tuple[int, ...] = tuple(UNITS_PER_STACK * (s + 1) for s in range(len(STACKS)))
+
+
+def build_onnx(w: Weights) -> onnx.ModelProto:
+    """One member's ONNX model: ``x`` (B, 4, L + 10000) float32 -> ``p`` (B, 3, L) float32."""
+    g = _Graph(w)
+    h = g.conv("x", "stem", *w.stem)
+    skip = g.conv(g.crop(h, "skip0.in", FLANK), "skip0", *w.skips[0])
     lost = 0
-    for s in range(len(STACKS)):
-        for u in range(UNITS_PER_STACK):
-            i = s * UNITS_PER_STACK + u
-            k, d = STACKS[s]
-            unit = w.units[i]
-            p = f"unit{i}"
-            s1, b1 = bn_affine(unit["bn1"], w.eps)
-            s1n = const(f"{p}.s1", f32(s1).reshape(1, -1, 1))
-            b1n = const(f"{p}.b1", f32(b1).reshape(1, -1, 1))
-            s2, b2 = bn_affine(unit["bn2"], w.eps)
-            w1, c1 = unit["conv1"]
-            # BN2 directly follows conv1: fold it in (weight * scale, bias * scale + shift)
-            w1f = np.asarray(w1).astype(np.float64) * s2[:, None, None]
-            c1f = np.asarray(c1).astype(np.float64) * s2 + b2
-            y = node("Mul", [h, s1n], f"{p}.bn1.mul")  # torch.addcmul(b1, x, s1) = b1 + x * s1
-            y = node("Add", [b1n, y], f"{p}.bn1")
-            y = act(y, f"{p}.act1")
-            y = conv(y, f"{p}.conv1", w1f, c1f, d)
-            y = act(y, f"{p}.act2")
-            y = conv(y, f"{p}.conv2", *unit["conv2"], d)
-            trim = d * (k - 1)  # nt lost on each side by the two unpadded convs
-            h = node("Add", [crop(h, f"{p}.crop", trim), y], f"{p}.out")
-            lost += trim
-        off = FLANK - lost
-        t = conv(crop(h, f"skip{s + 1}.in", off), f"skip{s + 1}", *w.skips[s + 1])
-        skip = node("Add", [skip, t], f"skip.sum{s + 1}")
+    for i in range(len(w.units)):
+        h = g.unit(h, i)
+        lost += unit_trim(i)
+        if i + 1 in SKIP_AFTER:
+            s = SKIP_AFTER.index(i + 1)
+            t = g.conv(g.crop(h, f"skip{s + 1}.in", FLANK - lost), f"skip{s + 1}", *w.skips[s + 1])
+            skip = g.node("Add", [skip, t], f"skip.sum{s + 1}")
     if lost != FLANK:  # the receptive field must be exactly the flank: kept outputs never see padding
         raise ValueError(f"the units crop {lost} nt per side, expected {FLANK}")
-    logits = conv(skip, "out", *w.out)
-    node("Softmax", [logits], "p", axis=1)
+    g.node("Softmax", [g.conv(skip, "out", *w.out)], "p", axis=1)
+    return g.model("spliceai10k_member", [("x", 4)], [("p", 3)])
 
-    graph = helper.make_graph(
-        nodes,
-        "spliceai10k_member",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, "length"])],
-        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["batch", 3, "outputs"])],
-        initializer=inits,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="meta-spliceai",
-        ir_version=IR_VERSION,
-    )
-    return model
+
+def build_pieces(w: Weights) -> dict[str, onnx.ModelProto]:
+    """One member cut at its residual-unit boundaries (what :mod:`.cone` runs piece by piece):
+
+    - ``stem``: ``x`` (B, 4, L) -> ``h`` (B, 32, L);
+    - ``unit0`` … ``unit15``: ``h`` (B, 32, L) -> ``y`` (B, 32, L - 2 trim);
+    - ``head``: ``h0, h4, h8, h12, h16`` (B, 32, L), the stem's and each stack's output at the same L
+      positions -> ``p`` (B, 3, L): the skip convs summed in the full graph's order, output conv, softmax.
+
+    Chained, the pieces compute what :func:`build_onnx` computes, op for op.
+    """
+    out: dict[str, onnx.ModelProto] = {}
+    g = _Graph(w)
+    g.node("Identity", [g.conv("x", "stem", *w.stem)], "h")
+    out["stem"] = g.model("stem", [("x", 4)], [("h", WIDTH)])
+    for i in range(len(w.units)):
+        g = _Graph(w)
+        g.node("Identity", [g.unit("h", i)], "y")
+        out[f"unit{i}"] = g.model(f"unit{i}", [("h", WIDTH)], [("y", WIDTH)])
+    g = _Graph(w)
+    skip = g.conv("h0", "skip0", *w.skips[0])
+    for s, u in enumerate(SKIP_AFTER):
+        skip = g.node("Add", [skip, g.conv(f"h{u}", f"skip{s + 1}", *w.skips[s + 1])], f"skip.sum{s + 1}")
+    g.node("Softmax", [g.conv(skip, "out", *w.out)], "p", axis=1)
+    out["head"] = g.model("head", [("h0", WIDTH)] + [(f"h{u}", WIDTH) for u in SKIP_AFTER], [("p", 3)])
+    return out
 
 
 def save_onnx(w: Weights, path: str | os.PathLike[str]) -> Path:

@@ -44,6 +44,9 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-shared-reference", action="store_true",
                    help="score each variant's reference window on its own instead of one pass per gene "
                         "(a benchmark lever: the same numbers, slower on dense VCFs)")
+    p.add_argument("--no-cone", action="store_true",
+                   help="run every alternate allele's whole window through the model instead of only its cone of "
+                        "influence (a benchmark lever: the same numbers, ~2-3x slower)")
     add_parallel_args(p, "chunks of records")
     p.set_defaults(handler=run_variants)
 
@@ -53,7 +56,7 @@ def run_variants(args: argparse.Namespace) -> int:
 
     s = variants(input=args.input, output=args.output, reference=args.reference, annotation=args.annotation,
                  distance=args.distance, mask=args.mask, chunk_records=args.chunk_records, runtime=args.runtime,
-                 share_reference=not args.no_shared_reference, model=args.model,
+                 share_reference=not args.no_shared_reference, cone=not args.no_cone, model=args.model,
                  predictions=args.predictions, progress=True, **parallel_kwargs(args))
     con = console()
     skipped = sum(s.skipped.values())

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..basemodel.cone import ConeEngine, ConeVariant
 from ..config import FLANK
 from ..reference.genome import Genome, reverse_complement
 from .transcripts import TranscriptTable, match_prefix
@@ -165,19 +166,24 @@ def delta_fields(y_ref: np.ndarray, y_alt: np.ndarray, cov: int, boundary: int, 
 
 
 def score_records(records: Sequence[Record], table: TranscriptTable, genome: Genome, model, *,  # noqa: ANN001
-                  distance: int, mask: int, share_reference: bool = True,
+                  distance: int, mask: int, share_reference: bool = True, cone: ConeEngine | None = None,
                   correct=None) -> tuple[list[list[str]], list[list[str]], Counter]:  # noqa: ANN001
     """SpliceAI entries (``ALLELE|SYMBOL|DS…|DP…``) of each record, the same from corrected tracks (empty
     without ``correct``), and the skipped records by reason.
 
     ``model``: a :class:`~meta_spliceai.basemodel.ensemble.BaseModel` (its ``predict`` takes
     ``flank + body + flank`` strings). ``share_reference``: compute each gene's reference track once
-    when that is cheaper than one window per variant (same numbers). ``correct(table, gene, pos,
+    when that is cheaper than one window per variant (same numbers). ``cone``: compute the tracks with
+    this engine instead of ``model`` (one reference pass per cluster of nearby variants, each alternate
+    only inside its cone of influence; same numbers, ``share_reference`` then does not apply). ``correct(table, gene, pos,
     distance, ref, alt)``: corrected (ref, alt) window tracks, or None (e.g.
     :meth:`~meta_spliceai.variants.corrected.MetaScorer.corrected`).
     """
     plan, windows = plan_records(records, table, genome, distance)
-    compute_tracks(plan, records, windows, table, genome, model, distance=distance, share_reference=share_reference)
+    if cone is not None:
+        cone_tracks(plan, records, table, genome, cone, distance=distance)
+    else:
+        compute_tracks(plan, records, windows, table, genome, model, distance=distance, share_reference=share_reference)
     cov = 2 * distance + 1
     out: list[list[str]] = []
     meta: list[list[str]] = []
@@ -248,6 +254,36 @@ def compute_tracks(plan: Plan, records: Sequence[Record], windows: list[str], ta
             rec = records[plan.jobs[j].record]
             a = rec.pos - distance - first
             plan.jobs[j].ref_track = gene_tracks[g][a: a + cov]
+
+
+def cone_tracks(plan: Plan, records: Sequence[Record], table: TranscriptTable, genome: Genome, cone: ConeEngine, *,
+                distance: int) -> None:
+    """Fill every job's reference and alternate tracks with the cone engine, gene by gene.
+
+    Coordinates: a gene's input ``G`` is its masked span with FLANK + D of N on each side, in model
+    orientation; genome position ``q`` (1-based) is genome-orientation index ``q - g0`` with
+    ``g0 = tx_start - FLANK - D``, and model index ``n - 1 - (q - g0)`` on ``-``.
+    """
+    cov = 2 * distance + 1
+    by_gene: dict[int, list[int]] = {}
+    for j, job in enumerate(plan.jobs):
+        by_gene.setdefault(job.gene, []).append(j)
+    half = FLANK + distance  # wid // 2
+    for g, js in by_gene.items():
+        gene = _gene_input(genome, table, g, records[plan.jobs[js[0]].record].chrom, distance)
+        n, g0, minus = len(gene), int(table.tx_starts[g]) - half, table.strands[g] == "-"
+        todo = []
+        for j in js:
+            rec, job = records[plan.jobs[j].record], plan.jobs[j]
+            alt, i = rec.alts[job.allele], rec.pos - g0  # type: ignore[index]
+            if minus:
+                todo.append(ConeVariant(start=n - 1 - (i + half), at=n - len(rec.ref) - i, ref_len=len(rec.ref),
+                                        alt=reverse_complement(alt), cov=cov))
+            else:
+                todo.append(ConeVariant(start=i - half, at=i, ref_len=len(rec.ref), alt=alt, cov=cov))
+        for j, (y_ref, y_alt) in zip(js, cone.score(gene, todo)):
+            plan.jobs[j].ref_track = y_ref[::-1] if minus else y_ref
+            plan.jobs[j].alt_track = y_alt[::-1] if minus else y_alt
 
 
 def _gene_input(genome: Genome, table: TranscriptTable, g: int, chrom: str, distance: int) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..basemodel.cone import ConeEngine
 from ..basemodel.ensemble import load_base_model
 from ..config import (
     DEFAULT_PARALLEL,
@@ -73,6 +74,7 @@ class _Spec:
     mask: int
     runtime: str
     share_reference: bool
+    cone: bool = True
     model: str | None = None
     predictions: str | None = None
 
@@ -89,8 +91,17 @@ def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], lis
                             lambda: MetaScorer.open(spec.model, spec.predictions, genome, table, spec.annotation))
     entries, corrected, skipped = score_records(records, table, genome, model, distance=spec.distance, mask=spec.mask,
                                                 share_reference=spec.share_reference,
+                                                cone=cone_engine(model, spec.runtime) if spec.cone else None,
                                                 correct=meta.corrected if meta else None)
     return entries, corrected, dict(skipped)
+
+
+def cone_engine(model, runtime: str) -> ConeEngine | None:  # noqa: ANN001
+    """The cone engine of ``model``'s members, made once per process; None where the model does not run
+    on ONNX Runtime (PyTorch, CUDA: its own windows are scored instead)."""
+    if getattr(model, "runtime", None) != "onnx":
+        return None
+    return worker_cache(("variant-cone", runtime), lambda: ConeEngine(model.members))
 
 
 def variants(
@@ -104,6 +115,7 @@ def variants(
     chunk_records: int = DEFAULT_VARIANTS.chunk_records,
     runtime: Runtime = DEFAULT_PREDICT.runtime,
     share_reference: bool = True,
+    cone: bool = DEFAULT_VARIANTS.cone,
     model: str | os.PathLike[str] | None = None,
     predictions: str | os.PathLike[str] | None = None,
     workers: int = DEFAULT_PARALLEL.workers,
@@ -117,7 +129,9 @@ def variants(
     ``distance`` (-D, 0-4999) and ``mask`` (-M, 0/1) as SpliceAI's; ``annotation``: ``grch37``,
     ``grch38``, a SpliceAI-format table or a GTF/GFF3 (:mod:`.transcripts`). ``model`` (a ``train``
     output folder) with ``predictions`` (the genes' base-model store): also a ``MetaSpliceAI`` INFO key
-    with the same fields from the corrected tracks (:mod:`.corrected`).
+    with the same fields from the corrected tracks (:mod:`.corrected`). ``cone``: alternate alleles
+    computed only inside their cone of influence (:mod:`~meta_spliceai.basemodel.cone`; same numbers);
+    off, every allele's window is a full pass (``share_reference`` then shares reference passes per gene).
     """
     import pysam
 
@@ -146,7 +160,7 @@ def variants(
     for note in notes:
         log.warning("%s", note)
     spec = _Spec(fasta=str(genome.path), annotation=str(annotation), distance=distance, mask=mask,
-                 runtime=runtime, share_reference=share_reference,
+                 runtime=runtime, share_reference=share_reference, cone=cone,
                  model=str(model) if model else None, predictions=str(predictions) if predictions else None)
     try:
         vcf = pysam.VariantFile(str(src))
@@ -181,8 +195,9 @@ def variants(
                 if base is None:  # loaded once per process (a library caller scoring several VCFs reuses it)
                     base = worker_cache(("variant-model", runtime),
                                         lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
+                engine = cone_engine(base, runtime) if cone else None
                 results = [score_records(u[1], table, genome, base, distance=distance, mask=mask,
-                                         share_reference=share_reference,
+                                         share_reference=share_reference, cone=engine,
                                          correct=meta.corrected if meta else None) for u in units]
             else:
                 results = run_units(_score_chunk, units, par, what="chunk") if units else []
