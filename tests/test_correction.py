@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import polars as pl
 import pytest
-from conftest import write_store
+from conftest import make_foreign, write_store
 
 from meta_spliceai.basemodel.store import PredictionStore
 from meta_spliceai.dataset.schema import SCHEMA_VERSION
@@ -108,6 +108,16 @@ def test_card_mismatch_refused(tmp_path, chr22, chr22_model, keras_store):
     (card / "model_card.json").write_text(json.dumps(doc))
     with pytest.raises(Exception, match="unknown to this meta-spliceai"):
         load_card(card)
+
+
+def test_apply_names_a_store_file_of_another_base_model(tmp_path, chr22, chr22_model, keras_store):
+    """The card's base model is spliceai and so is the store, but for one file that openspliceai wrote."""
+    genes = ["GGTLC3", "TANGO2", "ZNF74"]
+    write_store(tmp_path / "s", {g: PredictionStore(keras_store).read(g) for g in genes})
+    foreign = make_foreign(tmp_path / "s", "ZNF74", base_model="openspliceai")
+    with pytest.raises(ConfigMismatchError, match=rf"{foreign.name} was written by another base model.*openspliceai"):
+        apply(model=chr22_model[0], predictions=tmp_path / "s", out=tmp_path / "o", genes=genes, progress=False,
+              **_ref(chr22))
 
 
 def test_apply_evaluate_reports_the_train_comparison(tmp_path, chr22, chr22_model, keras_store):

@@ -10,7 +10,9 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from conftest import make_foreign, write_store
 
+from meta_spliceai.basemodel.store import PredictionStore
 from meta_spliceai.dataset.builder import build
 from meta_spliceai.dataset.folder import batch_paths, read_manifest
 from meta_spliceai.dataset.schema import feature_columns
@@ -453,3 +455,15 @@ def test_row_writer_keep_masks_equal_filtering_first(tmp_path, background):
         assert sizes == [8] * (expect.num_rows // 8) + ([expect.num_rows % 8] if expect.num_rows % 8 else []), name
         assert f.read().equals(expect), name
     assert (tmp_path / "trim.parquet").read_bytes() == (tmp_path / "ref.parquet").read_bytes()
+
+
+def test_build_names_a_store_file_of_another_base_model(tmp_path, chr22, keras_store):
+    """A spliceai store holding one openspliceai file: the build stops naming it (never builds on mixed scores)."""
+    genes = ["GGTLC3", "TANGO2", "ZNF74"]
+    src = PredictionStore(keras_store)
+    write_store(tmp_path / "s", {g: src.read(g) for g in genes})
+    foreign = make_foreign(tmp_path / "s", "TANGO2", base_model="openspliceai")
+    (tmp_path / "genes.txt").write_text("\n".join(genes) + "\n")
+    with pytest.raises(ConfigMismatchError, match=rf"{foreign.name} was written by another base model.*openspliceai"):
+        build(output_dir=tmp_path / "out", predictions=tmp_path / "s", gene_ids_file=tmp_path / "genes.txt",
+              **_ref(chr22), **FAST)
