@@ -37,6 +37,7 @@ from ..basemodel.store import PredictionStore
 from ..config import DEFAULT_TRAIN
 from ..dataset.evaluation import check_probs
 from ..dataset.folder import Dataset, open_dataset
+from ..dataset.schema import GENE_FEATURES
 from ..errors import InputError
 from ..reference.annotation import load_annotation
 from ..storage import commit, tmp_path_for, write_json_atomic, write_text_atomic
@@ -122,13 +123,15 @@ def train(
     if genes.height != len(ids):
         raise InputError(f"{len(ids) - genes.height} gene(s) of the dataset are not in its annotation "
                          f"{ds.build['inputs']['gtf']}; was the GTF changed after the build?")
-    if group_col not in genes.columns:
-        if group_col in ds.roles and ds.roles[group_col] in ("id", "metadata"):
-            vals = pl.scan_parquet(ds.files).group_by("gene_id").agg(pl.col(group_col).first()).collect()
-            genes = genes.join(vals, on="gene_id", how="left")
-        else:
-            raise InputError(f"--group-col {group_col!r} does not exist in the dataset or its gene table; "
-                             f"use one of gene_id, gene_name, chrom, gene_type")
+    # the dataset's own gene-level column wins over the annotation's (a patched dataset's gene_type is in its
+    # rows, the build's GTF may say "unknown" for every gene)
+    if group_col != "gene_id" and group_col in ds.roles and (ds.roles[group_col] in ("id", "metadata")
+                                                             or group_col in GENE_FEATURES):
+        vals = pl.scan_parquet(ds.files).group_by("gene_id").agg(pl.col(group_col).first()).collect()
+        genes = genes.drop(group_col, strict=False).join(vals, on="gene_id", how="left")
+    elif group_col not in genes.columns:
+        raise InputError(f"--group-col {group_col!r} does not exist in the dataset or its gene table; "
+                         f"use one of gene_id, gene_name, chrom, gene_type")
     parts = make_split(genes, kind=split, group_col=group_col, test_chroms=test_chroms,  # type: ignore[arg-type]
                        test_fraction=test_fraction, valid_fraction=valid_fraction, seed=seed)
     log.info("split (%s): %d train, %d valid, %d test genes", split, len(parts.train), len(parts.valid), len(parts.test))
