@@ -436,6 +436,21 @@ def test_gene_lists_from_spreadsheets_and_r(tmp_path, chr2, name, content):
     assert len(resolve_gene_ids(ann.genes, ids)) == 2
 
 
+def test_duplicate_ids_in_a_gene_list_are_one_note(tmp_path, chr2, caplog):
+    ann = parse_annotation(chr2 / "annotation.gtf")
+    gid, name = ann.genes.filter(pl.col("gene_name") != pl.col("gene_id")).select("gene_id", "gene_name").row(0)
+    f = tmp_path / "g.txt"
+    f.write_text(f"{gid}\n{gid}\n{name}\n")
+    with caplog.at_level("WARNING"):
+        ids = resolve_gene_ids(ann.genes, read_gene_list(f) + [gid], source="--genes/--gene-ids-file")
+    assert ids == [gid]
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 3, notes
+    assert f"gene list {f} lists 1 gene(s) more than once: {gid} (2x); each is used once" == notes[0]
+    assert notes[1] == f"--genes/--gene-ids-file lists 1 gene(s) more than once: {gid} (2x); each is used once"
+    assert f"{gid} and {name} -> {gid}" in notes[2]
+
+
 def test_gene_list_binary_or_corrupt_gzip_is_one_line(tmp_path):
     bad = tmp_path / "g.txt.gz"
     bad.write_bytes(gzip.compress(b"TANK\nMARCH7\n")[:15])

@@ -467,3 +467,46 @@ def test_build_names_a_store_file_of_another_base_model(tmp_path, chr22, keras_s
     with pytest.raises(ConfigMismatchError, match=rf"{foreign.name} was written by another base model.*openspliceai"):
         build(output_dir=tmp_path / "out", predictions=tmp_path / "s", gene_ids_file=tmp_path / "genes.txt",
               **_ref(chr22), **FAST)
+
+
+@pytest.mark.parametrize("genes", [["RIMBP3"], ["RIMBP3", "TANGO2"]])
+def test_a_gene_without_rows_is_named_and_validate_agrees(tmp_path, chr22, keras_store, genes):
+    """RIMBP3, chr22's single-exon gene, with a flat track (no site, no confident score) makes no row: the build
+    says which gene and why, and its own validate passes (only single-exon genes, or mixed with a real one)."""
+    from meta_spliceai.maintenance.validation import validate
+
+    flat = np.zeros((PredictionStore(keras_store).length_of("RIMBP3"), 3), np.float32)
+    flat[:, 0] = 1
+    write_store(tmp_path / "s", {"RIMBP3": flat, "TANGO2": PredictionStore(keras_store).read("TANGO2")})
+    (tmp_path / "g.txt").write_text("\n".join(genes) + "\n")
+    kw = {"output_dir": tmp_path / "out", "predictions": tmp_path / "s", "gene_ids_file": tmp_path / "g.txt"}
+    summary = build(**kw, **_ref(chr22), **FAST)
+    assert summary.n_genes == len(genes) and list(summary.genes_without_rows) == ["RIMBP3"]
+    note = next(n for n in summary.notes if "no rows" in n)
+    assert note.startswith(f"1 of {len(genes)} genes have no rows (RIMBP3: no annotated splice site") and "\n" not in note
+    assert "--hard-prob" in note
+    entry = read_manifest(tmp_path / "out")["batches"]["00000"]
+    assert entry["genes"] == genes or sorted(entry["genes"]) == sorted(genes)
+    assert list(entry["genes_without_rows"]) == ["RIMBP3"]
+    assert set(_master(tmp_path / "out")["gene_id"].unique()) == set(genes) - {"RIMBP3"}
+    rep = validate(dataset=tmp_path / "out")
+    assert rep.ok, rep.problems
+    # a resumed build says it again
+    assert any("RIMBP3" in n for n in build(**kw, **_ref(chr22), **FAST).notes)
+
+
+def test_kmer_size_zero_with_other_sizes_is_refused(tmp_path, chr22, keras_store):
+    with pytest.raises(InputError, match=r"--kmer-sizes 0 6: 0 means no k-mers and cannot be combined"):
+        build(output_dir=tmp_path / "o", predictions=keras_store, subset_policy="all", kmer_sizes=(0, 6),
+              progress=False, **_ref(chr22))
+    assert not (tmp_path / "o").exists()
+
+
+def test_duplicate_gene_ids_are_one_note(tmp_path, chr22, keras_store, caplog):
+    (tmp_path / "g.txt").write_text("TANGO2\nZNF74\nTANGO2\nTANGO2\n")
+    with caplog.at_level("WARNING"):
+        summary = build(output_dir=tmp_path / "o", predictions=keras_store, gene_ids_file=tmp_path / "g.txt",
+                        **_ref(chr22), **FAST)
+    dup = [r.getMessage() for r in caplog.records if "more than once" in r.getMessage()]
+    assert len(dup) == 1 and "TANGO2 (3x)" in dup[0] and "g.txt" in dup[0] and "ZNF74" not in dup[0]
+    assert summary.n_genes == 2
