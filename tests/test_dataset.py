@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -510,3 +511,49 @@ def test_duplicate_gene_ids_are_one_note(tmp_path, chr22, keras_store, caplog):
     dup = [r.getMessage() for r in caplog.records if "more than once" in r.getMessage()]
     assert len(dup) == 1 and "TANGO2 (3x)" in dup[0] and "g.txt" in dup[0] and "ZNF74" not in dup[0]
     assert summary.n_genes == 2
+
+
+def _small(tmp_path, chr22, keras_store):
+    (tmp_path / "g.txt").write_text("TANGO2\nZNF74\nGGTLC3\nRIMBP3\n")
+    return {"output_dir": tmp_path / "out", "predictions": keras_store, "gene_ids_file": tmp_path / "g.txt",
+            "batch_size": 2, **_ref(chr22), **FAST}
+
+
+def test_a_foreign_parquet_file_in_master_is_refused_at_the_start(tmp_path, chr22, keras_store):
+    kw = _small(tmp_path, chr22, keras_store)
+    foreign = PredictionStore(keras_store).file_of("TANGO2")
+    # a fresh folder whose master/ already holds someone's Parquet file: nothing is built
+    (tmp_path / "out" / "master").mkdir(parents=True)
+    shutil.copy(foreign, tmp_path / "out" / "master" / "mine.parquet")
+    with pytest.raises(InputError, match=r"master/mine\.parquet was not written by this build.*move it out") as err:
+        build(**kw)
+    assert "\n" not in str(err.value) and not (tmp_path / "out" / "build.json").exists()
+    # a finished build with one dropped in: the resume (and --overwrite, which would delete it) refuse it
+    (tmp_path / "out" / "master" / "mine.parquet").unlink()
+    build(**kw)
+    shutil.copy(foreign, tmp_path / "out" / "master" / "mine.parquet")
+    for extra in ({}, {"overwrite": True}):
+        with pytest.raises(InputError, match=r"mine\.parquet was not written by this build"):
+            build(**kw, **extra)
+    assert (tmp_path / "out" / "master" / "mine.parquet").is_file()
+
+
+def test_a_truncated_master_file_is_named_with_the_recovery(tmp_path, chr22, keras_store):
+    from meta_spliceai.maintenance.validation import validate
+
+    kw = _small(tmp_path, chr22, keras_store)
+    build(**kw)
+    before = _checksums(tmp_path / "out")
+    p = batch_paths(tmp_path / "out", 1)
+    assert os.path.samefile(p["master"], p["trim"])  # hard-linked: truncating one truncates both
+    os.truncate(p["master"], p["master"].stat().st_size // 2)
+    with pytest.raises(InputError, match=r"cannot read .*batch_00001_trim\.parquet .*truncated or damaged; delete "
+                                         r".*batches/batch_00001_\*\.parquet and .*master/batch_00001\.parquet") as err:
+        build(**kw)
+    assert "\n" not in str(err.value)
+    # the recovery it names works: the batch is remade, byte for byte
+    for f in (tmp_path / "out" / "batches").glob("batch_00001_*.parquet"):
+        f.unlink()
+    p["master"].unlink()
+    build(**kw)
+    assert _checksums(tmp_path / "out") == before and validate(dataset=tmp_path / "out").ok

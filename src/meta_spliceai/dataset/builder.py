@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -83,6 +84,8 @@ from .selection import (
 from .writer import RowWriter, release_memory
 
 log = logging.getLogger(__name__)
+
+_BATCH_FILE = re.compile(r"batch_\d{5}\.parquet")
 
 #: configuration fields that do not change any row (only how rows are grouped): free to change on resume
 ROW_NEUTRAL = ("batch_rows",)
@@ -225,6 +228,7 @@ def build(
     created = not out.exists()
     t0 = time.perf_counter()
     with _cleanup_failed_start(out, created), folder_lock(out):
+        _refuse_foreign_files(out)  # before anything is read, made or (--overwrite) removed
         if overwrite:
             _clear_build(out)
         from ..reference.report import resolve_reference
@@ -610,17 +614,20 @@ def _batch_files(ctx: _Context, b: int, ids: list[str]) -> dict[str, object]:
     genes = ctx.ann.genes.filter(pl.col("gene_id").is_in(ids)).sort("chrom", "start", "gene_id")
     if not p["trim"].is_file():
         if p["raw"].is_file() and p["perf"].is_file():
-            _write_trim(cfg, p)  # resumed after a crash between raw and trim
+            with _batch_file_read(p["raw"], b, out):
+                _write_trim(cfg, p)  # resumed after a crash between raw and trim
         else:
             _write_raw(ctx, b, genes, ids, p)
-    trim = pl.read_parquet(p["trim"], columns=["pred_type", "gene_id"])
+    with _batch_file_read(p["trim"], b, out):
+        trim = pl.read_parquet(p["trim"], columns=["pred_type", "gene_id"])
+    with _batch_file_read(p["raw"], b, out):
+        raw_rows = pq.ParquetFile(p["raw"]).metadata.num_rows
     pred = trim["pred_type"]
     counts = dict(pred.value_counts().iter_rows())
     fault_point("before_link")
     link_or_copy(p["trim"], p["master"], tmp_dir=out / "batches")
     entry = {
-        "file": p["master"].name, "genes": ids, "rows": pred.len(),
-        "raw_rows": pq.ParquetFile(p["raw"]).metadata.num_rows,
+        "file": p["master"].name, "genes": ids, "rows": pred.len(), "raw_rows": raw_rows,
         "pred_types": dict(sorted(counts.items())), "checksum": checksum(p["trim"]),
     }
     empty = _genes_without_rows(ctx, ids, set(trim["gene_id"].unique().to_list()), p["raw"])
@@ -633,6 +640,42 @@ def _batch_files(ctx: _Context, b: int, ids: list[str]) -> dict[str, object]:
     # which stays resident into the next batch unless handed back
     release_memory()
     return entry
+
+
+@contextlib.contextmanager
+def _batch_file_read(path: Path, b: int, out: Path) -> Iterator[None]:
+    """A batch file that cannot be read (truncated, damaged) is an error naming it and the recovery."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as err:
+        if isinstance(err, OSError) and not isinstance(err, pa.ArrowException) and err.filename not in (None, str(path)):
+            raise
+        stem = f"batch_{b:05d}"
+        raise InputError(
+            f"cannot read {path} ({' '.join(str(err).split())[:160]}): batch {b}'s file is truncated or damaged; "
+            f"delete {out / 'batches' / stem}_*.parquet and {out / 'master' / stem}.parquet, then re-run the same "
+            "command: the build remakes that batch"
+        ) from None
+
+
+def _refuse_foreign_files(out: Path) -> None:
+    """``master/`` holds only this build's batch files (or files its manifest lists): readers take every
+    Parquet file there, so a foreign one would be read as rows of the dataset."""
+    master = out / "master"
+    if not master.is_dir():
+        return
+    listed = {str(e.get("file")) for e in (read_manifest(out).get("batches") or {}).values()}
+    foreign = sorted(f.name for f in master.iterdir()
+                     if f.name.endswith(".parquet") and not _BATCH_FILE.fullmatch(f.name) and f.name not in listed)
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise InputError(
+            f"{master / foreign[0]}{more} was not written by this build (it is not a batch file of {out}): readers "
+            f"take every Parquet file in master/ as rows of the dataset; move it out of {master} (or build into "
+            "another --output-dir), then re-run"
+        )
 
 
 def _genes_without_rows(ctx: _Context, ids: list[str], present: set[str], raw: Path) -> dict[str, str]:
@@ -734,7 +777,11 @@ def _finalize(out: Path, n_batches: int, manifest: dict) -> None:
         p = batch_paths(out, b)
         if not p["master"].is_file():
             link_or_copy(p["trim"], p["master"], tmp_dir=out / "batches")
-    perf = pl.concat([pl.read_parquet(batch_paths(out, b)["perf"]) for b in range(n_batches)], how="diagonal_relaxed")
+    tables = []
+    for b in range(n_batches):
+        with _batch_file_read(batch_paths(out, b)["perf"], b, out):
+            tables.append(pl.read_parquet(batch_paths(out, b)["perf"]))
+    perf = pl.concat(tables, how="diagonal_relaxed")
     write_text_atomic(out / "gene_performance.tsv", perf.write_csv(separator="\t", float_precision=6))
     manifest["complete"] = True
     manifest["schema_version"] = SCHEMA_VERSION
