@@ -140,3 +140,27 @@ def test_group_col_reads_the_datasets_own_gene_type(tmp_path, chr22, chr22_datas
     assert all(len({parts.filter(pl.col("gene_id") == g)["part"].item() for g in genes if type_of[g] == t}) == 1
                for t in types)
     assert res.metrics
+
+
+def test_too_small_validation_set_warns_and_the_card_says_so(chr22_model, chr22):
+    """chr22's 17 genes leave a few validation genes, with fewer sites than the floor: a warning, in the card too."""
+    from meta_spliceai.config import DEFAULT_TRAIN
+    from meta_spliceai.metamodel.training import validation_check
+    from meta_spliceai.reference.annotation import parse_annotation
+
+    out, res = chr22_model
+    card = json.loads((out / "model_card.json").read_text())
+    v = card["validation"]
+    valid = pl.read_csv(out / "split.tsv", separator="\t").filter(pl.col("part") == "valid")["gene_id"].to_list()
+    sites = parse_annotation(chr22 / "annotation.gtf").splice_sites.filter(pl.col("gene_id").is_in(valid))
+    assert v["genes"] == len(valid) and v["min_sites_per_type"] == DEFAULT_TRAIN.min_valid_sites
+    assert v["sites"] == {t: sites.filter(pl.col("site_type") == t).height for t in SITE_TYPES}
+    assert v["too_small"] and min(v["sites"].values()) < DEFAULT_TRAIN.min_valid_sites
+    assert res.warnings == [v["warning"]]
+    assert v["warning"].startswith(f"validation set too small to choose a threshold: {len(valid)} validation gene")
+    assert f"donor {card['thresholds']['donor']:.2f}" in v["warning"] and "\n" not in v["warning"]
+    # a floor the validation genes meet: no warning
+    by_gene = {g: {t: sites.filter((pl.col("gene_id") == g) & (pl.col("site_type") == t))["position"].to_list()
+                   for t in SITE_TYPES} for g in valid}
+    ok = validation_check(valid, by_gene, card["thresholds"], min_sites=min(v["sites"].values()))
+    assert not ok["too_small"] and ok["warning"] is None
