@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import config
 from .common import (
@@ -13,6 +14,9 @@ from .common import (
     console,
     parallel_kwargs,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 TRAIN_EPILOG = """\
 Evaluation: every nucleotide of the test genes, from the build's prediction store and annotation. Positions with
@@ -117,7 +121,7 @@ def _run_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_comparison(con, comparison: dict) -> None:  # noqa: ANN001
+def print_comparison(con: Console, comparison: dict) -> None:
     """apply --evaluate: meta-model against base model per site type, then the verdict (red when worse)."""
     from rich.table import Table
 
