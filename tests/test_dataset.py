@@ -536,6 +536,12 @@ def test_a_foreign_parquet_file_in_master_is_refused_at_the_start(tmp_path, chr2
         with pytest.raises(InputError, match=r"mine\.parquet was not written by this build"):
             build(**kw, **extra)
     assert (tmp_path / "out" / "master" / "mine.parquet").is_file()
+    # named like a batch file, but of no batch of this build's plan (2 batches): foreign too
+    (tmp_path / "out" / "master" / "mine.parquet").rename(tmp_path / "out" / "master" / "batch_00009.parquet")
+    with pytest.raises(InputError, match=r"batch_00009\.parquet was not written by this build"):
+        build(**kw)
+    (tmp_path / "out" / "master" / "batch_00009.parquet").unlink()
+    assert build(**kw).skipped == 2
 
 
 def test_a_truncated_master_file_is_named_with_the_recovery(tmp_path, chr22, keras_store):

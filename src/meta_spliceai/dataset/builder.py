@@ -22,7 +22,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -84,8 +83,6 @@ from .selection import (
 from .writer import RowWriter, release_memory
 
 log = logging.getLogger(__name__)
-
-_BATCH_FILE = re.compile(r"batch_\d{5}\.parquet")
 
 #: configuration fields that do not change any row (only how rows are grouped): free to change on resume
 ROW_NEUTRAL = ("batch_rows",)
@@ -667,8 +664,10 @@ def _refuse_foreign_files(out: Path) -> None:
     if not master.is_dir():
         return
     listed = {str(e.get("file")) for e in (read_manifest(out).get("batches") or {}).values()}
-    foreign = sorted(f.name for f in master.iterdir()
-                     if f.name.endswith(".parquet") and not _BATCH_FILE.fullmatch(f.name) and f.name not in listed)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # no (readable) plan: no batch file is ours
+        plan = json.loads((out / BUILD_JSON).read_text())["plan"]["batches"]
+        listed |= {batch_paths(out, b)["master"].name for b in range(len(plan))}
+    foreign = sorted(f.name for f in master.iterdir() if f.name.endswith(".parquet") and f.name not in listed)
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
         raise InputError(
