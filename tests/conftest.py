@@ -40,6 +40,21 @@ def write_store(path: Path, arrays: dict) -> Path:
     return path
 
 
+def make_foreign(store_dir: Path, gene_id: str, **identity: str) -> Path:
+    """Rewrite one gene's file of a store so that its own Parquet metadata names another identity."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from meta_spliceai.basemodel.store import META_KEY, PredictionStore
+
+    f = PredictionStore(store_dir).file_of(gene_id)
+    t = pq.read_table(f)
+    meta = {**json.loads(t.schema.metadata[META_KEY]), **identity}
+    pq.write_table(t.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)}), f)
+    return f
+
+
 @pytest.fixture(scope="session")
 def keras_store(tmp_path_factory, chr22) -> Path:
     """The original Keras SpliceAI's outputs for the chr22 genes, as a prediction store."""

@@ -200,6 +200,58 @@ def test_bad_annotation(tmp_path, body, pattern):
     assert str(gtf) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_real_gtf_cut_mid_attribute_names_file_and_line(tmp_path, chr22):
+    """The chr22 GTF with its last line cut inside ``transcript_id "MED15-canonic``: an error, not a new transcript."""
+    text = (chr22 / "annotation.gtf").read_text()
+    last = text.rstrip("\n").rfind("\n") + 1
+    cut = tmp_path / "cut.gtf"
+    cut.write_text(text[: text.index('canonical"', text.index("transcript_id", last)) - 2])
+    lines = cut.read_text().count("\n") + 1
+    with pytest.raises(InputError, match=rf"cut\.gtf, line {lines}: unbalanced quotes") as err:
+        parse_annotation(cut)
+    assert "\n" not in str(err.value) and "truncated" in str(err.value)
+    # the whole file: MED15's transcript keeps all 17 exons
+    whole = parse_annotation(chr22 / "annotation.gtf")
+    assert whole.exons.filter(pl.col("transcript_id") == "MED15-canonical").height == 17
+
+
+GTF_ATTRS = '1\tx\texon\t30\t40\t.\t+\t.\t'
+
+
+@pytest.mark.parametrize(
+    ("attrs", "pattern"),
+    [
+        ('gene_id "G; transcript_id "T";', "unbalanced quotes"),
+        ('gene_id "G"; transcript_id "T"; basic;', "attribute 'basic' is not a key \"value\" pair"),
+        ('gene_id "G"; transcript_id "T"; note two words;', "attribute 'note two words' is not a key"),
+        ('gene_id "G"; transcript_id "T"; exon_numb', "attribute 'exon_numb' is not a key"),
+        ('gene_id="G"; transcript_id="T"', "attribute 'gene_id=\"G\"' is not a key \"value\" pair"),
+    ],
+)
+def test_gtf_attributes_that_do_not_parse_completely(tmp_path, attrs, pattern):
+    gtf = tmp_path / "a.gtf"
+    gtf.write_text("# c\n" + GOOD + GTF_ATTRS + attrs + "\n" + GOOD)
+    with pytest.raises(InputError, match=rf"a\.gtf, line 3: {pattern}"):
+        parse_annotation(gtf)
+
+
+def test_gtf_attribute_forms_that_do_parse(tmp_path):
+    """Bare numbers, no final ``;``, ``;;``, no space after ``;`` and a ``;`` inside quotes are all valid GTF."""
+    gtf = tmp_path / "ok.gtf"
+    gtf.write_text(GOOD + GTF_ATTRS + 'gene_id "G";transcript_id "T";; level 2; note "a; b"\n')
+    assert parse_annotation(gtf).exons.height == 2
+
+
+def test_gff3_attribute_that_is_not_key_value(tmp_path):
+    head = "##gff-version 3\n1\tx\tgene\t10\t40\t.\t+\t.\tID=G;\n1\tx\tmRNA\t10\t40\t.\t+\t.\tID=T;Parent=G\n"
+    good, bad = tmp_path / "ok.gff3", tmp_path / "bad.gff3"
+    good.write_text(head + "1\tx\texon\t10\t20\t.\t+\t.\tParent=T; Name=a b\n")
+    assert parse_annotation(good).exons.height == 1
+    bad.write_text(head + "1\tx\texon\t10\t20\t.\t+\t.\tParent=T;Nam\n")
+    with pytest.raises(InputError, match=r"bad\.gff3, line 4: attribute 'Nam' is not a key=value pair"):
+        parse_annotation(bad)
+
+
 def test_missing_annotation(tmp_path):
     with pytest.raises(InputError, match="annotation not found"):
         parse_annotation(tmp_path / "nope.gtf")
@@ -382,6 +434,21 @@ def test_gene_lists_from_spreadsheets_and_r(tmp_path, chr2, name, content):
     assert ids == ["TANK", "MARCH7"]
     ann = parse_annotation(chr2 / "annotation.gtf")
     assert len(resolve_gene_ids(ann.genes, ids)) == 2
+
+
+def test_duplicate_ids_in_a_gene_list_are_one_note(tmp_path, chr2, caplog):
+    ann = parse_annotation(chr2 / "annotation.gtf")
+    gid, name = ann.genes.filter(pl.col("gene_name") != pl.col("gene_id")).select("gene_id", "gene_name").row(0)
+    f = tmp_path / "g.txt"
+    f.write_text(f"{gid}\n{gid}\n{name}\n")
+    with caplog.at_level("WARNING"):
+        ids = resolve_gene_ids(ann.genes, read_gene_list(f) + [gid], source="--genes/--gene-ids-file")
+    assert ids == [gid]
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 3, notes
+    assert f"gene list {f} lists 1 gene(s) more than once: {gid} (2x); each is used once" == notes[0]
+    assert notes[1] == f"--genes/--gene-ids-file lists 1 gene(s) more than once: {gid} (2x); each is used once"
+    assert f"{gid} and {name} -> {gid}" in notes[2]
 
 
 def test_gene_list_binary_or_corrupt_gzip_is_one_line(tmp_path):

@@ -453,3 +453,20 @@ def test_dataset_commands_say_what_they_do(capsys, cmd, words):
         main([cmd, "--help"])
     assert e.value.code == 0
     assert words in " ".join(capsys.readouterr().out.split())
+
+
+def test_apply_evaluate_prints_the_comparison_and_a_verdict(capsys, tmp_path, chr22, chr22_model, keras_store):
+    out, res = chr22_model
+    test = pl.read_csv(out / "split.tsv", separator="\t").filter(pl.col("part") == "test")["gene_id"].to_list()
+    code, stdout, _ = run(capsys, "apply", out, "--predictions", keras_store, "--out", tmp_path / "o",
+                          "--genes", *test, "--evaluate", "--bootstrap", "0", *_ref(chr22))
+    assert code == 0
+    assert f"meta-model vs base model on {len(test)} genes" in stdout
+    lines = stdout.splitlines()
+    for t in ("donor", "acceptor"):
+        for m, key, at in (("base", "at_0.5", "fixed"), ("base", "at_valid", "validated"), ("meta", "at_valid", "validated")):
+            f1 = res.metrics["site_types"][t]["methods"][m][key]["f1"]
+            assert any(re.search(rf"\b{t}\b.*\b{m}\b.*\({at}\).*{f1:.3f}", ln) for ln in lines), (t, m, at)
+    verdict = [ln for ln in lines if ln.startswith("verdict: ")]
+    assert len(verdict) == 1 and f"on these {len(test)} genes" in verdict[0]
+    assert "comparison" not in stdout.split("meta-model vs base model")[0]  # the dict itself is not printed

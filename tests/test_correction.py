@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import polars as pl
 import pytest
-from conftest import write_store
+from conftest import make_foreign, write_store
 
 from meta_spliceai.basemodel.store import PredictionStore
 from meta_spliceai.dataset.schema import SCHEMA_VERSION
@@ -108,6 +108,47 @@ def test_card_mismatch_refused(tmp_path, chr22, chr22_model, keras_store):
     (card / "model_card.json").write_text(json.dumps(doc))
     with pytest.raises(Exception, match="unknown to this meta-spliceai"):
         load_card(card)
+
+
+def test_apply_names_a_store_file_of_another_base_model(tmp_path, chr22, chr22_model, keras_store):
+    """The card's base model is spliceai and so is the store, but for one file that openspliceai wrote."""
+    genes = ["GGTLC3", "TANGO2", "ZNF74"]
+    write_store(tmp_path / "s", {g: PredictionStore(keras_store).read(g) for g in genes})
+    foreign = make_foreign(tmp_path / "s", "ZNF74", base_model="openspliceai")
+    with pytest.raises(ConfigMismatchError, match=rf"{foreign.name} was written by another base model.*openspliceai"):
+        apply(model=chr22_model[0], predictions=tmp_path / "s", out=tmp_path / "o", genes=genes, progress=False,
+              **_ref(chr22))
+
+
+def test_apply_evaluate_warns_when_the_meta_model_is_worse(tmp_path, chr22, chr22_model, keras_store, caplog):
+    """The card's meta thresholds set to 0.99 (a threshold chosen on too few validation sites can be that far off):
+    the meta-model's calls are worse than the base model's, and apply --evaluate says so."""
+    from meta_spliceai.metamodel.comparison import compare_with_base
+
+    out, res = chr22_model
+    test = pl.read_csv(out / "split.tsv", separator="\t").filter(pl.col("part") == "test")["gene_id"].to_list()
+    good = compare_with_base(res.metrics)
+    assert [(r["site_type"], r["method"], r["at"]) for r in good["rows"]] == [
+        (t, m, at) for t in ("donor", "acceptor") for m, at in (("base", "0.5"), ("base", "validated"), ("meta", "validated"))]
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    doc = json.loads((bad / "model_card.json").read_text())
+    doc["thresholds"] = {"donor": 0.99, "acceptor": 0.99}
+    doc["method_thresholds"].update({"meta/donor": 0.99, "meta/acceptor": 0.99})
+    (bad / "model_card.json").write_text(json.dumps(doc))
+    with caplog.at_level("WARNING"):
+        r = apply(model=bad, predictions=keras_store, out=tmp_path / "o", genes=test, evaluate=True, bootstrap=0,
+                  progress=False, **_ref(chr22))
+    comp = r["comparison"]
+    assert comp["worse"] and comp["verdict"].startswith("WARNING: the meta model is worse than the base model")
+    rows = {(x["site_type"], x["method"], x["at"]): x for x in comp["rows"]}
+    for t in comp["worse"]:
+        meta = rows[(t, "meta", "validated")]
+        assert meta["threshold"] == 0.99 and rows[(t, "base", "0.5")]["threshold"] == 0.5
+        assert meta["f1"] < max(rows[(t, "base", at)]["f1"] for at in ("0.5", "validated"))
+    assert comp["verdict"] in [rec.getMessage() for rec in caplog.records]
+    assert comp["verdict"] in (tmp_path / "o" / "report.md").read_text()
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["verdict"] == comp["verdict"]
 
 
 def test_apply_evaluate_reports_the_train_comparison(tmp_path, chr22, chr22_model, keras_store):

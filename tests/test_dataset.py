@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -10,7 +11,9 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from conftest import make_foreign, write_store
 
+from meta_spliceai.basemodel.store import PredictionStore
 from meta_spliceai.dataset.builder import build
 from meta_spliceai.dataset.folder import batch_paths, read_manifest
 from meta_spliceai.dataset.schema import feature_columns
@@ -453,3 +456,110 @@ def test_row_writer_keep_masks_equal_filtering_first(tmp_path, background):
         assert sizes == [8] * (expect.num_rows // 8) + ([expect.num_rows % 8] if expect.num_rows % 8 else []), name
         assert f.read().equals(expect), name
     assert (tmp_path / "trim.parquet").read_bytes() == (tmp_path / "ref.parquet").read_bytes()
+
+
+def test_build_names_a_store_file_of_another_base_model(tmp_path, chr22, keras_store):
+    """A spliceai store holding one openspliceai file: the build stops naming it (never builds on mixed scores)."""
+    genes = ["GGTLC3", "TANGO2", "ZNF74"]
+    src = PredictionStore(keras_store)
+    write_store(tmp_path / "s", {g: src.read(g) for g in genes})
+    foreign = make_foreign(tmp_path / "s", "TANGO2", base_model="openspliceai")
+    (tmp_path / "genes.txt").write_text("\n".join(genes) + "\n")
+    with pytest.raises(ConfigMismatchError, match=rf"{foreign.name} was written by another base model.*openspliceai"):
+        build(output_dir=tmp_path / "out", predictions=tmp_path / "s", gene_ids_file=tmp_path / "genes.txt",
+              **_ref(chr22), **FAST)
+
+
+@pytest.mark.parametrize("genes", [["RIMBP3"], ["RIMBP3", "TANGO2"]])
+def test_a_gene_without_rows_is_named_and_validate_agrees(tmp_path, chr22, keras_store, genes):
+    """RIMBP3, chr22's single-exon gene, with a flat track (no site, no confident score) makes no row: the build
+    says which gene and why, and its own validate passes (only single-exon genes, or mixed with a real one)."""
+    from meta_spliceai.maintenance.validation import validate
+
+    flat = np.zeros((PredictionStore(keras_store).length_of("RIMBP3"), 3), np.float32)
+    flat[:, 0] = 1
+    write_store(tmp_path / "s", {"RIMBP3": flat, "TANGO2": PredictionStore(keras_store).read("TANGO2")})
+    (tmp_path / "g.txt").write_text("\n".join(genes) + "\n")
+    kw = {"output_dir": tmp_path / "out", "predictions": tmp_path / "s", "gene_ids_file": tmp_path / "g.txt"}
+    summary = build(**kw, **_ref(chr22), **FAST)
+    assert summary.n_genes == len(genes) and list(summary.genes_without_rows) == ["RIMBP3"]
+    note = next(n for n in summary.notes if "no rows" in n)
+    assert note.startswith(f"1 of {len(genes)} genes have no rows (RIMBP3: no annotated splice site") and "\n" not in note
+    assert "--hard-prob" in note
+    entry = read_manifest(tmp_path / "out")["batches"]["00000"]
+    assert entry["genes"] == genes or sorted(entry["genes"]) == sorted(genes)
+    assert list(entry["genes_without_rows"]) == ["RIMBP3"]
+    assert set(_master(tmp_path / "out")["gene_id"].unique()) == set(genes) - {"RIMBP3"}
+    rep = validate(dataset=tmp_path / "out")
+    assert rep.ok, rep.problems
+    # a resumed build says it again
+    assert any("RIMBP3" in n for n in build(**kw, **_ref(chr22), **FAST).notes)
+
+
+def test_kmer_size_zero_with_other_sizes_is_refused(tmp_path, chr22, keras_store):
+    with pytest.raises(InputError, match=r"--kmer-sizes 0 6: 0 means no k-mers and cannot be combined"):
+        build(output_dir=tmp_path / "o", predictions=keras_store, subset_policy="all", kmer_sizes=(0, 6),
+              progress=False, **_ref(chr22))
+    assert not (tmp_path / "o").exists()
+
+
+def test_duplicate_gene_ids_are_one_note(tmp_path, chr22, keras_store, caplog):
+    (tmp_path / "g.txt").write_text("TANGO2\nZNF74\nTANGO2\nTANGO2\n")
+    with caplog.at_level("WARNING"):
+        summary = build(output_dir=tmp_path / "o", predictions=keras_store, gene_ids_file=tmp_path / "g.txt",
+                        **_ref(chr22), **FAST)
+    dup = [r.getMessage() for r in caplog.records if "more than once" in r.getMessage()]
+    assert len(dup) == 1 and "TANGO2 (3x)" in dup[0] and "g.txt" in dup[0] and "ZNF74" not in dup[0]
+    assert summary.n_genes == 2
+
+
+def _small(tmp_path, chr22, keras_store):
+    (tmp_path / "g.txt").write_text("TANGO2\nZNF74\nGGTLC3\nRIMBP3\n")
+    return {"output_dir": tmp_path / "out", "predictions": keras_store, "gene_ids_file": tmp_path / "g.txt",
+            "batch_size": 2, **_ref(chr22), **FAST}
+
+
+def test_a_foreign_parquet_file_in_master_is_refused_at_the_start(tmp_path, chr22, keras_store):
+    kw = _small(tmp_path, chr22, keras_store)
+    foreign = PredictionStore(keras_store).file_of("TANGO2")
+    # a fresh folder whose master/ already holds someone's Parquet file: nothing is built
+    (tmp_path / "out" / "master").mkdir(parents=True)
+    shutil.copy(foreign, tmp_path / "out" / "master" / "mine.parquet")
+    with pytest.raises(InputError, match=r"master/mine\.parquet was not written by this build.*move it out") as err:
+        build(**kw)
+    assert "\n" not in str(err.value) and not (tmp_path / "out" / "build.json").exists()
+    # a finished build with one dropped in: the resume (and --overwrite, which would delete it) refuse it
+    (tmp_path / "out" / "master" / "mine.parquet").unlink()
+    build(**kw)
+    shutil.copy(foreign, tmp_path / "out" / "master" / "mine.parquet")
+    for extra in ({}, {"overwrite": True}):
+        with pytest.raises(InputError, match=r"mine\.parquet was not written by this build"):
+            build(**kw, **extra)
+    assert (tmp_path / "out" / "master" / "mine.parquet").is_file()
+    # named like a batch file, but of no batch of this build's plan (2 batches): foreign too
+    (tmp_path / "out" / "master" / "mine.parquet").rename(tmp_path / "out" / "master" / "batch_00009.parquet")
+    with pytest.raises(InputError, match=r"batch_00009\.parquet was not written by this build"):
+        build(**kw)
+    (tmp_path / "out" / "master" / "batch_00009.parquet").unlink()
+    assert build(**kw).skipped == 2
+
+
+def test_a_truncated_master_file_is_named_with_the_recovery(tmp_path, chr22, keras_store):
+    from meta_spliceai.maintenance.validation import validate
+
+    kw = _small(tmp_path, chr22, keras_store)
+    build(**kw)
+    before = _checksums(tmp_path / "out")
+    p = batch_paths(tmp_path / "out", 1)
+    assert os.path.samefile(p["master"], p["trim"])  # hard-linked: truncating one truncates both
+    os.truncate(p["master"], p["master"].stat().st_size // 2)
+    with pytest.raises(InputError, match=r"cannot read .*batch_00001_trim\.parquet .*truncated or damaged; delete "
+                                         r".*batches/batch_00001_\*\.parquet and .*master/batch_00001\.parquet") as err:
+        build(**kw)
+    assert "\n" not in str(err.value)
+    # the recovery it names works: the batch is remade, byte for byte
+    for f in (tmp_path / "out" / "batches").glob("batch_00001_*.parquet"):
+        f.unlink()
+    p["master"].unlink()
+    build(**kw)
+    assert _checksums(tmp_path / "out") == before and validate(dataset=tmp_path / "out").ok

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from conftest import KERAS_IDENTITY, make_foreign, write_store
 
 from meta_spliceai.basemodel.ensemble import CONTEXT, random_model
 from meta_spliceai.basemodel.predict import predict, predict_genes
@@ -194,6 +196,34 @@ def test_overwrite_and_stale_lengths(tmp_path: Path, genome: Genome, ann, tiny) 
     n = int(genes.filter(pl.col("gene_id") == stale)["length"][0])
     assert store.length_of(stale) == n and np.array_equal(store.read(SMALL[0]), good)
     assert not (tmp_path / ".store.tmp").exists()
+
+
+@pytest.mark.parametrize(("identity", "first"), [({"base_model": "openspliceai"}, False),
+                                                 ({"digest": "other-weights"}, False),
+                                                 ({"base_model": "openspliceai"}, True)])
+def test_a_file_of_another_model_is_named_as_it_is_read(tmp_path: Path, keras_store: Path, identity, first) -> None:
+    """One file of a real (Keras SpliceAI) store rewritten as another model's: every read of the store names it."""
+    genes = ["GGTLC3", "TANGO2", "ZNF74"]  # the foreign file sorts first or last (stored_identity samples both)
+    src = PredictionStore(keras_store)
+    write_store(tmp_path / "s", {g: src.read(g) for g in genes})
+    odd = genes[0] if first else genes[1]
+    foreign = make_foreign(tmp_path / "s", odd, **identity)
+    store = PredictionStore(tmp_path / "s")
+    assert store.stored_identity() == {"schema_version": "1", **KERAS_IDENTITY}
+    for g in genes:  # the good files read as before; the foreign one is named
+        if g != odd:
+            assert np.array_equal(store.read(g), src.read(g))
+    with pytest.raises(ConfigMismatchError, match=rf"{foreign.name} was written by another base model .*"
+                                                  rf"{next(iter(identity))} '.*delete that file") as err:
+        store.read(odd)
+    assert "\n" not in str(err.value) and str(foreign) in str(err.value)
+    # opened with its model, the store refuses the foreign file on read too
+    with pytest.raises(ConfigMismatchError, match=foreign.name):
+        PredictionStore(tmp_path / "s", KERAS_IDENTITY).read(odd)
+    # a file copied in under another gene's name is named too
+    shutil.copy(src.file_of("TANGO2"), tmp_path / "s" / "ZNF74.parquet")
+    with pytest.raises(InputError, match=r"ZNF74\.parquet holds the predictions of gene 'TANGO2', not 'ZNF74'"):
+        store.read("ZNF74")
 
 
 def test_damaged_store_file_is_named_with_the_fix(tmp_path: Path) -> None:

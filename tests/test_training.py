@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
-from conftest import FAST_XGB
+from conftest import FAST_XGB, TINY_XGB
 
 from meta_spliceai.config import DEFAULT_BUILD
 from meta_spliceai.dataset.schema import SCHEMA_VERSION
@@ -113,3 +113,54 @@ def test_lower_floor_uses_sampling_weights(chr22_build, tmp_path):
                 floor=1e-3, progress=False)
     assert res.metrics["scored_positions"] > 0
     assert json.loads((tmp_path / "m" / "model_card.json").read_text())["floor"] == 1e-3
+
+
+def test_group_col_reads_the_datasets_own_gene_type(tmp_path, chr22, chr22_dataset):
+    """A dataset patched with gene types (its build GTF has none): --group-col gene_type groups by the patched types."""
+    import re
+
+    from meta_spliceai.maintenance.patching import patch
+
+    types = ["protein_coding", "lncRNA", "pseudogene", "miRNA"]
+    genes = sorted(pl.read_parquet(chr22_dataset / "master" / "*.parquet", columns=["gene_id"])["gene_id"].unique())
+    type_of = {g: types[i % len(types)] for i, g in enumerate(genes)}
+    lines = []
+    for line in (chr22 / "annotation.gtf").read_text().splitlines():
+        gid = re.search(r'gene_id "([^"]+)"', line)
+        lines.append(line + (f' gene_type "{type_of.get(gid.group(1), "protein_coding")}";' if gid else ""))
+    (tmp_path / "typed.gtf").write_text("\n".join(lines) + "\n")
+    patch(dataset=chr22_dataset, dst=tmp_path / "ds", gtf=tmp_path / "typed.gtf")
+    res = train(dataset=tmp_path / "ds", out_dir=tmp_path / "m", model=TINY_XGB, bootstrap=0, ablations=False,
+                group_col="gene_type", progress=False)
+    card = json.loads((tmp_path / "m" / "model_card.json").read_text())
+    # 4 types, of which overlapping genes join two (before: 1 group, the build GTF's "unknown", and no split)
+    assert card["training"]["group_col"] == "gene_type" and 1 < card["training"]["groups"] <= len(types)
+    parts = pl.read_csv(tmp_path / "m" / "split.tsv", separator="\t")
+    # one gene type, one part
+    assert all(len({parts.filter(pl.col("gene_id") == g)["part"].item() for g in genes if type_of[g] == t}) == 1
+               for t in types)
+    assert res.metrics
+
+
+def test_too_small_validation_set_warns_and_the_card_says_so(chr22_model, chr22):
+    """chr22's 17 genes leave a few validation genes, with fewer sites than the floor: a warning, in the card too."""
+    from meta_spliceai.config import DEFAULT_TRAIN
+    from meta_spliceai.metamodel.training import validation_check
+    from meta_spliceai.reference.annotation import parse_annotation
+
+    out, res = chr22_model
+    card = json.loads((out / "model_card.json").read_text())
+    v = card["validation"]
+    valid = pl.read_csv(out / "split.tsv", separator="\t").filter(pl.col("part") == "valid")["gene_id"].to_list()
+    sites = parse_annotation(chr22 / "annotation.gtf").splice_sites.filter(pl.col("gene_id").is_in(valid))
+    assert v["genes"] == len(valid) and v["min_sites_per_type"] == DEFAULT_TRAIN.min_valid_sites
+    assert v["sites"] == {t: sites.filter(pl.col("site_type") == t).height for t in SITE_TYPES}
+    assert v["too_small"] and min(v["sites"].values()) < DEFAULT_TRAIN.min_valid_sites
+    assert res.warnings == [v["warning"]]
+    assert v["warning"].startswith(f"validation set too small to choose a threshold: {len(valid)} validation gene")
+    assert f"donor {card['thresholds']['donor']:.2f}" in v["warning"] and "\n" not in v["warning"]
+    # a floor the validation genes meet: no warning
+    by_gene = {g: {t: sites.filter((pl.col("gene_id") == g) & (pl.col("site_type") == t))["position"].to_list()
+                   for t in SITE_TYPES} for g in valid}
+    ok = validation_check(valid, by_gene, card["thresholds"], min_sites=min(v["sites"].values()))
+    assert not ok["too_small"] and ok["warning"] is None

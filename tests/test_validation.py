@@ -107,6 +107,19 @@ def test_manifest_edited_by_hand(capsys, copy):
     assert any("manifest.json" in m and "not valid JSON" in m for m in msgs)
 
 
+def test_genes_the_build_recorded_without_rows_are_expected_absent(capsys, copy):
+    """A gene in a batch's ``genes_without_rows`` (the build had no row for it) is not looked for in the file;
+    any other gene of the manifest missing from the file still is."""
+    m = _manifest(copy)
+    m["batches"]["00001"]["genes"] = [*m["batches"]["00001"]["genes"], "RIMBP3-LIKE"]
+    _save_manifest(copy, m)
+    msgs = _problems(capsys, copy, "manifest")
+    assert any("batch_00001.parquet" in x and "in the manifest only: ['RIMBP3-LIKE']" in x for x in msgs)
+    m["batches"]["00001"]["genes_without_rows"] = {"RIMBP3-LIKE": "no annotated splice site"}
+    _save_manifest(copy, m)
+    assert validate(dataset=copy).ok
+
+
 def test_injected_nulls(capsys, copy):
     def inject(t: pa.Table) -> pa.Table:
         i = t.schema.get_field_index("donor_score")

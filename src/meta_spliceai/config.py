@@ -118,6 +118,9 @@ class TrainDefaults:
     #: --hard-prob, above which the build kept every position (no TN sampling, so no weights needed)
     floor: float | None = None
     bootstrap: int = 1000
+    #: fewer annotated sites of a type than this in the validation genes and the threshold chosen there is
+    #: unreliable (F1 moves by 1/sites per site, the grid has 99 steps): train warns and the model card says so
+    min_valid_sites: int = 50
 
 
 DEFAULT_TRAIN = TrainDefaults()

@@ -8,6 +8,8 @@ Store layout: a folder holding only finished Parquet files, one per gene (``<gen
 
 Each file carries the store metadata (schema version, base model name, version, weight digest,
 precision) in its Parquet key-value metadata; a store written by one model refuses another's genes.
+Every file read is checked against the store's identity (the opening model's, else the one its files
+share): a file another model wrote is an error naming it, never silently mixed in.
 Files are written in a hidden sibling folder ``.<store>.tmp/`` and renamed in, because a reader of
 the folder reads every file it finds: a crash never leaves a partial file in the store.
 """
@@ -53,6 +55,10 @@ def _unreadable(file: Path, err: Exception) -> str:
             "corrupt: delete it and re-run (build --run-workflow or predict recompute that gene)")
 
 
+def _identity_of(meta: dict[str, str]) -> dict[str, str]:
+    return {k: str(meta.get(k, "?")) for k in _IDENTITY}
+
+
 def gene_file_name(gene_id: str) -> str:
     """File name of a gene in the store: the ID itself when filesystem-safe, else a sanitized name + CRC."""
     if _SAFE.fullmatch(gene_id) and not gene_id.endswith(".tmp"):
@@ -74,6 +80,7 @@ class PredictionStore:
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"prediction store {self.path} is a file, not a folder (give a folder with --out)")
         self.identity: dict[str, str] | None = None
+        self._expected: dict[str, str] | None = None  # what every file read must carry (see _check_file)
         if model is not None:
             meta = model.metadata() if isinstance(model, BaseModel) else dict(model)
             self.identity = {"schema_version": STORE_SCHEMA_VERSION, **{k: meta[k] for k in _IDENTITY[1:]}}
@@ -136,6 +143,10 @@ class PredictionStore:
             t = pq.read_table(f, columns=list(COLUMNS))
         except Exception as err:  # pyarrow raises several types for a damaged file
             raise InputError(_unreadable(f, err)) from None
+        kv = t.schema.metadata or {}
+        if META_KEY not in kv:
+            raise InputError(f"{f} is not a meta-spliceai prediction file; the store {self.path} must hold only its own files")
+        self._check_file(f, json.loads(kv[META_KEY]), gene_id)
         return np.column_stack([t.column(c).to_numpy() for c in COLUMNS]).astype(np.float32, copy=False)
 
     def scan(self) -> pl.LazyFrame:
@@ -143,12 +154,49 @@ class PredictionStore:
         return pl.scan_parquet(self.path)
 
     def stored_identity(self) -> dict[str, str] | None:
-        """Identity (model, version, digest, precision, schema) of the store's predictions; None when empty."""
+        """Identity (model, version, digest, precision, schema) of the store's predictions; None when empty.
+
+        Read from the first and last file; where they differ, the identity most files share.
+        """
         files = self.files()
         if not files:
             return None
-        meta = self.metadata_of(files[0])
-        return {k: meta.get(k, "?") for k in _IDENTITY}
+        first, last = (_identity_of(self.metadata_of(f)) for f in (files[0], files[-1]))
+        if first == last:
+            return first
+        return dict(max(self._census().items(), key=lambda kv: len(kv[1]))[0])
+
+    def _census(self) -> dict[tuple, list[Path]]:
+        """Every file by its identity (reads every footer: only on the error path)."""
+        out: dict[tuple, list[Path]] = {}
+        for f in self.files():
+            out.setdefault(tuple(_identity_of(self.metadata_of(f)).items()), []).append(f)
+        return out
+
+    def _check_file(self, file: Path, meta: dict[str, str], gene_id: str) -> None:
+        """A file whose own metadata names another model (or another gene) than the store's is an error naming it."""
+        if meta.get("gene_id", gene_id) != gene_id:
+            raise InputError(f"{file} holds the predictions of gene {meta.get('gene_id')!r}, not {gene_id!r} (a file "
+                             f"copied or renamed into {self.path}?); delete it and re-run (build --run-workflow or "
+                             "predict recompute that gene)")
+        if self._expected is None:
+            self._expected = self.identity or self.stored_identity()
+        have = _identity_of(meta)
+        if self._expected is None or have == self._expected:
+            return
+        want = self._expected
+        if self.identity is None:  # no model given: the store's identity is the one most of its files share
+            census = self._census()
+            want = dict(max(census.items(), key=lambda kv: len(kv[1]))[0])
+            if have == want:  # the file read is of the majority: name the odd ones instead
+                odd = sorted(f for key, fs in census.items() if dict(key) != want for f in fs)
+                file, have = odd[0], _identity_of(self.metadata_of(odd[0]))
+        diff = ", ".join(f"{k} {have[k]!r} vs {want[k]!r}" for k in _IDENTITY if have[k] != want[k])
+        raise ConfigMismatchError(
+            f"{file} was written by another base model than the rest of prediction store {self.path} ({diff}); "
+            "a store holds one model's predictions: delete that file (or move it to a store of its own) and re-run "
+            "(build --run-workflow or predict recompute that gene)"
+        )
 
     def _check_identity(self) -> None:
         have = self.stored_identity()

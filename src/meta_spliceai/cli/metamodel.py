@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import config
 from .common import (
@@ -13,6 +14,9 @@ from .common import (
     console,
     parallel_kwargs,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 TRAIN_EPILOG = """\
 Evaluation: every nucleotide of the test genes, from the build's prediction store and annotation. Positions with
@@ -109,6 +113,27 @@ def _run_apply(args: argparse.Namespace) -> int:
                 device=args.device, evaluate=args.evaluate, bootstrap=args.bootstrap, progress=True,
                 **parallel_kwargs(args))
     con = console()
+    comparison = res.pop("comparison", None)
     for k, v in res.items():
         con.print(f"{k:>14}: {v}")
+    if comparison is not None:
+        print_comparison(con, comparison)
     return 0
+
+
+def print_comparison(con: Console, comparison: dict) -> None:
+    """apply --evaluate: meta-model against base model per site type, then the verdict (red when worse)."""
+    from rich.table import Table
+
+    def f(v: object) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    t = Table(title=f"meta-model vs base model on {comparison['genes']} genes")
+    for col in ("site type", "method", "threshold", "TP", "FP", "FN", "precision", "recall", "F1"):
+        t.add_column(col, justify="left" if col in ("site type", "method") else "right")
+    for r in comparison["rows"]:
+        t.add_row(r["site_type"], r["method"], f"{r['threshold']:.2f} ({'validated' if r['at'] == 'validated' else 'fixed'})", f"{r['TP']:,}", f"{r['FP']:,}", f"{r['FN']:,}",
+                  f(r["precision"]), f(r["recall"]), f(r["f1"]))
+    con.print(t)
+    style = "bold red" if comparison["worse"] else "bold"
+    con.print(f"verdict: {comparison['verdict']}", style=style, soft_wrap=True, highlight=False, markup=False)

@@ -103,6 +103,8 @@ class BuildSummary:
     pred_types: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: gene -> why it has no row in the dataset (no sites and no confident scores, or only easy TNs not drawn)
+    genes_without_rows: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- flags
@@ -206,6 +208,9 @@ def build(
     par, par_notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
                                       threads_per_worker=threads_per_worker,
                                       device=resolve_device(device) if run_workflow else "cpu")
+    if 0 in {int(k) for k in kmer_sizes} and any(int(k) != 0 for k in kmer_sizes):
+        raise InputError(f"--kmer-sizes {' '.join(str(k) for k in kmer_sizes)}: 0 means no k-mers and cannot be "
+                         "combined with sizes; give --kmer-sizes 0 alone, or the sizes without 0")
     kmer_sizes = tuple(sorted({int(k) for k in kmer_sizes if int(k) != 0}))
     feature_sets = normalize_feature_sets(feature_sets)
     policy = check_build_flags(
@@ -220,6 +225,7 @@ def build(
     created = not out.exists()
     t0 = time.perf_counter()
     with _cleanup_failed_start(out, created), folder_lock(out):
+        _refuse_foreign_files(out)  # before anything is read, made or (--overwrite) removed
         if overwrite:
             _clear_build(out)
         from ..reference.report import resolve_reference
@@ -273,9 +279,22 @@ def build(
             summary.rows_trim += int(entry["rows"])
             for k, v in entry["pred_types"].items():
                 summary.pred_types[k] = summary.pred_types.get(k, 0) + int(v)
+            summary.genes_without_rows.update(entry.get("genes_without_rows") or {})
+        if summary.genes_without_rows:
+            summary.notes.append(_no_rows_note(summary.genes_without_rows, summary.n_genes))
         _finalize(out, len(plan), manifest)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _no_rows_note(empty: dict[str, str], n_genes: int) -> str:
+    """One line naming the genes without rows and why (the same reasons grouped)."""
+    by_reason: dict[str, list[str]] = {}
+    for g, why in empty.items():
+        by_reason.setdefault(why, []).append(g)
+    parts = [f"{', '.join(gs[:5])}{f', … ({len(gs)})' if len(gs) > 5 else ''}: {why}" for why, gs in by_reason.items()]
+    return (f"{len(empty)} of {n_genes} genes have no rows ({'; '.join(parts)}); they are listed in the manifest "
+            "and absent from master/")
 
 
 def _build_serial(ctx: _Context, plan: list[list[str]], todo: list[int], manifest: dict) -> None:
@@ -592,23 +611,91 @@ def _batch_files(ctx: _Context, b: int, ids: list[str]) -> dict[str, object]:
     genes = ctx.ann.genes.filter(pl.col("gene_id").is_in(ids)).sort("chrom", "start", "gene_id")
     if not p["trim"].is_file():
         if p["raw"].is_file() and p["perf"].is_file():
-            _write_trim(cfg, p)  # resumed after a crash between raw and trim
+            with _batch_file_read(p["raw"], b, out):
+                _write_trim(cfg, p)  # resumed after a crash between raw and trim
         else:
             _write_raw(ctx, b, genes, ids, p)
-    pred = pl.read_parquet(p["trim"], columns=["pred_type"])["pred_type"]
+    with _batch_file_read(p["trim"], b, out):
+        trim = pl.read_parquet(p["trim"], columns=["pred_type", "gene_id"])
+    with _batch_file_read(p["raw"], b, out):
+        raw_rows = pq.ParquetFile(p["raw"]).metadata.num_rows
+    pred = trim["pred_type"]
     counts = dict(pred.value_counts().iter_rows())
     fault_point("before_link")
     link_or_copy(p["trim"], p["master"], tmp_dir=out / "batches")
     entry = {
-        "file": p["master"].name, "genes": ids, "rows": pred.len(),
-        "raw_rows": pq.ParquetFile(p["raw"]).metadata.num_rows,
+        "file": p["master"].name, "genes": ids, "rows": pred.len(), "raw_rows": raw_rows,
         "pred_types": dict(sorted(counts.items())), "checksum": checksum(p["trim"]),
     }
-    del pred
+    empty = _genes_without_rows(ctx, ids, set(trim["gene_id"].unique().to_list()), p["raw"])
+    if empty:  # recorded (validate expects them absent from the file) and reported by the build's summary
+        entry["genes_without_rows"] = empty
+        for g, why in empty.items():
+            log.warning("batch %d: gene %s has no rows: %s", b, g, why)
+    del pred, trim
     # the footers parsed here (row groups x 4,000+ columns, ~0.4 GB with 6-mers) leave that much freed heap,
     # which stays resident into the next batch unless handed back
     release_memory()
     return entry
+
+
+@contextlib.contextmanager
+def _batch_file_read(path: Path, b: int, out: Path) -> Iterator[None]:
+    """A batch file that cannot be read (truncated, damaged) is an error naming it and the recovery."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as err:
+        if isinstance(err, OSError) and not isinstance(err, pa.ArrowException) and err.filename not in (None, str(path)):
+            raise
+        stem = f"batch_{b:05d}"
+        raise InputError(
+            f"cannot read {path} ({' '.join(str(err).split())[:160]}): batch {b}'s file is truncated or damaged; "
+            f"delete {out / 'batches' / stem}_*.parquet and {out / 'master' / stem}.parquet, then re-run the same "
+            "command: the build remakes that batch"
+        ) from None
+
+
+def _refuse_foreign_files(out: Path) -> None:
+    """``master/`` holds only this build's batch files (or files its manifest lists): readers take every
+    Parquet file there, so a foreign one would be read as rows of the dataset."""
+    master = out / "master"
+    if not master.is_dir():
+        return
+    listed = {str(e.get("file")) for e in (read_manifest(out).get("batches") or {}).values()}
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # no (readable) plan: no batch file is ours
+        plan = json.loads((out / BUILD_JSON).read_text())["plan"]["batches"]
+        listed |= {batch_paths(out, b)["master"].name for b in range(len(plan))}
+    foreign = sorted(f.name for f in master.iterdir() if f.name.endswith(".parquet") and f.name not in listed)
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise InputError(
+            f"{master / foreign[0]}{more} was not written by this build (it is not a batch file of {out}): readers "
+            f"take every Parquet file in master/ as rows of the dataset; move it out of {master} (or build into "
+            "another --output-dir), then re-run"
+        )
+
+
+def _genes_without_rows(ctx: _Context, ids: list[str], present: set[str], raw: Path) -> dict[str, str]:
+    """Genes of the batch without a row in its trim file, each with the reason."""
+    missing = [g for g in ids if g not in present]
+    if not missing:
+        return {}
+    cfg = ctx.cfg
+    in_raw = set(pl.read_parquet(raw, columns=["gene_id"])["gene_id"].unique().to_list())
+    n_sites = dict(ctx.ann.splice_sites.filter(pl.col("gene_id").is_in(missing)).group_by("gene_id").len().iter_rows())
+    out = {}
+    for g in missing:
+        if g in in_raw:
+            out[g] = (f"its rows were all easy true negatives and --easy-ratio {cfg.easy_ratio:g} drew none of them "
+                      "into the trim")
+        elif not n_sites.get(g):
+            out[g] = ("no annotated splice site (no transcript with 2+ exons) and no base-model score >= --hard-prob "
+                      f"{cfg.hard_prob:g}: nothing to learn from it")
+        else:
+            out[g] = f"{n_sites[g]} annotated site(s) but no row made (report this)"
+    return out
 
 
 # --------------------------------------------------------------------------- parallel batches
@@ -689,7 +776,11 @@ def _finalize(out: Path, n_batches: int, manifest: dict) -> None:
         p = batch_paths(out, b)
         if not p["master"].is_file():
             link_or_copy(p["trim"], p["master"], tmp_dir=out / "batches")
-    perf = pl.concat([pl.read_parquet(batch_paths(out, b)["perf"]) for b in range(n_batches)], how="diagonal_relaxed")
+    tables = []
+    for b in range(n_batches):
+        with _batch_file_read(batch_paths(out, b)["perf"], b, out):
+            tables.append(pl.read_parquet(batch_paths(out, b)["perf"]))
+    perf = pl.concat(tables, how="diagonal_relaxed")
     write_text_atomic(out / "gene_performance.tsv", perf.write_csv(separator="\t", float_precision=6))
     manifest["complete"] = True
     manifest["schema_version"] = SCHEMA_VERSION

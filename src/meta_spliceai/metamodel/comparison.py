@@ -204,3 +204,50 @@ def _point(res: Mapping[str, object], key: str) -> float:
         stat, _, where = key.partition("_")
         v = res[where][stat.upper() if stat in ("fp", "fn") else stat]  # type: ignore[index]
     return float(v) if v is not None else float("nan")  # type: ignore[arg-type]
+
+
+def compare_with_base(metrics: Mapping[str, object], method: str = "meta") -> dict[str, object]:
+    """``method`` at its validated threshold (the one its calls use) against the base model at 0.5 (SpliceAI's
+    own cutoff) and at its validated threshold, per site type: precision, recall, F1, and a one-line verdict.
+
+    ``worse``: the site types where ``method``'s F1 is below the base model's better F1 of the two (point
+    estimates): a meta-model that loses to the base model is never applied without a word.
+    ``metrics`` is a :meth:`Collector.summary`. Returns ``{"genes", "rows", "worse", "better", "verdict"}``;
+    each row: site_type, method, at ("0.5" or "validated"), threshold, TP, FP, FN, precision, recall, f1.
+    """
+    rows: list[dict[str, object]] = []
+    worse: list[str] = []
+    better: list[str] = []
+    pairs: list[str] = []
+    site_types = metrics["site_types"]  # type: ignore[index]
+    for t in SITE_TYPES:
+        ms = site_types[t]["methods"]  # type: ignore[index]
+        if method not in ms or "base" not in ms:
+            continue
+        for m, at, key in (("base", "0.5", "at_0.5"), ("base", "validated", "at_valid"), (method, "validated", "at_valid")):
+            r = ms[m][key]
+            rows.append({"site_type": t, "method": m, "at": at,
+                         **{k: r[k] for k in ("threshold", "TP", "FP", "FN", "precision", "recall", "f1")}})
+        base_f1 = [ms["base"][k]["f1"] for k in ("at_0.5", "at_valid") if ms["base"][k]["f1"] is not None]
+        fm = ms[method]["at_valid"]["f1"]
+        if not base_f1 or fm is None:
+            continue
+        fb = max(base_f1)
+        pairs.append(f"{t} F1 {fm:.3f} vs {fb:.3f}")
+        if fm < fb:
+            worse.append(t)
+        elif fm > fb:
+            better.append(t)
+    n = metrics["genes"]
+    on = f"on these {n} gene{'s' if n != 1 else ''}"
+    vs = f"{method} at its validated threshold vs the base model's better of 0.5 and its validated threshold"
+    if not pairs:
+        text = f"no verdict {on}: no site type with an F1 for both the base model and the {method} model"
+    elif worse:
+        text = (f"WARNING: the {method} model is worse than the base model {on} on {' and '.join(worse)} "
+                f"({'; '.join(pairs)}; {vs}): use the base model's scores, or retrain on more genes")
+    elif len(better) == len(pairs):
+        text = f"the {method} model is better than the base model {on} ({'; '.join(pairs)}; {vs})"
+    else:
+        text = f"the {method} model is no better than the base model {on} ({'; '.join(pairs)}; {vs})"
+    return {"genes": n, "rows": rows, "worse": worse, "better": better, "verdict": text}

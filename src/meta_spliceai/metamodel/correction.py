@@ -128,17 +128,24 @@ def apply(
         result: dict[str, object] = {}
         if evaluate:
             from ..storage import write_json_atomic
+            from .comparison import compare_with_base
             from .report import metrics_table
             from .scoring import evaluate_genes
 
             metrics, _ = evaluate_genes(loaded, base, ann, chosen, corr, n_boot=bootstrap, seed=seed, progress=progress)
+            comparison = compare_with_base(metrics)
+            if comparison["worse"]:
+                log.warning("%s", comparison["verdict"])
+            metrics["verdict"] = comparison["verdict"]
             write_json_atomic(out_dir / "metrics.json", metrics)
             table = metrics_table(metrics)
             md = [f"# apply: {metrics['genes']} genes, {metrics['positions']:,} nucleotides", "",
                   "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
             md += ["| " + " | ".join(r) + " |" for r in table[1:]]
+            md += ["", f"**Verdict:** {comparison['verdict']}"]
             write_text_atomic(out_dir / "report.md", "\n".join(md) + "\n")
-            result = {"metrics": str(out_dir / "metrics.json"), "report": str(out_dir / "report.md")}
+            result = {"metrics": str(out_dir / "metrics.json"), "report": str(out_dir / "report.md"),
+                      "comparison": comparison}
     return {**result, "genes": chosen.height, "corrected_now": len(todo), "calls": calls, "scores": str(scores.path),
             "calls_tsv": str(out_dir / "calls.tsv"), "calls_bed": str(out_dir / "calls.bed")}
 

@@ -37,6 +37,7 @@ from ..basemodel.store import PredictionStore
 from ..config import DEFAULT_TRAIN
 from ..dataset.evaluation import check_probs
 from ..dataset.folder import Dataset, open_dataset
+from ..dataset.schema import GENE_FEATURES
 from ..errors import InputError
 from ..reference.annotation import load_annotation
 from ..storage import commit, tmp_path_for, write_json_atomic, write_text_atomic
@@ -68,6 +69,8 @@ class TrainResult:
     metrics: dict
     files: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: what the user must know about the model (also logged, and in the card): e.g. a too small validation set
+    warnings: list[str] = field(default_factory=list)
 
 
 def train(
@@ -122,13 +125,15 @@ def train(
     if genes.height != len(ids):
         raise InputError(f"{len(ids) - genes.height} gene(s) of the dataset are not in its annotation "
                          f"{ds.build['inputs']['gtf']}; was the GTF changed after the build?")
-    if group_col not in genes.columns:
-        if group_col in ds.roles and ds.roles[group_col] in ("id", "metadata"):
-            vals = pl.scan_parquet(ds.files).group_by("gene_id").agg(pl.col(group_col).first()).collect()
-            genes = genes.join(vals, on="gene_id", how="left")
-        else:
-            raise InputError(f"--group-col {group_col!r} does not exist in the dataset or its gene table; "
-                             f"use one of gene_id, gene_name, chrom, gene_type")
+    # the dataset's own gene-level column wins over the annotation's (a patched dataset's gene_type is in its
+    # rows, the build's GTF may say "unknown" for every gene)
+    if group_col != "gene_id" and group_col in ds.roles and (ds.roles[group_col] in ("id", "metadata")
+                                                             or group_col in GENE_FEATURES):
+        vals = pl.scan_parquet(ds.files).group_by("gene_id").agg(pl.col(group_col).first()).collect()
+        genes = genes.drop(group_col, strict=False).join(vals, on="gene_id", how="left")
+    elif group_col not in genes.columns:
+        raise InputError(f"--group-col {group_col!r} does not exist in the dataset or its gene table; "
+                         f"use one of gene_id, gene_name, chrom, gene_type")
     parts = make_split(genes, kind=split, group_col=group_col, test_chroms=test_chroms,  # type: ignore[arg-type]
                        test_fraction=test_fraction, valid_fraction=valid_fraction, seed=seed)
     log.info("split (%s): %d train, %d valid, %d test genes", split, len(parts.train), len(parts.valid), len(parts.test))
@@ -189,6 +194,9 @@ def train(
     thresholds = {(m, s): best_threshold(valid_c.counts[(m, s)], THRESHOLD_GRID[THRESHOLD_GRID >= floor])[0]
                   for m in methods for s in SITE_TYPES}
     timings["validation_s"] = time.perf_counter() - t
+    validation = validation_check(parts.valid, sites, {t: thresholds[("meta", t)] for t in SITE_TYPES})
+    if validation["warning"]:
+        log.warning("%s", validation["warning"])
     t = time.perf_counter()
     test_c = collect(methods, parts.test, store, gene_rows, sites, corrector, score, progress, "test")
     metrics = test_c.summary(thresholds, n_boot=bootstrap, seed=seed)
@@ -205,7 +213,7 @@ def train(
     base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
     delta = test_c.per_gene(("base", "meta"), thresholds)
     files = _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
-                           floor, store, n_rows, sampling_weights, seed)
+                           floor, store, n_rows, sampling_weights, seed, validation)
     if feature_ablation:
         files["feature_ablation"] = str(out / "feature_ablation.md")
     shutil.rmtree(out / ".rows", ignore_errors=True)
@@ -217,10 +225,29 @@ def train(
 
     names = {g: gene_rows[g].get("gene_name") for g in parts.test}
     files.update(write_training_report(out, metrics, test_c, fitted["meta"], methods, thresholds, pruned, names))
-    return TrainResult(str(out), metrics, files, time.perf_counter() - t0)
+    return TrainResult(str(out), metrics, files, time.perf_counter() - t0,
+                       warnings=[validation["warning"]] if validation["warning"] else [])
 
 
 # --------------------------------------------------------------------------- pieces
+
+
+def validation_check(valid_genes: list[str], sites: dict, thresholds: dict[str, float],
+                     min_sites: int = DEFAULT_TRAIN.min_valid_sites) -> dict[str, object]:
+    """Is the validation set big enough to choose a threshold? ``min_sites`` annotated sites of each type
+    in the validation genes (``config.TrainDefaults.min_valid_sites``); the card records the answer."""
+    n = {t: int(sum(len(sites[g][t]) for g in valid_genes)) for t in SITE_TYPES}
+    small = [t for t in SITE_TYPES if n[t] < min_sites]
+    warning = None
+    if small:
+        counts = " and ".join(f"{n[t]} {t}" for t in SITE_TYPES)
+        thr = ", ".join(f"{t} {thresholds[t]:.2f}" for t in SITE_TYPES)
+        warning = (f"validation set too small to choose a threshold: {len(valid_genes)} validation gene(s) with "
+                   f"{counts} sites (fewer than {min_sites} of a type); the meta-model's thresholds ({thr}) may be "
+                   "far from the best and the model may be worse than the base model on other genes: train on more "
+                   "genes (or a larger --valid-fraction), and check it with apply --evaluate")
+    return {"genes": len(valid_genes), "sites": n, "min_sites_per_type": min_sites, "too_small": bool(small),
+            "warning": warning}
 
 
 def _read_baseline(path: Path, test_genes: list[str]) -> pl.DataFrame:
@@ -320,7 +347,7 @@ def feature_settings(ds: Dataset) -> dict[str, object]:
 
 
 def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
-                   floor, store, n_rows, sampling_weights, seed) -> dict[str, str]:  # noqa: ANN001
+                   floor, store, n_rows, sampling_weights, seed, validation) -> dict[str, str]:  # noqa: ANN001
     files: dict[str, str] = {}
     meta = fitted["meta"]
     model_file = meta.save(out)
@@ -358,6 +385,7 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
         "method_thresholds": {f"{m}/{t}": v for (m, t), v in thresholds.items()},
         "ablations": ablation_card,
         "threshold_rule": "highest pooled F1 of the validation genes over floor..0.99 in steps of 0.01 (pred_type rule, build window)",
+        "validation": validation,
         "base_model": {k: v for k, v in identity.items() if k != "schema_version"},
         "dataset": _dataset_identity(full),
         "training": {"split": parts.kind, **parts.detail, "seed": seed, "train_genes": len(parts.train),

@@ -18,6 +18,7 @@ import gzip
 import io
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,12 @@ _GFF3_PREFIX = r"(?:gene:|transcript:|gene-|rna-)"
 _TX_LEVEL = ("transcript", "mRNA", "lnc_RNA", "ncRNA", "miRNA", "snRNA", "snoRNA", "rRNA", "tRNA",
              "pseudogenic_transcript", "primary_transcript", "unconfirmed_transcript", "V_gene_segment",
              "C_gene_segment", "D_gene_segment", "J_gene_segment", "scRNA", "scaRNA", "vault_RNA", "Y_RNA")
+#: a whole GTF attribute column: ``key value;`` pairs, the value quoted (``"..."``) or one bare word, the last
+#: ``;`` optional, empty ``;;`` tolerated; anything else (cut mid-value, unbalanced quotes, a key without value)
+#: does not match
+_GTF_ATTRS_RE = r'^\s*(?:[^\s";]+\s+(?:"[^"]*"|[^\s";]+)\s*(?:;[\s;]*|$))*$'
+#: a whole GFF3 attribute column: ``.`` or ``key=value`` pairs separated by ``;``
+_GFF3_ATTRS_RE = r"^\s*(?:\.|(?:[^;=\s][^;=]*=[^;]*(?:;[\s;]*|$))*)\s*$"
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,33 @@ def _locate_bad_line(raw: bytes, path: Path) -> InputError:
     return InputError(f"{path}: not a readable GTF/GFF file (no tab-separated 9-field lines)")
 
 
+def _attribute_problem(text: str, gff: bool) -> str:
+    """What is wrong with one attribute column that did not match the grammar (slow path, one line)."""
+    if not gff and text.count('"') % 2:
+        return "unbalanced quotes in the attributes (a value cut short or a stray '\"')"
+    for part in (p.strip() for p in (text.split(";") if gff else re.findall(r'(?:[^;"]|"[^"]*")+', text))):
+        if not part:
+            continue
+        ok = (re.fullmatch(r"[^=\s][^=]*=.*", part) or part == ".") if gff else \
+            re.fullmatch(r'[^\s";]+\s+(?:"[^"]*"|[^\s";]+)', part)
+        if not ok:
+            form = "key=value" if gff else 'key "value"'
+            return f"attribute {part[:60]!r} is not a {form} pair"
+    return "attributes do not parse"
+
+
+def _bad_attributes(raw: bytes, path: Path, data_row: int, gff: bool) -> InputError:
+    """The one-line error for the malformed attribute column of data row ``data_row`` (0-based)."""
+    lineno = _line_of(raw, data_row)
+    line = raw.split(b"\n")[lineno - 1].rstrip(b"\r").decode(errors="replace")
+    problem = _attribute_problem(line.split("\t", 8)[-1], gff)
+    return InputError(
+        f"{path}, line {lineno}: {problem}; a {'GFF3' if gff else 'GTF'} attribute column is "
+        + ("'key=value' pairs separated by ';'" if gff else "'key \"value\";' pairs")
+        + " (is the file truncated? re-download or fix that line)"
+    )
+
+
 def _line_of(raw: bytes, data_row: int) -> int:
     """1-based line number of the ``data_row``-th (0-based) non-comment, non-empty line."""
     seen = -1
@@ -175,6 +209,9 @@ def _parse_lines(path: Path, source: Path | io.BytesIO, gff: bool) -> pl.DataFra
             pl.col("start").str.strip_chars().cast(pl.Int64, strict=False),
             pl.col("end").str.strip_chars().cast(pl.Int64, strict=False),
             pl.col("attributes").is_null().alias("_short"),
+            # a line that does not parse completely (e.g. the last line cut mid-value) is an error below
+            ~pl.col("attributes").str.contains(_GFF3_ATTRS_RE if gff else _GTF_ATTRS_RE).fill_null(True)
+            .alias("_badattr"),
         )
         .drop("source", "score", "frame")
     )
@@ -186,7 +223,9 @@ def _parse_lines(path: Path, source: Path | io.BytesIO, gff: bool) -> pl.DataFra
         raise _locate_bad_line(_read_raw(path), path) from None
     if df["_short"].any() or (df["start"].is_null() | df["end"].is_null()).any():
         raise _locate_bad_line(_read_raw(path), path)
-    df = df.drop("_short")
+    if df["_badattr"].any():
+        raise _bad_attributes(_read_raw(path), path, int(df.filter("_badattr")["row"][0]), gff)
+    df = df.drop("_short", "_badattr")
     if df.height == 0 or not (df["feature"] == "exon").any():
         raise InputError(f"{path}: no exon lines found (the annotation must list exons)")
     return df

@@ -86,7 +86,9 @@ def read_gene_list(path: str | os.PathLike[str], gene_col: str | None = None) ->
         if short is not None:
             raise InputError(f"gene list {path}, line {short}: no {col!r} field (column {i + 1}); fix that line")
         ids = [r[i] for r in rows[1:]]
-    ids = [x for x in dict.fromkeys(ids) if x]
+    ids = [x for x in ids if x]
+    _note_duplicates(ids, f"gene list {path}")
+    ids = list(dict.fromkeys(ids))
     if not ids:
         raise InputError(f"gene list {path} is empty (put one gene ID or name per line)")
     return ids
@@ -98,6 +100,8 @@ def resolve_gene_ids(genes: pl.DataFrame, requested: Iterable[str], *, source: s
     A versioned ID matching another version of an annotation gene is used, with a warning saying so;
     a name shared by several genes is an error naming their IDs (list the ID meant instead).
     """
+    requested = list(requested)
+    _note_duplicates(requested, source)
     requested = list(dict.fromkeys(requested))
     if not requested:
         raise InputError(f"{source} is empty: name at least one gene")
@@ -133,7 +137,26 @@ def resolve_gene_ids(genes: pl.DataFrame, requested: Iterable[str], *, source: s
     if other_version:
         shown = ", ".join(other_version[:5]) + (f", … ({len(other_version)} in all)" if len(other_version) > 5 else "")
         log.warning("%s names other versions of annotation genes; using the annotation's: %s", source, shown)
+    same: dict[str, list[str]] = {}
+    for r, gid in zip(requested, out):
+        same.setdefault(gid, []).append(r)
+    alias = {gid: rs for gid, rs in same.items() if len(rs) > 1}
+    if alias:  # e.g. an ID and the gene's name, or two versions of one ID
+        shown = "; ".join(f"{' and '.join(rs)} -> {gid}" for gid, rs in list(alias.items())[:5])
+        log.warning("%s names %d gene(s) twice under different names (%s%s); each gene is used once", source,
+                    len(alias), shown, ", …" if len(alias) > 5 else "")
     return list(dict.fromkeys(out))
+
+
+def _note_duplicates(ids: Sequence[str], source: str) -> None:
+    """One warning naming the IDs listed more than once (the caller uses each once)."""
+    counts: dict[str, int] = {}
+    for x in ids:
+        counts[x] = counts.get(x, 0) + 1
+    dup = [(x, n) for x, n in counts.items() if n > 1]
+    if dup:
+        shown = ", ".join(f"{x} ({n}x)" for x, n in dup[:10]) + (f", … ({len(dup)} in all)" if len(dup) > 10 else "")
+        log.warning("%s lists %d gene(s) more than once: %s; each is used once", source, len(dup), shown)
 
 
 def order_genes(genes: pl.DataFrame) -> pl.DataFrame:
