@@ -148,6 +148,20 @@ def test_bad_annotation_exits_2_with_one_line(capsys, tmp_path, chr22, gtf_text,
     _one_line_error(code, err, fragment, str(gtf))
 
 
+def test_corrupt_gzip_gtf_is_one_line_in_reference_and_build(capsys, tmp_path, chr22, keras_store):
+    import gzip
+
+    z = bytearray(gzip.compress((chr22 / "annotation.gtf").read_bytes()))
+    for i in range(len(z) // 2, len(z) // 2 + 64):
+        z[i] ^= 0x55  # zlib.error: invalid distance / block type
+    gz = tmp_path / "annotation.gtf.gz"
+    gz.write_bytes(bytes(z))
+    ref = ["--fasta", chr22 / "genome.fa.gz", "--gtf", gz]
+    for argv in (["reference", *ref], ["build", "-o", tmp_path / "b", *ref, "--predictions", keras_store]):
+        code, _, err = run(capsys, *argv)
+        _one_line_error(code, err, str(gz), "corrupt or truncated gzip", "download it again or re-compress")
+
+
 def test_fasta_without_index_in_readonly_folder_exits_2(capsys, tmp_path, monkeypatch, chr22):
     fa = tmp_path / "g.fa"
     fa.write_text(">22\nACGT\n")

@@ -18,6 +18,7 @@ import gzip
 import io
 import logging
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,16 +85,25 @@ def _is_gff3(path: Path, raw: bytes) -> bool:
     return False
 
 
-def _read_raw(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
+def read_maybe_gzip(path: Path, what: str) -> bytes:
+    """The bytes of a plain or gzip file; a damaged gzip stream (``zlib.error``, ``EOFError``,
+    ``BadGzipFile``) is one :class:`InputError` naming the file and the fix."""
     try:
-        if magic == b"\x1f\x8b":
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
-    except (OSError, EOFError) as err:
-        raise InputError(f"cannot read annotation {path}: {err}") from None
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as err:
+        raise InputError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
+        raise InputError(f"{what} {path} is a corrupt or truncated gzip file ({' '.join(str(err).split())}); "
+                         "download it again or re-compress it from the original (gzip -t checks a file)") from None
+
+
+def _read_raw(path: Path) -> bytes:
+    return read_maybe_gzip(path, "annotation")
 
 
 def _locate_bad_line(raw: bytes, path: Path) -> InputError:
