@@ -459,6 +459,71 @@ def test_bad_train_inputs_are_one_line_errors(capsys, bad_train_inputs, argv, fr
     _one_line_error(code, err, *fragments)
 
 
+def _damage_model(folder, case):
+    if case == "truncated model.ubj":
+        f = folder / "model.ubj"
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    elif case == "card without its model file":
+        (folder / "model.ubj").unlink()
+    elif case == "garbage card":
+        (folder / "model_card.json").write_text('{"model": {"kind": "xgboost", "file": "model.ubj"}, "feat')
+    elif case == "no card":
+        (folder / "model_card.json").unlink()
+    elif case == "png as MODEL":
+        return folder / "pr_curves.png"
+    return folder
+
+
+@pytest.mark.parametrize(("case", "fragments"), [
+    ("truncated model.ubj", ["model.ubj is truncated or damaged", "re-run meta-spliceai train"]),
+    ("card without its model file", ["model.ubj named by the model card is missing", "incomplete",
+                                     "re-run meta-spliceai train"]),
+    ("garbage card", ["model_card.json is not valid JSON", "line 1", "re-run train"]),
+    ("no card", ["is incomplete: it has no model_card.json", "re-run meta-spliceai train"]),
+    ("png as MODEL", ["pr_curves.png is not a model card", "--out-dir of meta-spliceai train"]),
+])
+def test_apply_with_a_damaged_model_is_one_line(capsys, tmp_path, chr22, chr22_model, keras_store, case, fragments):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(chr22_model[0], folder)
+    model = _damage_model(folder, case)
+    code, _, err = run(capsys, "apply", model, "--predictions", keras_store, *_ref(chr22), "--genes", "TANGO2",
+                       "--out", tmp_path / "a")
+    _one_line_error(code, err, *fragments)
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(("hidden", "argv", "fragments"), [
+    ("xgboost", ["demo", "{tmp}/demo"], ["demo (it trains an xgboost meta-model) needs xgboost"]),
+    ("sklearn", ["demo", "{tmp}/demo"], ["needs scikit-learn"]),
+    ("xgboost", ["train", "{build}", "--out-dir", "{tmp}/m"], ["train --model xgboost needs xgboost"]),
+    ("lightgbm", ["train", "{build}", "--out-dir", "{tmp}/m", "--model", "lightgbm"], ["needs lightgbm"]),
+    ("sklearn", ["train", "{build}", "--out-dir", "{tmp}/m", "--model", "sgd_logistic"], ["needs scikit-learn"]),
+    ("xgboost", ["apply", "{model}", "--predictions", "{store}", "--out", "{tmp}/a"], ["a xgboost meta-model needs"]),
+    ("ray", ["build", "-o", "{tmp}/b", "--predictions", "{store}", "--executor", "ray"], ["needs Ray"]),
+])
+def test_a_missing_extra_is_named_before_any_work(capsys, tmp_path, monkeypatch, chr22_build, chr22_model,
+                                                  keras_store, hidden, argv, fragments):
+    """A core-only install (`pip install .`): the command names the extra to install, in one line, before it
+    creates anything (the modules are hidden the way a missing package is: `import xgboost` fails)."""
+    import sys
+    import time
+
+    monkeypatch.setitem(sys.modules, hidden, None)
+    subs = {"{tmp}": tmp_path, "{build}": chr22_build, "{model}": chr22_model[0], "{store}": keras_store}
+    args = []
+    for a in argv:
+        for k, v in subs.items():
+            a = a.replace(k, str(v))
+        args.append(a)
+    t = time.perf_counter()
+    code, _, err = run(capsys, *args)
+    extra = "[ray]" if hidden == "ray" else "[train]"
+    _one_line_error(code, err, *fragments, f"pip install 'meta-spliceai{extra}'")
+    assert time.perf_counter() - t < 10 and not list(tmp_path.iterdir())  # nothing made, no minute of work first
+
+
 @pytest.mark.parametrize("cmd,words", [("patch", "gene-level columns"), ("dedup", "duplicate rows"),
                                        ("validate", "Exit 0 when every check passes"),
                                        ("summary", "self-contained HTML"), ("merge", "Merge the masters")])

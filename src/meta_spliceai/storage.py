@@ -50,6 +50,12 @@ def write_text_atomic(path: Path, text: str) -> None:
     commit(tmp, path)
 
 
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    tmp = tmp_path_for(path)
+    tmp.write_bytes(data)
+    commit(tmp, path)
+
+
 def write_json_atomic(path: Path, obj: object) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
