@@ -338,6 +338,45 @@ def test_unforeseen_os_error_is_one_line(capsys, tmp_path, monkeypatch):
     _one_line_error(code, err, "Permission denied", str(tmp_path / "x"))
 
 
+def test_a_full_disk_names_the_file_and_the_rerun_resumes(capsys, tmp_path, monkeypatch, chr22, keras_store):
+    """ENOSPC inside a Parquet writer (no file name in the error) and inside a text writer: one line naming the file
+    being written, its file system and the fix; the same command then finishes."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    from meta_spliceai.storage import mount_point
+
+    real = pq.ParquetWriter.write_table
+    calls = {"n": 0}
+
+    def fills_up(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *a, **k)
+
+    out = tmp_path / "b"
+    argv = ["build", "-o", out, *_ref(chr22), "--predictions", keras_store, "--subset-policy", "all",
+            "--batch-size", "6", "--kmer-sizes", "2"]
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fills_up)
+    code, _, err = run(capsys, *argv)
+    _one_line_error(code, err, f"no space left on {mount_point(tmp_path)} (", f"while writing {out}",
+                    ".parquet: free space, then re-run the same command (it resumes)")
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    import pathlib
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full)
+    code, _, err = run(capsys, "gene-ids", "--eval-dir", keras_store, "--out", tmp_path / "genes.tsv")
+    _one_line_error(code, err, f"while writing {tmp_path / 'genes.tsv'}: free space, then re-run")
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
 # --------------------------------------------------------------------------- logs and progress in files
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import MetaSpliceAIError
+from ..storage import is_disk_full
 from . import build, demo, inputs, maintain, metamodel, variants
 from .common import HelpFormatter, one_line
 
@@ -143,19 +144,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
-    except OSError as err:  # a file system refusal the checks did not foresee: still one line, exit 2
-        where = f" ({err.filename})" if err.filename else ""
-        print(f"{name}: error: {err.strerror or one_line(err)}{where}; check that the path exists and is "
-              "writable, then re-run (-vv for details)", file=sys.stderr)
-        logging.getLogger(__name__).debug("details", exc_info=True)
-        return 2
     except Exception as err:
-        if not _is_data_error(err):
+        log = logging.getLogger(__name__)
+        if is_disk_full(err):  # from any writer: name its file (the OS's, or the one being written) and the fix
+            from ..storage import being_written, disk_full_message
+
+            path = getattr(err, "filename", None) or being_written() or _output_of(args)
+            print(f"{name}: error: {disk_full_message(err, path)}", file=sys.stderr)
+        elif isinstance(err, OSError):  # a file system refusal the checks did not foresee: still one line, exit 2
+            where = f" ({err.filename})" if err.filename else ""
+            print(f"{name}: error: {err.strerror or one_line(err)}{where}; check that the path exists and is "
+                  "writable, then re-run (-vv for details)", file=sys.stderr)
+        elif _is_data_error(err):
+            print(f"{name}: error: cannot read a data file: {one_line(err)[:300]}; the file is damaged or not what "
+                  "the command expects (re-create it, or -vv for details)", file=sys.stderr)
+        else:
             raise
-        print(f"{name}: error: cannot read a data file: {one_line(err)[:300]}; the file is damaged or not what "
-              "the command expects (re-create it, or -vv for details)", file=sys.stderr)
-        logging.getLogger(__name__).debug("details", exc_info=True)
+        log.debug("details", exc_info=True)
         return 2
+
+
+def _output_of(args: argparse.Namespace) -> str | None:
+    """The output file or folder a command was given (whichever spelling it takes)."""
+    for key in ("output_dir", "out", "out_dir", "dst", "output"):
+        value = getattr(args, key, None)
+        if value is not None and str(value) != "-":
+            return str(value)
+    return None
 
 
 def _is_data_error(err: BaseException) -> bool:
