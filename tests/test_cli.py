@@ -242,7 +242,31 @@ def test_verbose_after_the_subcommand(capsys, argv, level):
     import logging
 
     code, _, _ = run(capsys, *argv)
-    assert code == 0 and logging.getLevelName(logging.getLogger().level) == level
+    assert code == 0 and logging.getLevelName(logging.getLogger("meta_spliceai").getEffectiveLevel()) == level
+    assert logging.getLogger("h5py").getEffectiveLevel() == logging.WARNING  # the libraries' lines need -vvv
+
+
+def test_vv_shows_our_debug_lines_and_not_the_libraries(capsys, monkeypatch, chr22):
+    """-vv: debug lines of meta_spliceai modules; a library's debug line (h5py, numba, matplotlib ...) only with
+    -vvv."""
+    import logging
+
+    import meta_spliceai.reference.report as reference
+
+    real = reference.reference
+
+    def chatty(*a, **k):
+        logging.getLogger("h5py._conv").debug("Creating converter from 7 to 5")  # what h5py says at import
+        return real(*a, **k)
+
+    monkeypatch.setattr(reference, "reference", chatty)
+    code, _, err = run(capsys, "reference", *_ref(chr22), "-vv")
+    assert code == 0
+    ours = [ln for ln in err.splitlines() if "DEBUG meta_spliceai." in ln]
+    assert any("annotation" in ln for ln in ours) and any("FASTA" in ln for ln in ours), err
+    assert "Creating converter" not in err
+    code, _, err = run(capsys, "-vv", "reference", *_ref(chr22), "-v")
+    assert code == 0 and "DEBUG h5py._conv: Creating converter" in err
 
 
 @pytest.mark.parametrize("sizes", [["4", "6"], ["4,6"], ["4 6"], ["6", "4"]])

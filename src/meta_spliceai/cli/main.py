@@ -14,9 +14,22 @@ from ..storage import is_disk_full
 from . import build, demo, inputs, maintain, metamodel, variants
 from .common import HelpFormatter, one_line
 
+#: the package's own loggers (``meta_spliceai.*``): -v / -vv show their info / debug lines
+OWN_LOGGER = "meta_spliceai"
+
+
+class _OwnRecords(logging.Filter):
+    """Below WARNING, only records of our own loggers: -vv is our debug lines, not h5py's, numba's,
+    matplotlib's or urllib3's (those need -vvv)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + ".")
+
 
 def _setup_logging(verbose: int) -> None:
-    """Logs to stderr: rich on a terminal, plain timestamped unwrapped lines when redirected."""
+    """Logs to stderr: rich on a terminal, plain timestamped unwrapped lines when redirected.
+
+    -v: info of ours; -vv: debug of ours; -vvv: also the libraries' info and debug lines."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler: logging.Handler
     if sys.stderr.isatty():
@@ -29,7 +42,13 @@ def _setup_logging(verbose: int) -> None:
         handler = logging.StreamHandler(sys.stderr)
         fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     handler.setFormatter(fmt)
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    if verbose < 3:  # the libraries stay at WARNING: their debug records are not even made
+        handler.addFilter(_OwnRecords())
+        logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+        logging.getLogger(OWN_LOGGER).setLevel(level)
+    else:
+        logging.basicConfig(level=level, handlers=[handler], force=True)
+        logging.getLogger(OWN_LOGGER).setLevel(logging.NOTSET)
 
 
 # --------------------------------------------------------------------------- reference
@@ -96,7 +115,8 @@ class _SubParser(_Parser):
         kwargs.setdefault("conflict_handler", "resolve")  # a command may define its own -v
         super().__init__(*args, **kwargs)
         self.add_argument("-v", "--verbose", action="count", default=0, dest="sub_verbose",
-                          help="-v info (each batch with its timing), -vv debug logging")
+                          help="-v info (each batch with its timing), -vv debug logging (-vvv: also of the "
+                               "libraries)")
 
 
 DESCRIPTION = """\
@@ -110,7 +130,8 @@ model, and apply it for corrected scores and site calls."""
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="meta-spliceai", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"meta-spliceai {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logging")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="-v info, -vv debug logging (-vvv: also of the libraries)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
     for add in SUBCOMMANDS:
         add(sub)

@@ -450,7 +450,10 @@ def parse_annotation(path: str | os.PathLike[str]) -> Annotation:
     _validate_rows(df, path)
     exons, txs, genes = (_gff3_tables if gff else _gtf_tables)(df)
     del df
-    return _build_tables(exons, txs, genes, path)
+    ann = _build_tables(exons, txs, genes, path)
+    log.debug("annotation %s (%s): %d genes, %d transcripts, %d exons, %d splice sites", path, "GFF3" if gff else "GTF",
+              ann.genes.height, ann.transcripts.height, ann.exons.height, ann.splice_sites.height)
+    return ann
 
 
 def load_annotation(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> Annotation:

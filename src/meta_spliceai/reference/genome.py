@@ -95,6 +95,8 @@ class Genome:
             raise InputError(f"cannot open FASTA {self.path}: {detail} (is it a valid FASTA? if it changed since it "
                              f"was indexed, delete {self.path.name}.fai and .gzi and re-run)") from None
         self.contigs: dict[str, int] = dict(zip(self._fa.references, self._fa.lengths))
+        log.debug("FASTA %s: %d contig(s), %s nt%s", self.path, len(self.contigs), f"{sum(self.contigs.values()):,}",
+                  " (BGZF)" if compressed else "")
         if not self.contigs:
             raise InputError(f"FASTA {self.path} holds no sequences")
 
