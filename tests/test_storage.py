@@ -178,3 +178,22 @@ def test_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatc
     tmp.write_bytes(b"x")
     storage.commit(tmp, tmp_path / "b.parquet")
     assert storage.being_written() != tmp_path / "b.parquet"
+
+
+def test_guarded_write_names_the_file_for_any_writer(tmp_path):
+    """polars reports a full disk as text ("os error 28"), not an errno: still an ENOSPC naming the file."""
+    import errno
+
+    from meta_spliceai import storage
+
+    tmp, final = tmp_path / ".t.parquet.tmp", tmp_path / "t.parquet"
+
+    def polars_like():
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("No space left on device (os error 28)")
+
+    with pytest.raises(OSError) as err:
+        storage.guarded_write(tmp, final, polars_like)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(final) and not tmp.exists()
+    with pytest.raises(ValueError, match="other"):  # anything else passes through unchanged
+        storage.guarded_write(tmp, final, lambda: (_ for _ in ()).throw(ValueError("other")))

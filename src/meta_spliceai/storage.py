@@ -75,16 +75,19 @@ def disk_full_message(err: BaseException, path: str | os.PathLike[str] | None) -
     return f"{what} on {fs}{free} while writing {where}: free space, then re-run the same command (it resumes)"
 
 
-def _written(tmp: Path, path: Path, write: Callable[[], object]) -> None:
-    """Run ``write()`` for ``tmp``; a full disk removes the partial ``tmp`` and names ``path`` in the error."""
+def guarded_write(tmp: Path, path: Path, write: Callable[[], object]) -> None:
+    """Run ``write()``, which writes ``tmp`` (to be renamed to ``path``). If it fails, the partial ``tmp`` is
+    removed (a full disk gets back what it took) and a full disk's error (from the OS, pyarrow or polars) is an
+    ``OSError(ENOSPC)`` naming ``path``."""
     try:
         write()
-    except OSError as err:
+    except Exception as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
         _pending.pop(tmp, None)
-        if is_disk_full(err) and err.filename is None:
-            raise OSError(err.errno or errno.ENOSPC, err.strerror or "No space left on device", str(path)) from err
+        if is_disk_full(err) and getattr(err, "filename", None) is None:
+            code = err.errno if isinstance(err, OSError) and err.errno else errno.ENOSPC
+            raise OSError(code, os.strerror(code), str(path)) from err
         raise
 
 
@@ -104,7 +107,7 @@ def commit(tmp: Path, path: Path) -> None:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())  # a full disk may only show here (delayed allocation)
 
-    _written(tmp, path, flush)
+    guarded_write(tmp, path, flush)
     os.replace(tmp, path)
     _pending.pop(tmp, None)
     fsync_dir(path.parent)
@@ -112,13 +115,13 @@ def commit(tmp: Path, path: Path) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     tmp = tmp_path_for(path)
-    _written(tmp, path, lambda: tmp.write_text(text))
+    guarded_write(tmp, path, lambda: tmp.write_text(text))
     commit(tmp, path)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     tmp = tmp_path_for(path)
-    _written(tmp, path, lambda: tmp.write_bytes(data))
+    guarded_write(tmp, path, lambda: tmp.write_bytes(data))
     commit(tmp, path)
 
 
@@ -152,7 +155,7 @@ def link_or_copy(src: Path, dst: Path, tmp_dir: Path | None = None) -> str:
     except OSError as err:
         if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
             raise
-        _written(tmp, dst, lambda: shutil.copyfile(src, tmp))
+        guarded_write(tmp, dst, lambda: shutil.copyfile(src, tmp))
         how = "copy"
     os.replace(tmp, dst)
     _pending.pop(tmp, None)

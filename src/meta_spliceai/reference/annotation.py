@@ -27,6 +27,7 @@ import polars as pl
 from ..config import MIN_EXONS_FOR_SITES
 from ..errors import InputError
 from ..storage import checksum as file_checksum
+from ..storage import guarded_write
 
 log = logging.getLogger(__name__)
 
@@ -471,7 +472,7 @@ def load_annotation(path: str | os.PathLike[str], cache_dir: str | os.PathLike[s
     cache.mkdir(parents=True, exist_ok=True)
     for t, f in files.items():
         tmp = f.with_name(f".{f.name}.tmp")
-        getattr(ann, t).write_parquet(tmp)
+        guarded_write(tmp, f, lambda: getattr(ann, t).write_parquet(tmp))  # noqa: B023 - called at once
         os.replace(tmp, f)
     return ann
 
