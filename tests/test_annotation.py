@@ -113,6 +113,33 @@ def test_gzip_and_cache(chr22, tmp_path):
     assert a.genes.equals(parse_annotation(chr22 / "annotation.gtf").genes)
 
 
+def _damaged_gzips(src: bytes, folder):
+    """A gzip of ``src`` damaged three ways: flipped bytes mid-stream (zlib.error), cut in half (EOFError),
+    a wrong CRC (BadGzipFile)."""
+    z = gzip.compress(src)
+    flipped = bytearray(z)
+    for i in range(len(z) // 2, len(z) // 2 + 64):
+        flipped[i] ^= 0x55
+    crc = bytearray(z)
+    crc[-8] ^= 0xFF
+    out = []
+    for name, data in (("flipped", flipped), ("cut", z[: len(z) // 2]), ("crc", crc)):
+        p = folder / f"{name}.gtf.gz"
+        p.write_bytes(bytes(data))
+        out.append(p)
+    return out
+
+
+def test_corrupt_gzip_annotation_is_one_line_naming_the_file(chr22, tmp_path):
+    for gz in _damaged_gzips((chr22 / "annotation.gtf").read_bytes(), tmp_path):
+        for read in (parse_annotation, lambda p: load_annotation(p, cache_dir=tmp_path / "cache")):
+            with pytest.raises(InputError) as err:
+                read(gz)
+            msg = str(err.value)
+            assert str(gz) in msg and "corrupt or truncated gzip" in msg and "download it again" in msg, msg
+            assert "\n" not in msg
+
+
 def test_gff3(tmp_path):
     gff = tmp_path / "a.gff3"
     gff.write_text(
@@ -454,7 +481,7 @@ def test_duplicate_ids_in_a_gene_list_are_one_note(tmp_path, chr2, caplog):
 def test_gene_list_binary_or_corrupt_gzip_is_one_line(tmp_path):
     bad = tmp_path / "g.txt.gz"
     bad.write_bytes(gzip.compress(b"TANK\nMARCH7\n")[:15])
-    with pytest.raises(InputError, match="cannot read gene list"):
+    with pytest.raises(InputError, match="gene list .* is a corrupt or truncated gzip file"):
         read_gene_list(bad)
     binary = tmp_path / "g.bin"
     binary.write_bytes(b"\x00\x01\x02TANK\x00")

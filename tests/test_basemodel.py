@@ -204,3 +204,19 @@ print(json.dumps(out))
         for name, kw in (("spliceai", {}), ("openspliceai", {"weights": OPENSPLICEAI})):
             m = load_base_model(name, device="cpu", runtime="torch", **kw)
             assert abs(float(m.predict(["ACGT" * 2600 + "A" * 5])[0].sum()) - out[name][2]) < 1e-3
+
+
+def test_progress_within_a_real_gene_per_chunk() -> None:
+    """``on_progress`` is called once per chunk of the model's input, as each is scored, so a bar moves within a
+    gene (not once when the whole gene is done); the scores are the same with or without it."""
+    info = json.loads((CHR22 / "reference" / "keras_spliceai_genes.json").read_text())["genes"]
+    g = min(info.values(), key=lambda v: abs(v["end"] - v["start"] - 12_000))  # a gene of about 12 kb
+    seq = oriented_sequence(Genome(CHR22 / "genome.fa.gz"), g["chrom"], g["start"], g["end"], g["strand"], FLANK)
+    body = len(seq) - CONTEXT
+    model = random_model(1, seed=3)
+    seen: list[int] = []
+    got = model.predict([seq], chunk_size=3_000, on_progress=seen.append)
+    assert len(seen) == -(-body // 3_000) and all(0 < n <= 3_000 for n in seen) and sum(seen) == body
+    done = np.cumsum(seen)
+    assert (np.diff(done) > 0).all() and done[0] < body  # counts grow from the first chunk on
+    np.testing.assert_array_equal(got[0], model.predict([seq], chunk_size=3_000)[0])

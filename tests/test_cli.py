@@ -148,6 +148,20 @@ def test_bad_annotation_exits_2_with_one_line(capsys, tmp_path, chr22, gtf_text,
     _one_line_error(code, err, fragment, str(gtf))
 
 
+def test_corrupt_gzip_gtf_is_one_line_in_reference_and_build(capsys, tmp_path, chr22, keras_store):
+    import gzip
+
+    z = bytearray(gzip.compress((chr22 / "annotation.gtf").read_bytes()))
+    for i in range(len(z) // 2, len(z) // 2 + 64):
+        z[i] ^= 0x55  # zlib.error: invalid distance / block type
+    gz = tmp_path / "annotation.gtf.gz"
+    gz.write_bytes(bytes(z))
+    ref = ["--fasta", chr22 / "genome.fa.gz", "--gtf", gz]
+    for argv in (["reference", *ref], ["build", "-o", tmp_path / "b", *ref, "--predictions", keras_store]):
+        code, _, err = run(capsys, *argv)
+        _one_line_error(code, err, str(gz), "corrupt or truncated gzip", "download it again or re-compress")
+
+
 def test_fasta_without_index_in_readonly_folder_exits_2(capsys, tmp_path, monkeypatch, chr22):
     fa = tmp_path / "g.fa"
     fa.write_text(">22\nACGT\n")
@@ -228,7 +242,31 @@ def test_verbose_after_the_subcommand(capsys, argv, level):
     import logging
 
     code, _, _ = run(capsys, *argv)
-    assert code == 0 and logging.getLevelName(logging.getLogger().level) == level
+    assert code == 0 and logging.getLevelName(logging.getLogger("meta_spliceai").getEffectiveLevel()) == level
+    assert logging.getLogger("h5py").getEffectiveLevel() == logging.WARNING  # the libraries' lines need -vvv
+
+
+def test_vv_shows_our_debug_lines_and_not_the_libraries(capsys, monkeypatch, chr22):
+    """-vv: debug lines of meta_spliceai modules; a library's debug line (h5py, numba, matplotlib ...) only with
+    -vvv."""
+    import logging
+
+    import meta_spliceai.reference.report as reference
+
+    real = reference.reference
+
+    def chatty(*a, **k):
+        logging.getLogger("h5py._conv").debug("Creating converter from 7 to 5")  # what h5py says at import
+        return real(*a, **k)
+
+    monkeypatch.setattr(reference, "reference", chatty)
+    code, _, err = run(capsys, "reference", *_ref(chr22), "-vv")
+    assert code == 0
+    ours = [ln for ln in err.splitlines() if "DEBUG meta_spliceai." in ln]
+    assert any("annotation" in ln for ln in ours) and any("FASTA" in ln for ln in ours), err
+    assert "Creating converter" not in err
+    code, _, err = run(capsys, "-vv", "reference", *_ref(chr22), "-v")
+    assert code == 0 and "DEBUG h5py._conv: Creating converter" in err
 
 
 @pytest.mark.parametrize("sizes", [["4", "6"], ["4,6"], ["4 6"], ["6", "4"]])
@@ -322,6 +360,45 @@ def test_unforeseen_os_error_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(reference, "reference", boom)
     code, _, err = run(capsys, "reference")
     _one_line_error(code, err, "Permission denied", str(tmp_path / "x"))
+
+
+def test_a_full_disk_names_the_file_and_the_rerun_resumes(capsys, tmp_path, monkeypatch, chr22, keras_store):
+    """ENOSPC inside a Parquet writer (no file name in the error) and inside a text writer: one line naming the file
+    being written, its file system and the fix; the same command then finishes."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    from meta_spliceai.storage import mount_point
+
+    real = pq.ParquetWriter.write_table
+    calls = {"n": 0}
+
+    def fills_up(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *a, **k)
+
+    out = tmp_path / "b"
+    argv = ["build", "-o", out, *_ref(chr22), "--predictions", keras_store, "--subset-policy", "all",
+            "--batch-size", "6", "--kmer-sizes", "2"]
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fills_up)
+    code, _, err = run(capsys, *argv)
+    _one_line_error(code, err, f"no space left on {mount_point(tmp_path)} (", f"while writing {out}",
+                    ".parquet: free space, then re-run the same command (it resumes)")
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    import pathlib
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full)
+    code, _, err = run(capsys, "gene-ids", "--eval-dir", keras_store, "--out", tmp_path / "genes.tsv")
+    _one_line_error(code, err, f"while writing {tmp_path / 'genes.tsv'}: free space, then re-run")
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
 # --------------------------------------------------------------------------- logs and progress in files
@@ -443,6 +520,71 @@ def test_bad_train_inputs_are_one_line_errors(capsys, bad_train_inputs, argv, fr
         argv = [a.replace("{" + key + "}", str(value)) for a in argv]
     code, _, err = run(capsys, *argv)
     _one_line_error(code, err, *fragments)
+
+
+def _damage_model(folder, case):
+    if case == "truncated model.ubj":
+        f = folder / "model.ubj"
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    elif case == "card without its model file":
+        (folder / "model.ubj").unlink()
+    elif case == "garbage card":
+        (folder / "model_card.json").write_text('{"model": {"kind": "xgboost", "file": "model.ubj"}, "feat')
+    elif case == "no card":
+        (folder / "model_card.json").unlink()
+    elif case == "png as MODEL":
+        return folder / "pr_curves.png"
+    return folder
+
+
+@pytest.mark.parametrize(("case", "fragments"), [
+    ("truncated model.ubj", ["model.ubj is truncated or damaged", "re-run meta-spliceai train"]),
+    ("card without its model file", ["model.ubj named by the model card is missing", "incomplete",
+                                     "re-run meta-spliceai train"]),
+    ("garbage card", ["model_card.json is not valid JSON", "line 1", "re-run train"]),
+    ("no card", ["is incomplete: it has no model_card.json", "re-run meta-spliceai train"]),
+    ("png as MODEL", ["pr_curves.png is not a model card", "--out-dir of meta-spliceai train"]),
+])
+def test_apply_with_a_damaged_model_is_one_line(capsys, tmp_path, chr22, chr22_model, keras_store, case, fragments):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(chr22_model[0], folder)
+    model = _damage_model(folder, case)
+    code, _, err = run(capsys, "apply", model, "--predictions", keras_store, *_ref(chr22), "--genes", "TANGO2",
+                       "--out", tmp_path / "a")
+    _one_line_error(code, err, *fragments)
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(("hidden", "argv", "fragments"), [
+    ("xgboost", ["demo", "{tmp}/demo"], ["demo (it trains an xgboost meta-model) needs xgboost"]),
+    ("sklearn", ["demo", "{tmp}/demo"], ["needs scikit-learn"]),
+    ("xgboost", ["train", "{build}", "--out-dir", "{tmp}/m"], ["train --model xgboost needs xgboost"]),
+    ("lightgbm", ["train", "{build}", "--out-dir", "{tmp}/m", "--model", "lightgbm"], ["needs lightgbm"]),
+    ("sklearn", ["train", "{build}", "--out-dir", "{tmp}/m", "--model", "sgd_logistic"], ["needs scikit-learn"]),
+    ("xgboost", ["apply", "{model}", "--predictions", "{store}", "--out", "{tmp}/a"], ["a xgboost meta-model needs"]),
+    ("ray", ["build", "-o", "{tmp}/b", "--predictions", "{store}", "--executor", "ray"], ["needs Ray"]),
+])
+def test_a_missing_extra_is_named_before_any_work(capsys, tmp_path, monkeypatch, chr22_build, chr22_model,
+                                                  keras_store, hidden, argv, fragments):
+    """A core-only install (`pip install .`): the command names the extra to install, in one line, before it
+    creates anything (the modules are hidden the way a missing package is: `import xgboost` fails)."""
+    import sys
+    import time
+
+    monkeypatch.setitem(sys.modules, hidden, None)
+    subs = {"{tmp}": tmp_path, "{build}": chr22_build, "{model}": chr22_model[0], "{store}": keras_store}
+    args = []
+    for a in argv:
+        for k, v in subs.items():
+            a = a.replace(k, str(v))
+        args.append(a)
+    t = time.perf_counter()
+    code, _, err = run(capsys, *args)
+    extra = "[ray]" if hidden == "ray" else "[train]"
+    _one_line_error(code, err, *fragments, f"pip install 'meta-spliceai{extra}'")
+    assert time.perf_counter() - t < 10 and not list(tmp_path.iterdir())  # nothing made, no minute of work first
 
 
 @pytest.mark.parametrize("cmd,words", [("patch", "gene-level columns"), ("dedup", "duplicate rows"),

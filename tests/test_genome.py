@@ -83,6 +83,14 @@ def _truncated_bgzf(src, dst, keep: int = 3000):
     return dst
 
 
+def _flipped_bgzf(src, dst):
+    raw = bytearray(src.read_bytes())
+    for i in range(len(raw) // 2, len(raw) // 2 + 200):
+        raw[i] ^= 0x55  # a BGZF block whose CRC32 no longer matches
+    dst.write_bytes(bytes(raw))
+    return dst
+
+
 @pytest.mark.parametrize(
     ("name", "make", "fragments"),
     [
@@ -90,6 +98,8 @@ def _truncated_bgzf(src, dst, keep: int = 3000):
          ["different lengths", "line 4", "seqkit seq -w 60 ragged.fa"]),
         ("trunc.fa.gz", lambda p, chr22: _truncated_bgzf(chr22 / "genome.fa.gz", p),
          ["is truncated or corrupt", "BGZF", "copy or download it again"]),
+        ("flipped.fa.gz", lambda p, chr22: _flipped_bgzf(chr22 / "genome.fa.gz", p),
+         ["is truncated or corrupt gzip (BGZF)", "checksum", "re-compress it"]),
         ("empty.fa", lambda p, _: p.write_text(""), ["is empty"]),
         ("notes.fa", lambda p, _: p.write_text("hello\n"), ["does not start with a '>' header"]),
     ],

@@ -77,3 +77,28 @@ def test_xgboost_external_memory(tmp_path):
             max_memory=10, seed=0, cache_dir=tmp_path / "cache")  # 10 bytes: forces external memory
     assert m.matrix == "external"
     assert (m.predict(X).argmax(axis=1) == y).mean() > 0.9
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_damaged_model_file_is_one_line(kind, tmp_path):
+    from meta_spliceai.errors import InputError
+
+    rng = np.random.default_rng(1)
+    X = rng.random((300, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 300).astype(np.int32)
+    small = {"xgboost": {"n_estimators": 5}, "lightgbm": {"n_estimators": 5, "min_child_samples": 5},
+             "sgd_logistic": {"epochs": 1}}[kind]
+    m = fit(parse_model_spec(json.dumps({"model": kind, "params": small})), ["a", "b"], {},
+            lambda: iter([(X, y, np.ones(300, np.float32))]), None, n_train_rows=300, max_memory=2**30, seed=0,
+            cache_dir=tmp_path / "c")
+    path = tmp_path / m.save(tmp_path)
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # written under a temporary name, renamed
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated
+    with pytest.raises(InputError) as err:
+        load_model(kind, path, ["a", "b"], {})
+    msg = str(err.value)
+    assert str(path) in msg and "truncated or damaged" in msg and "re-run meta-spliceai train" in msg, msg
+    assert "\n" not in msg and "Stack trace" not in msg
+    path.unlink()
+    with pytest.raises(InputError, match="is missing: the model folder .* is incomplete"):
+        load_model(kind, path, ["a", "b"], {})

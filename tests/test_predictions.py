@@ -236,3 +236,31 @@ def test_damaged_store_file_is_named_with_the_fix(tmp_path: Path) -> None:
         with pytest.raises(InputError, match=r"unreadable file in prediction store: .*G1\.parquet.*delete it") as err:
             call()
         assert "\n" not in str(err.value)
+
+
+def test_predict_progress_moves_within_a_gene(tmp_path: Path, genome: Genome, ann, monkeypatch, caplog) -> None:
+    """The nucleotide bar advances per chunk of the model's input while a gene is scored, before the gene is
+    written (a 30-gene predict no longer sits at 0 nt until it is done); -vv gets a debug line per gene."""
+    import logging
+
+    from meta_spliceai.basemodel import predict as stage
+    from meta_spliceai.progress import PlainProgress
+
+    updates: list[tuple[float, str | None]] = []
+
+    class Bar(PlainProgress):  # the display of a redirected stderr, recording what the stage tells it
+        def update(self, task_id: int, **kw: object) -> None:
+            super().update(task_id, **kw)  # type: ignore[arg-type]
+            updates.append((self.tasks[task_id].completed, kw.get("genes")))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stage, "nucleotide_progress", lambda enabled=True: Bar())
+    genes = select_genes(ann.genes, gene_list=["TANGO2"])
+    length = int(genes["length"][0])
+    model = random_model(1, seed=5, chunk_size=8_000)
+    caplog.set_level(logging.DEBUG, logger="meta_spliceai")
+    predict_genes(genome, genes, model, PredictionStore(tmp_path / "s", model), progress=True)
+    records = caplog.messages
+    moving = [done for done, g in updates if g is None]
+    assert len(moving) == -(-length // 8_000) and moving == sorted(moving) and moving[0] < length
+    assert moving[-1] == length and updates[-1] == (length, "1/1 genes")
+    assert any(m.startswith("predict: gene TANGO2 ") and "written (1/1)" in m for m in records), records

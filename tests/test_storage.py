@@ -147,3 +147,53 @@ def test_fault_point_with_a_marker_fires_in_one_process_only(tmp_path):
     assert first.returncode == -9 and first.stdout.split() == ["0", "1"]
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert second.returncode == 0 and second.stdout.split() == ["0", "1", "2"]
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+    import pathlib
+
+    from meta_spliceai import storage
+
+    real = pathlib.Path.write_text
+
+    def full(self, *a, **k):
+        real(self, "partial")  # some bytes made it, then the disk filled
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full)
+    target = tmp_path / "calls.tsv"
+    with pytest.raises(OSError) as err:
+        storage.write_text_atomic(target, "x\n")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert not list(tmp_path.iterdir())  # the partial temporary file is removed: it frees what it took
+    assert storage.is_disk_full(err.value) and storage.being_written() != target
+    msg = storage.disk_full_message(err.value, err.value.filename)
+    assert msg.startswith(f"no space left on {storage.mount_point(tmp_path)} (") and f"while writing {target}" in msg
+    assert msg.endswith(": free space, then re-run the same command (it resumes)")
+    assert storage.is_disk_full(OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"))
+    assert not storage.is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    tmp = storage.tmp_path_for(tmp_path / "b.parquet")  # a writer that fails before commit: named while pending
+    assert storage.being_written() == tmp_path / "b.parquet"
+    tmp.write_bytes(b"x")
+    storage.commit(tmp, tmp_path / "b.parquet")
+    assert storage.being_written() != tmp_path / "b.parquet"
+
+
+def test_guarded_write_names_the_file_for_any_writer(tmp_path):
+    """polars reports a full disk as text ("os error 28"), not an errno: still an ENOSPC naming the file."""
+    import errno
+
+    from meta_spliceai import storage
+
+    tmp, final = tmp_path / ".t.parquet.tmp", tmp_path / "t.parquet"
+
+    def polars_like():
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("No space left on device (os error 28)")
+
+    with pytest.raises(OSError) as err:
+        storage.guarded_write(tmp, final, polars_like)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(final) and not tmp.exists()
+    with pytest.raises(ValueError, match="other"):  # anything else passes through unchanged
+        storage.guarded_write(tmp, final, lambda: (_ for _ in ()).throw(ValueError("other")))

@@ -164,3 +164,54 @@ def test_too_small_validation_set_warns_and_the_card_says_so(chr22_model, chr22)
                    for t in SITE_TYPES} for g in valid}
     ok = validation_check(valid, by_gene, card["thresholds"], min_sites=min(v["sites"].values()))
     assert not ok["too_small"] and ok["warning"] is None
+
+
+def test_one_class_build_is_refused_before_any_work(tmp_path, chr2, chr2_random_store):
+    """A build over single-exon genes holds only `neither` rows: train refuses in one line, and makes no folder."""
+    import pytest
+
+    from meta_spliceai.dataset.builder import build
+    from meta_spliceai.errors import InputError
+
+    genes = tmp_path / "single_exon.txt"
+    genes.write_text("ENSG00000252465.1\nENSG00000263948.1\nENSG00000244372.2\nENSG00000232337.1\n")
+    build(output_dir=tmp_path / "build", fasta=chr2 / "genome.fa.gz", gtf=chr2 / "annotation.gtf",
+          gene_ids_file=genes, kmer_sizes=(), predictions=chr2_random_store, progress=False)
+    with pytest.raises(InputError) as err:
+        train(dataset=tmp_path / "build", out_dir=tmp_path / "model", model=FAST_XGB, bootstrap=0, progress=False)
+    msg = str(err.value)
+    assert "no donor, acceptor class" in msg and "single-exon" in msg and str(tmp_path / "build") in msg, msg
+    assert not (tmp_path / "model").exists()
+
+
+def test_card_is_written_last(chr22_model):
+    out, _ = chr22_model
+    card = (out / "model_card.json").stat().st_mtime_ns
+    others = [p for p in out.rglob("*") if p.is_file() and p.name != "model_card.json"]
+    assert others and all(p.stat().st_mtime_ns <= card for p in others), \
+        [p.name for p in others if p.stat().st_mtime_ns > card]
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+
+def test_a_failed_retrain_leaves_no_card(chr22_build, chr22_model, tmp_path, monkeypatch):
+    """Re-training into a finished folder removes its card first: a run that dies midway leaves a folder apply
+    refuses, never the old card beside half of the new files."""
+    import pytest
+
+    from meta_spliceai.metamodel import training
+    from meta_spliceai.metamodel.card import load_card
+
+    out = tmp_path / "model"
+    shutil.copytree(chr22_model[0], out)
+
+    def boom(*a, **k):
+        raise RuntimeError("killed while fitting")
+
+    monkeypatch.setattr(training, "_fit_one", boom)
+    with pytest.raises(RuntimeError):
+        train(dataset=chr22_build, out_dir=out, model=FAST_XGB, bootstrap=0, progress=False)
+    assert (out / "model.ubj").is_file() and not (out / "model_card.json").exists()
+    from meta_spliceai.errors import InputError
+
+    with pytest.raises(InputError, match="is incomplete: it has no model_card.json"):
+        load_card(out)

@@ -28,8 +28,11 @@ class DemoResult:
 def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progress: bool = True) -> DemoResult:
     """Build the demo dataset in ``output_dir`` (resumable like any build) and list what it made."""
     from .dataset.selection import gene_ids
+    from .extras import require
+    from .metamodel.models import training_modules
     from .reference.report import demo_reference
 
+    require(training_modules("xgboost"), "demo (it trains an xgboost meta-model)")  # before any work
     out = Path(output_dir)
     fasta, gtf = demo_reference()  # named explicitly: the demo takes no --fasta/--gtf, so nothing to warn about
     # every gene of the demo reference (policy "all"), so no --n-genes note about a flag the demo does not take

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import InputError, LockedError
@@ -22,9 +22,73 @@ from .errors import InputError, LockedError
 log = logging.getLogger(__name__)
 
 
+#: temporary name -> final path of files being written in this process (tmp_path_for .. commit), oldest first
+_pending: dict[Path, Path] = {}
+_PENDING_MAX = 256
+
+
 def tmp_path_for(path: Path) -> Path:
-    """A temporary sibling of ``path`` (hidden, same folder, so rename is atomic)."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """A temporary sibling of ``path`` (hidden, same folder, so rename is atomic).
+
+    The pair is remembered until :func:`commit`, so a write that fails (a full disk) can name its file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _pending.pop(tmp, None)
+    _pending[tmp] = path
+    while len(_pending) > _PENDING_MAX:
+        _pending.pop(next(iter(_pending)))
+    return tmp
+
+
+def being_written() -> Path | None:
+    """The file this process most recently began writing (under a temporary name) and has not committed."""
+    return next(reversed(_pending.values()), None) if _pending else None
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """An ``ENOSPC`` (or quota) refusal, from the OS, pyarrow or polars (which may lose the errno)."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(err)
+    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system holding ``path`` (or its nearest existing parent)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    while not os.path.ismount(p) and p.parent != p:
+        p = p.parent
+    return p
+
+
+def disk_full_message(err: BaseException, path: str | os.PathLike[str] | None) -> str:
+    """One line for a full disk: its file system, the file being written, and what to do."""
+    what = "disk quota exceeded" if isinstance(err, OSError) and err.errno == errno.EDQUOT else "no space left"
+    if path is None:
+        return f"{what} on the output's file system: free space, then re-run the same command (it resumes)"
+    where = Path(path)
+    fs = mount_point(where)
+    free = ""
+    with contextlib.suppress(OSError):
+        free = f" ({shutil.disk_usage(fs).free / 2**20:,.0f} MiB free)"
+    return f"{what} on {fs}{free} while writing {where}: free space, then re-run the same command (it resumes)"
+
+
+def guarded_write(tmp: Path, path: Path, write: Callable[[], object]) -> None:
+    """Run ``write()``, which writes ``tmp`` (to be renamed to ``path``). If it fails, the partial ``tmp`` is
+    removed (a full disk gets back what it took) and a full disk's error (from the OS, pyarrow or polars) is an
+    ``OSError(ENOSPC)`` naming ``path``."""
+    try:
+        write()
+    except Exception as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        _pending.pop(tmp, None)
+        if is_disk_full(err) and getattr(err, "filename", None) is None:
+            code = err.errno if isinstance(err, OSError) and err.errno else errno.ENOSPC
+            raise OSError(code, os.strerror(code), str(path)) from err
+        raise
 
 
 def fsync_dir(folder: Path) -> None:
@@ -38,15 +102,26 @@ def fsync_dir(folder: Path) -> None:
 
 def commit(tmp: Path, path: Path) -> None:
     """Flush ``tmp`` and rename it to ``path``."""
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
+
+    def flush() -> None:
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())  # a full disk may only show here (delayed allocation)
+
+    guarded_write(tmp, path, flush)
     os.replace(tmp, path)
+    _pending.pop(tmp, None)
     fsync_dir(path.parent)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     tmp = tmp_path_for(path)
-    tmp.write_text(text)
+    guarded_write(tmp, path, lambda: tmp.write_text(text))
+    commit(tmp, path)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    tmp = tmp_path_for(path)
+    guarded_write(tmp, path, lambda: tmp.write_bytes(data))
     commit(tmp, path)
 
 
@@ -80,9 +155,10 @@ def link_or_copy(src: Path, dst: Path, tmp_dir: Path | None = None) -> str:
     except OSError as err:
         if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
             raise
-        shutil.copyfile(src, tmp)
+        guarded_write(tmp, dst, lambda: shutil.copyfile(src, tmp))
         how = "copy"
     os.replace(tmp, dst)
+    _pending.pop(tmp, None)
     fsync_dir(dst.parent)
     return how
 

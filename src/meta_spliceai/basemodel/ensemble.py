@@ -32,7 +32,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -316,14 +316,16 @@ class BaseModel:
         """What identifies this model's predictions (stored with them; a store refuses others)."""
         return {"base_model": self.name, "version": self.version, "digest": self.digest, "precision": self.precision}
 
-    def predict(self, seqs: Sequence[str], *, batch_size: int | None = None, chunk_size: int | None = None) -> list[np.ndarray]:
+    def predict(self, seqs: Sequence[str], *, batch_size: int | None = None, chunk_size: int | None = None,
+                on_progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
         """Probabilities ``(len(body), 3)`` float32 ``[neither, acceptor, donor]`` for each input.
 
         Each input is ``flank + body + flank`` (5,000 nt each side, ACGTN, transcription
         orientation); row i of the result is body position i (0-based). Bodies longer than
         ``chunk_size`` are scored in overlapping pieces, inputs of similar length are batched (up to
         ``batch_size`` per pass and ``chunk_size`` body nt per pass, at most 5 % padding) — same
-        results either way.
+        results either way. ``on_progress(nt)`` is called after each pass with the body nucleotides it
+        scored (progress within a long gene: one call per chunk of at most ``chunk_size`` nt).
         """
         bs = max(1, batch_size or self.batch_size)
         cs = max(1, chunk_size or self.chunk_size)
@@ -356,12 +358,15 @@ class BaseModel:
             k += take
         out = [np.empty((n, 3), dtype=np.float32) for n in lengths]
         window = 2 * self._ens.workers  # passes in flight: bounds memory, keeps every worker busy
+        log.debug("base model: %d input(s), %d nt in %d pass(es) of <= %d nt", len(seqs), sum(lengths), len(passes), cs)
         for w in range(0, len(passes), window):
             chunk = passes[w : w + window]
             inputs = [self._one_hot_batch([seqs[i][a : b + CONTEXT] for i, a, b in ps]) for ps in chunk]
             for ps, probs in zip(chunk, self._run(inputs)):
                 for (i, a, b), p in zip(ps, probs):
                     out[i][a:b] = p[:, : b - a].T
+                if on_progress is not None:
+                    on_progress(sum(b - a for _, a, b in ps))
         return out
 
     @staticmethod
@@ -372,27 +377,26 @@ class BaseModel:
             x[j, :, : len(s)] = one_hot(s).T
         return x
 
-    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """Ensemble mean ``(B, 3, L)`` for each input. On the CPU the (input, member) tasks run on
-        ``workers`` threads of one intra-op thread each: no thread ever waits on another mid-layer,
-        which keeps throughput on a busy (shared) machine; sums are in member order (deterministic)."""
+    def _run(self, inputs: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """Ensemble mean ``(B, 3, L)`` for each input, in order, each as soon as it is done. On the CPU the
+        (input, member) tasks run on ``workers`` threads of one intra-op thread each: no thread ever waits on
+        another mid-layer, which keeps throughput on a busy (shared) machine; sums are in member order
+        (deterministic)."""
         fns = self._ens.fns
         if self._ens.workers <= 1:
-            results = [[f(x) for f in fns] for x in inputs]
+            rows: Iterator[list[np.ndarray]] = ([f(x) for f in fns] for x in inputs)
         else:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(self._ens.workers, thread_name_prefix="basemodel", initializer=self._ens.init_worker)
-            futures = [[self._pool.submit(f, x) for f in fns] for x in inputs]
-            results = [[fu.result() for fu in row] for row in futures]
-        means = []
-        for row in results:
+            futures = [[self._pool.submit(f, x) for f in fns] for x in inputs]  # all in flight at once
+            rows = ([fu.result() for fu in row] for row in futures)
+        for row in rows:
             total = row[0].astype(np.float32, copy=True)
             for r in row[1:]:
                 total += r
-            means.append(total / np.float32(len(row)))
-        return means
+            yield total / np.float32(len(row))
 
 
 def _spliceai_files() -> list[Path]:

@@ -112,13 +112,18 @@ def _score_clusters(genome: Genome, clusters: list[_Cluster], model: BaseModel, 
                             genes=f"0/{n_genes} genes")
         for group in _groups(clusters):
             seqs = [_cluster_input(genome, c) for c in group]
-            probs = model.predict(seqs, batch_size=batch_size)
+            t = time.perf_counter()
+            # the bar moves with each chunk of the model's input, within a gene, not only once per group of genes
+            probs = model.predict(seqs, batch_size=batch_size, on_progress=lambda nt: bar.update(task, advance=nt))
+            log.debug("predict: %d input(s), %d nt scored in %.1f s", len(group), sum(c.length for c in group),
+                      time.perf_counter() - t)
             for c, p in zip(group, probs):
                 for gid, start, end in c.genes:
                     store.write(gid, p[_gene_slice(c, start, end)])
                     written += 1
-            bar.update(task, advance=sum(c.length for c in group), genes=f"{written}/{n_genes} genes")
-            log.debug("predict: %d/%d genes", written, n_genes)
+                    log.debug("predict: gene %s (%s:%d-%d %s, %d nt) written (%d/%d)", gid, c.chrom, start, end,
+                              c.strand, end - start + 1, written, n_genes)
+            bar.update(task, genes=f"{written}/{n_genes} genes")
     return written
 
 

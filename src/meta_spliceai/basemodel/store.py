@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigMismatchError, InputError
-from ..storage import fault_point
+from ..storage import fault_point, guarded_write
 from .ensemble import BaseModel
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,8 @@ class PredictionStore:
         for attempt in range(3):  # a parallel writer that finished may remove the empty temp folder meanwhile
             self.tmp.mkdir(parents=True, exist_ok=True)
             try:
-                pq.write_table(table, tmp, compression="zstd", row_group_size=max(n, 1))
+                guarded_write(tmp, final, lambda: pq.write_table(table, tmp, compression="zstd",
+                                                                 row_group_size=max(n, 1)))
                 os.replace(tmp, final)
                 break
             except (FileNotFoundError, OSError):

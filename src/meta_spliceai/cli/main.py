@@ -10,12 +10,26 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import MetaSpliceAIError
+from ..storage import is_disk_full
 from . import build, demo, inputs, maintain, metamodel, tracks, variants
 from .common import HelpFormatter, one_line
 
+#: the package's own loggers (``meta_spliceai.*``): -v / -vv show their info / debug lines
+OWN_LOGGER = "meta_spliceai"
+
+
+class _OwnRecords(logging.Filter):
+    """Below WARNING, only records of our own loggers: -vv is our debug lines, not h5py's, numba's,
+    matplotlib's or urllib3's (those need -vvv)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + ".")
+
 
 def _setup_logging(verbose: int) -> None:
-    """Logs to stderr: rich on a terminal, plain timestamped unwrapped lines when redirected."""
+    """Logs to stderr: rich on a terminal, plain timestamped unwrapped lines when redirected.
+
+    -v: info of ours; -vv: debug of ours; -vvv: also the libraries' info and debug lines."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler: logging.Handler
     if sys.stderr.isatty():
@@ -28,7 +42,13 @@ def _setup_logging(verbose: int) -> None:
         handler = logging.StreamHandler(sys.stderr)
         fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     handler.setFormatter(fmt)
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    if verbose < 3:  # the libraries stay at WARNING: their debug records are not even made
+        handler.addFilter(_OwnRecords())
+        logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+        logging.getLogger(OWN_LOGGER).setLevel(level)
+    else:
+        logging.basicConfig(level=level, handlers=[handler], force=True)
+        logging.getLogger(OWN_LOGGER).setLevel(logging.NOTSET)
 
 
 # --------------------------------------------------------------------------- reference
@@ -95,7 +115,8 @@ class _SubParser(_Parser):
         kwargs.setdefault("conflict_handler", "resolve")  # a command may define its own -v
         super().__init__(*args, **kwargs)
         self.add_argument("-v", "--verbose", action="count", default=0, dest="sub_verbose",
-                          help="-v info (each batch with its timing), -vv debug logging")
+                          help="-v info (each batch with its timing), -vv debug logging (-vvv: also of the "
+                               "libraries)")
 
 
 DESCRIPTION = """\
@@ -109,7 +130,8 @@ model, and apply it for corrected scores and site calls."""
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="meta-spliceai", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"meta-spliceai {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logging")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="-v info, -vv debug logging (-vvv: also of the libraries)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
     for add in SUBCOMMANDS:
         add(sub)
@@ -143,19 +165,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
-    except OSError as err:  # a file system refusal the checks did not foresee: still one line, exit 2
-        where = f" ({err.filename})" if err.filename else ""
-        print(f"{name}: error: {err.strerror or one_line(err)}{where}; check that the path exists and is "
-              "writable, then re-run (-vv for details)", file=sys.stderr)
-        logging.getLogger(__name__).debug("details", exc_info=True)
-        return 2
     except Exception as err:
-        if not _is_data_error(err):
+        log = logging.getLogger(__name__)
+        if is_disk_full(err):  # from any writer: name its file (the OS's, or the one being written) and the fix
+            from ..storage import being_written, disk_full_message
+
+            path = getattr(err, "filename", None) or being_written() or _output_of(args)
+            print(f"{name}: error: {disk_full_message(err, path)}", file=sys.stderr)
+        elif isinstance(err, OSError):  # a file system refusal the checks did not foresee: still one line, exit 2
+            where = f" ({err.filename})" if err.filename else ""
+            print(f"{name}: error: {err.strerror or one_line(err)}{where}; check that the path exists and is "
+                  "writable, then re-run (-vv for details)", file=sys.stderr)
+        elif _is_data_error(err):
+            print(f"{name}: error: cannot read a data file: {one_line(err)[:300]}; the file is damaged or not what "
+                  "the command expects (re-create it, or -vv for details)", file=sys.stderr)
+        else:
             raise
-        print(f"{name}: error: cannot read a data file: {one_line(err)[:300]}; the file is damaged or not what "
-              "the command expects (re-create it, or -vv for details)", file=sys.stderr)
-        logging.getLogger(__name__).debug("details", exc_info=True)
+        log.debug("details", exc_info=True)
         return 2
+
+
+def _output_of(args: argparse.Namespace) -> str | None:
+    """The output file or folder a command was given (whichever spelling it takes)."""
+    for key in ("output_dir", "out", "out_dir", "dst", "output"):
+        value = getattr(args, key, None)
+        if value is not None and str(value) != "-":
+            return str(value)
+    return None
 
 
 def _is_data_error(err: BaseException) -> bool:

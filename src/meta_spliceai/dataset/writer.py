@@ -7,6 +7,7 @@ Used by the builder (raw and trim files of a batch) and by the dataset commands 
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import polars as pl
 
 from ..storage import commit, tmp_path_for
 from .schema import ID_COLUMNS
+
+log = logging.getLogger(__name__)
 
 
 class RowWriter:
@@ -104,6 +107,7 @@ class RowWriter:
         self.writer.close()
         self.writer = None  # its footer metadata (row groups x 4,000+ columns) is freed with it
         commit(self.tmp, self.path)
+        log.debug("wrote %s: %d rows", self.path, self.rows)
 
 
 def _conform(table, schema):  # noqa: ANN001, ANN202 - pyarrow Table, Schema

@@ -80,11 +80,8 @@ def load_card(path: str | os.PathLike[str]) -> LoadedModel:
     """A trained model from its ``--out-dir`` (or its model_card.json)."""
     from .trainset import build_config
 
-    p = Path(path)
-    card_path = p / CARD if p.is_dir() else p
-    if not card_path.is_file():
-        raise InputError(f"no model card at {card_path}: give the --out-dir of meta-spliceai train")
-    card = json.loads(card_path.read_text())
+    card_path = card_file(path)
+    card = read_card(card_path)
     if int(card.get("schema_version", -1)) != SCHEMA_VERSION:
         raise ConfigMismatchError(f"model card {card_path} is for dataset schema version {card.get('schema_version')}, "
                                   f"this meta-spliceai computes version {SCHEMA_VERSION}; retrain the model")
@@ -92,6 +89,43 @@ def load_card(path: str | os.PathLike[str]) -> LoadedModel:
     model = load_model(card["model"]["kind"], card_path.parent / card["model"]["file"], list(card["features"]),
                        {k: list(v) for k, v in card["categories"].items()})
     return LoadedModel(card, model, cfg, card_path.parent)
+
+
+#: what a card must hold for ``apply`` (written by ``train``)
+CARD_KEYS = ("model", "features", "categories", "feature_settings", "floor", "thresholds", "base_model", "card_digest")
+
+
+def card_file(path: str | os.PathLike[str]) -> Path:
+    """The model card of a model folder (or the card itself); one line when there is none.
+
+    ``train`` writes the card last, so a folder without one is a run that did not finish."""
+    p = Path(path)
+    card_path = p / CARD if p.is_dir() else p
+    if p.is_dir() and not card_path.is_file():
+        if any(p.glob("model.*")) or (p / "metrics.json").is_file():
+            raise InputError(f"model folder {p} is incomplete: it has no {CARD} (train writes it last, so the run "
+                             "did not finish); re-run meta-spliceai train into it")
+        raise InputError(f"no model card at {card_path}: give the --out-dir of meta-spliceai train")
+    if not card_path.is_file():
+        raise InputError(f"no model card at {card_path}: give the --out-dir of meta-spliceai train")
+    return card_path
+
+
+def read_card(card_path: Path) -> dict:
+    """A model card's JSON; a file that is not one (damaged, or another file given as MODEL) is one line."""
+    fix = "give the --out-dir of meta-spliceai train (or re-run train to write the card again)"
+    try:
+        card = json.loads(card_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{card_path} is not a model card (not text: a binary file?); {fix}") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"model card {card_path} is not valid JSON ({err.msg} at line {err.lineno}, column "
+                         f"{err.colno}: damaged or truncated); {fix}") from None
+    missing = [k for k in CARD_KEYS if not isinstance(card, dict) or k not in card]
+    if missing or not isinstance(card.get("model"), dict) or not {"kind", "file"} <= set(card["model"]):
+        raise InputError(f"{card_path} is not a meta-spliceai model card (lacks {', '.join(missing) or 'model.file'}); "
+                         f"{fix}")
+    return card
 
 
 def check_store(card: dict, identity: dict[str, str] | None, store_path: Path) -> None:

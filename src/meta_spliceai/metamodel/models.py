@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Literal, get_args
 import numpy as np
 
 from ..errors import InputError
+from ..extras import require
+from ..storage import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,15 @@ DEFAULT_PARAMS: dict[str, dict[str, object]] = {
                  "reg_alpha": 0.0, "early_stopping_rounds": 30, "nthread": 0},
     "sgd_logistic": {"alpha": 1e-5, "epochs": 5, "penalty": "l2", "l1_ratio": 0.15},
 }
+
+#: the optional modules (extra ``[train]``) that load and apply a model of each kind
+MODULES_OF_KIND: dict[str, tuple[str, ...]] = {"xgboost": ("xgboost",), "lightgbm": ("lightgbm",), "sgd_logistic": ()}
+
+
+def training_modules(kind: str) -> tuple[str, ...]:
+    """What fitting a model of ``kind`` imports: its library and scikit-learn (calibration, sgd_logistic)."""
+    return (*MODULES_OF_KIND.get(kind, ()), "sklearn")
+
 
 #: a batch of training rows: features (n, f) float32, class codes (n,), sample weights (n,)
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -116,16 +128,14 @@ class MetaModel:
         return _sgd_predict(self.native, X, self.features, self.categories)  # type: ignore[arg-type]
 
     def save(self, folder: Path) -> str:
-        """Write the native model file into ``folder``; returns its name."""
+        """Write the native model file into ``folder`` (temporary name, then renamed); returns its name."""
         if self.kind == "xgboost":
-            name = "model.ubj"
-            self.native.save_model(str(folder / name))  # type: ignore[attr-defined]
+            name, data = "model.ubj", bytes(self.native.save_raw(raw_format="ubj"))  # type: ignore[attr-defined]
         elif self.kind == "lightgbm":
-            name = "model.txt"
-            self.native.save_model(str(folder / name))  # type: ignore[attr-defined]
+            name, data = "model.txt", self.native.model_to_string().encode()  # type: ignore[attr-defined]
         else:
-            name = "model.json"
-            (folder / name).write_text(json.dumps(self.native))
+            name, data = "model.json", json.dumps(self.native).encode()
+        write_bytes_atomic(folder / name, data)
         return name
 
     def importances(self) -> dict[str, float]:
@@ -143,20 +153,40 @@ class MetaModel:
 
 
 def load_model(kind: str, path: Path, features: list[str], categories: dict[str, list[str]]) -> MetaModel:
-    """Read a native model file written by :meth:`MetaModel.save`."""
-    if kind == "xgboost":
-        import xgboost as xgb
+    """Read a native model file written by :meth:`MetaModel.save`; a missing, truncated or foreign file is
+    one :class:`InputError` naming it (the fix: re-run ``train``)."""
+    if kind not in MODEL_KINDS:
+        raise InputError(f"model card names unknown model kind {kind!r}; valid: {', '.join(MODEL_KINDS)}")
+    require(MODULES_OF_KIND[kind], f"a {kind} meta-model")
+    if not path.is_file():
+        raise InputError(f"model file {path} named by the model card is missing: the model folder {path.parent} is "
+                         "incomplete; re-run meta-spliceai train into it")
+    try:
+        if kind == "xgboost":
+            import xgboost as xgb
 
-        booster = xgb.Booster()
-        booster.load_model(str(path))
-        return MetaModel("xgboost", features, categories, booster)
-    if kind == "lightgbm":
-        import lightgbm as lgb
+            booster = xgb.Booster()
+            booster.load_model(bytearray(path.read_bytes()))
+            return MetaModel("xgboost", features, categories, booster)
+        if kind == "lightgbm":
+            import lightgbm as lgb
 
-        return MetaModel("lightgbm", features, categories, lgb.Booster(model_file=str(path)))
-    if kind == "sgd_logistic":
-        return MetaModel("sgd_logistic", features, categories, json.loads(path.read_text()))
-    raise InputError(f"model card names unknown model kind {kind!r}; valid: {', '.join(MODEL_KINDS)}")
+            text = path.read_text()
+            lines = text.rstrip("\n").rsplit("\n", 1)
+            if not (text.startswith("tree\n") and "\nend of trees" in text and lines[-1].startswith("pandas_categorical:")):
+                raise ValueError("not a whole LightGBM model text")  # LightGBM aborts the process on some such files
+            return MetaModel("lightgbm", features, categories, lgb.Booster(model_str=text))
+        native = json.loads(path.read_text())
+        if not isinstance(native, dict) or not {"coef", "intercept", "mean", "scale"} <= set(native):
+            raise ValueError("not the coefficients of an sgd_logistic model")
+        return MetaModel("sgd_logistic", features, categories, native)
+    except ImportError:
+        raise
+    except Exception as err:  # noqa: BLE001 - XGBoostError, LightGBMError, JSON and decoding errors: a damaged file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        said = re.sub(r"^\[[\d:]+\] \S+: ", "", first)[:200]  # XGBoost: "[time] file.cc:line: message"
+        raise InputError(f"model file {path} is truncated or damaged ({kind}: {said}); re-run meta-spliceai train "
+                         f"to write it again") from None
 
 
 def feature_types(features: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ recomputed exactly from the prediction store with the builder's own code
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -39,12 +40,26 @@ from ..dataset.evaluation import check_probs
 from ..dataset.folder import Dataset, open_dataset
 from ..dataset.schema import GENE_FEATURES
 from ..errors import InputError
+from ..extras import require
 from ..reference.annotation import load_annotation
-from ..storage import commit, tmp_path_for, write_json_atomic, write_text_atomic
+from ..storage import (
+    check_output_dir,
+    commit,
+    tmp_path_for,
+    write_json_atomic,
+    write_text_atomic,
+)
 from .card import CARD, Corrector, scored_positions
 from .comparison import SITE_TYPES, Collector
 from .metrics import best_threshold
-from .models import CLASSES, MetaModel, fit, memory_budget, parse_model_spec
+from .models import (
+    CLASSES,
+    MetaModel,
+    fit,
+    memory_budget,
+    parse_model_spec,
+    training_modules,
+)
 from .scoring import collect, log_scores, method_order, scorers, sites_by_gene
 from .trainset import (
     build_config,
@@ -107,6 +122,7 @@ def train(
     """
     t0 = time.perf_counter()
     spec = parse_model_spec(model)
+    require(training_modules(spec.kind), f"train --model {spec.kind}")  # before any work: a core-only install
     if bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0, got {bootstrap}")
     budget = memory_budget(max_memory)
@@ -116,7 +132,7 @@ def train(
     if not 0 < floor < 0.5:
         raise InputError(f"--floor must be in (0, 0.5), got {floor}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out, "--out-dir")
     timings: dict[str, float] = {}
 
     ann = load_annotation(ds.build["inputs"]["gtf"], cache_dir=ds.root / "annotation")
@@ -145,7 +161,11 @@ def train(
                          f"({', '.join(lacking[:5])}); pass --predictions with the build's store")
     baseline = _read_baseline(Path(baseline_tsv) if baseline_tsv else ds.root / "gene_performance.tsv",
                               parts.test)
+    check_classes(ds, parts.train, floor)
 
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):  # the card is written last: until then the folder is incomplete
+        (out / CARD).unlink()
     t = time.perf_counter()
     full = ds
     ds = extract_scored_rows(full, floor, out / ".rows")  # one pass over the dataset; later passes read these rows
@@ -212,8 +232,8 @@ def train(
 
     base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
     delta = test_c.per_gene(("base", "meta"), thresholds)
-    files = _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
-                           floor, store, n_rows, sampling_weights, seed, validation)
+    files, card = _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+                                 floor, store, n_rows, sampling_weights, seed, validation)
     if feature_ablation:
         files["feature_ablation"] = str(out / "feature_ablation.md")
     shutil.rmtree(out / ".rows", ignore_errors=True)
@@ -225,8 +245,33 @@ def train(
 
     names = {g: gene_rows[g].get("gene_name") for g in parts.test}
     files.update(write_training_report(out, metrics, test_c, fitted["meta"], methods, thresholds, pruned, names))
+    write_json_atomic(out / CARD, card)  # last: a folder with a card is a finished model (apply refuses one without)
+    log.debug("model card written: %s", out / CARD)
     return TrainResult(str(out), metrics, files, time.perf_counter() - t0,
                        warnings=[validation["warning"]] if validation["warning"] else [])
+
+
+def check_classes(ds: Dataset, train_genes: list[str], floor: float) -> None:
+    """Refuse, before any fitting, training rows that lack a class (neither, donor, acceptor): e.g. a build
+    over single-exon genes, whose rows are all ``neither``; a model fitted on them only ever says neither."""
+    scan = pl.scan_parquet(ds.files).filter(pl.max_horizontal("donor_score", "acceptor_score") >= floor)
+    have = set(scan.filter(pl.col("gene_id").is_in(train_genes)).select(pl.col("splice_type").unique())
+               .collect()["splice_type"].to_list())
+    lacking = [c for c in CLASSES if c not in have]
+    if not lacking:
+        return
+    in_build = set(pl.scan_parquet(ds.files).select(pl.col("splice_type").unique()).collect()["splice_type"].to_list())
+    above = set(scan.select(pl.col("splice_type").unique()).collect()["splice_type"].to_list())
+    absent = [c for c in lacking if c not in in_build]
+    if absent:
+        where = (f"the build {ds.root} has no {'/'.join(absent)} rows at all (are its genes single-exon or without "
+                 "annotated splice sites?); build over multi-exon genes")
+    elif any(c not in above for c in lacking):
+        where = f"every {'/'.join(c for c in lacking if c not in above)} row of the build scores below it; lower --floor"
+    else:
+        where = f"the {len(train_genes)} training gene(s) have none; train on a build with more genes (or another --seed)"
+    raise InputError(f"cannot train a meta-model: the training rows (max(donor, acceptor) >= --floor {floor:g}) hold "
+                     f"no {', '.join(lacking)} class, which the model must learn: {where}")
 
 
 # --------------------------------------------------------------------------- pieces
@@ -347,7 +392,7 @@ def feature_settings(ds: Dataset) -> dict[str, object]:
 
 
 def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
-                   floor, store, n_rows, sampling_weights, seed, validation) -> dict[str, str]:  # noqa: ANN001
+                   floor, store, n_rows, sampling_weights, seed, validation) -> tuple[dict[str, str], dict]:  # noqa: ANN001
     files: dict[str, str] = {}
     meta = fitted["meta"]
     model_file = meta.save(out)
@@ -396,8 +441,7 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
     }
     card["card_digest"] = hashlib.blake2b(json.dumps(card, sort_keys=True, default=str).encode(),
                                           digest_size=16).hexdigest()
-    write_json_atomic(out / CARD, card)
-    files["model_card"] = str(out / CARD)
+    files["model_card"] = str(out / CARD)  # written by train() once everything else is
     # the model's scores of every dataset row it scores (train, valid and test genes): apply reproduces them
     frames = []
     part_of = parts.part_of()
@@ -413,7 +457,7 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
     rows.write_parquet(tmp)
     commit(tmp, out / "row_scores.parquet")
     files["row_scores"] = str(out / "row_scores.parquet")
-    return files
+    return files, card
 
 
 def _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned) -> dict:  # noqa: ANN001

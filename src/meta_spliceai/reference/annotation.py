@@ -19,6 +19,7 @@ import io
 import logging
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import polars as pl
 from ..config import MIN_EXONS_FOR_SITES
 from ..errors import InputError
 from ..storage import checksum as file_checksum
+from ..storage import guarded_write
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +93,25 @@ def _is_gff3(path: Path, raw: bytes) -> bool:
     return False
 
 
-def _read_raw(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
+def read_maybe_gzip(path: Path, what: str) -> bytes:
+    """The bytes of a plain or gzip file; a damaged gzip stream (``zlib.error``, ``EOFError``,
+    ``BadGzipFile``) is one :class:`InputError` naming the file and the fix."""
     try:
-        if magic == b"\x1f\x8b":
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
-    except (OSError, EOFError) as err:
-        raise InputError(f"cannot read annotation {path}: {err}") from None
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as err:
+        raise InputError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
+        raise InputError(f"{what} {path} is a corrupt or truncated gzip file ({' '.join(str(err).split())}); "
+                         "download it again or re-compress it from the original (gzip -t checks a file)") from None
+
+
+def _read_raw(path: Path) -> bytes:
+    return read_maybe_gzip(path, "annotation")
 
 
 def _locate_bad_line(raw: bytes, path: Path) -> InputError:
@@ -479,7 +490,10 @@ def parse_annotation(path: str | os.PathLike[str]) -> Annotation:
     _validate_rows(df, path)
     exons, txs, genes = (_gff3_tables if gff else _gtf_tables)(df)
     del df
-    return _build_tables(exons, txs, genes, path)
+    ann = _build_tables(exons, txs, genes, path)
+    log.debug("annotation %s (%s): %d genes, %d transcripts, %d exons, %d splice sites", path, "GFF3" if gff else "GTF",
+              ann.genes.height, ann.transcripts.height, ann.exons.height, ann.splice_sites.height)
+    return ann
 
 
 def load_annotation(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> Annotation:
@@ -497,7 +511,7 @@ def load_annotation(path: str | os.PathLike[str], cache_dir: str | os.PathLike[s
     cache.mkdir(parents=True, exist_ok=True)
     for t, f in files.items():
         tmp = f.with_name(f".{f.name}.tmp")
-        getattr(ann, t).write_parquet(tmp)
+        guarded_write(tmp, f, lambda: getattr(ann, t).write_parquet(tmp))  # noqa: B023 - called at once
         os.replace(tmp, f)
     return ann
 

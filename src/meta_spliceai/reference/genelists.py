@@ -6,7 +6,6 @@ Gene spans in the tables are 1-based closed (GTF).
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import InputError
-from .annotation import check_readable
+from .annotation import check_readable, read_maybe_gzip
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +32,7 @@ _LIST_HEADERS = ("gene", "genes", "gene_id", "gene_ids", "gene_name", "gene_name
 
 def _gene_list_text(path: Path) -> str:
     """The text of a gene list: gzip or plain; UTF-8 (with or without BOM), UTF-16 with BOM, else Latin-1."""
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError) as err:
-        raise InputError(f"cannot read gene list {path}: {' '.join(str(err).split())} "
-                         "(give an uncorrupted text, TSV/CSV or .gz file)") from None
+    raw = read_maybe_gzip(path, "gene list")
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return raw.decode("utf-16")
     try:

@@ -95,6 +95,8 @@ class Genome:
             raise InputError(f"cannot open FASTA {self.path}: {detail} (is it a valid FASTA? if it changed since it "
                              f"was indexed, delete {self.path.name}.fai and .gzi and re-run)") from None
         self.contigs: dict[str, int] = dict(zip(self._fa.references, self._fa.lengths))
+        log.debug("FASTA %s: %d contig(s), %s nt%s", self.path, len(self.contigs), f"{sum(self.contigs.values()):,}",
+                  " (BGZF)" if compressed else "")
         if not self.contigs:
             raise InputError(f"FASTA {self.path} holds no sequences")
 
@@ -161,10 +163,11 @@ def _index_error(path: Path, messages: list[str]) -> InputError:
             f"be indexed; rewrap it to one line length, e.g. seqkit seq -w 60 {path.name} > fixed.fa (or seqtk seq "
             "-l 60), and use the rewrapped file"
         )
-    if "BGZF" in text or "truncated" in text.lower() or "inflate" in text:
+    if any(w in text.lower() for w in ("bgzf", "truncated", "inflate", "checksum", "crc")):
         return InputError(
-            f"FASTA {path} is truncated or corrupt (htslib: {said}); copy or download it again (check its size or "
-            "checksum against the source) and re-run"
+            f"FASTA {path} is truncated or corrupt{' gzip (BGZF)' if _is_gzip(path) else ''} (htslib: {said}); "
+            "copy or download it again or re-compress it from the original (bgzip), check its size or checksum "
+            "against the source, and re-run"
         )
     return InputError(f"cannot index FASTA {path} (htslib: {said}); check that it is a valid FASTA (plain or BGZF)")
 
