@@ -453,3 +453,70 @@ def test_dataset_commands_say_what_they_do(capsys, cmd, words):
         main([cmd, "--help"])
     assert e.value.code == 0
     assert words in " ".join(capsys.readouterr().out.split())
+
+
+class _Called(Exception):
+    """Raised by a stand-in library function: the keyword arguments the command passed it."""
+
+
+#: every command that writes a folder: (library function, its folder keyword, arguments it needs, old spellings)
+FOLDER_COMMANDS = {
+    "predict": ("meta_spliceai.basemodel.predict.predict", "out", [], ["--out"]),
+    "build": ("meta_spliceai.dataset.builder.build", "output_dir", [], []),
+    "train": ("meta_spliceai.metamodel.training.train", "out_dir", ["DS"], ["--out-dir"]),
+    "apply": ("meta_spliceai.metamodel.correction.apply", "out", ["M", "--predictions", "S"], ["--out"]),
+    "demo": ("meta_spliceai.demo.demo", "output_dir", [], [None]),
+    "patch": ("meta_spliceai.maintenance.patching.patch", "dst", ["DS"], ["--dst"]),
+    "dedup": ("meta_spliceai.maintenance.dedup.dedup", "dst", ["DS"], ["--dst"]),
+    "merge": ("meta_spliceai.maintenance.merging.merge", "out", ["A", "B"], [None]),
+}
+
+
+@pytest.mark.parametrize("cmd", sorted(FOLDER_COMMANDS))
+def test_every_folder_output_takes_o_and_its_old_spelling(cmd, monkeypatch):
+    """-o DIR, --output-dir DIR and the command's earlier spelling (an option, or the positional folder)
+    reach the library as the same folder; the other arguments stay where they were."""
+    import importlib
+    from pathlib import Path
+
+    target, kw, needed, old = FOLDER_COMMANDS[cmd]
+    module, name = target.rsplit(".", 1)
+    seen: list[dict] = []
+
+    def stand_in(**kwargs):
+        seen.append(kwargs)
+        raise _Called
+
+    monkeypatch.setattr(importlib.import_module(module), name, stand_in)
+    spellings = [["-o", "D", *needed], [*needed, "--output-dir", "D"]]
+    spellings += [[*needed, o, "D"] if o else ["D", *needed] for o in old]
+    for argv in spellings:
+        with pytest.raises(_Called):
+            main([cmd, *argv])
+    assert len(seen) == len(spellings)
+    assert all(Path(k[kw]) == Path("D") for k in seen), [k[kw] for k in seen]
+    if cmd == "merge":
+        assert all([Path(d) for d in k["datasets"]] == [Path("A"), Path("B")] for k in seen)
+
+
+def test_the_output_folder_vocabulary_is_complete():
+    """Every subcommand with an output folder (dest output_dir) is in FOLDER_COMMANDS and spells it -o/--output-dir;
+    giving two folders, or none, to a command that had a positional one is a one-line error."""
+    _, sub = _subparsers()
+    with_folder = {}
+    for name, p in sub.choices.items():
+        flags = [a.option_strings for a in p._actions if a.dest == "output_dir"]
+        if flags:
+            with_folder[name] = flags[0]
+    assert set(with_folder) == set(FOLDER_COMMANDS)
+    for name, flags in with_folder.items():
+        assert flags[:2] == ["-o", "--output-dir"] and set(flags[2:]) == {o for o in FOLDER_COMMANDS[name][3] if o}
+
+
+def test_two_or_no_output_folders_are_one_line_errors(capsys):
+    code, _, err = run(capsys, "demo", "A", "-o", "B")
+    assert code == 2 and "two output folders" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "demo")
+    assert code == 2 and "-o DIR" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "merge", "OUT")
+    assert code == 2 and "name the dataset folders" in err and len(err.strip().splitlines()) == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import config
 from .common import (
     add_model_args,
+    add_output_dir,
     add_parallel_args,
     add_reference_args,
     add_subcommand,
@@ -65,7 +66,7 @@ def _run_reference(args: argparse.Namespace) -> int:
 def add_predict(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "predict", "score gene bodies with the base model into a prediction store")
     add_reference_args(p)
-    p.add_argument("--out", type=Path, required=True, help="prediction store folder (resumable, one file per gene)")
+    add_output_dir(p, "prediction store folder (resumable, one file per gene)", "--out")
     p.add_argument("--genes", nargs="+", metavar="GENE", help="gene IDs or names")
     p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names (one per line, or a TSV/CSV column)")
     p.add_argument("--gene-col", help="column of --gene-ids-file holding the genes (default gene_id)")
@@ -84,7 +85,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     from ..basemodel.predict import predict
 
-    res = predict(fasta=args.fasta, gtf=args.gtf, out=args.out, genes=args.genes, gene_ids_file=args.gene_ids_file,
+    res = predict(fasta=args.fasta, gtf=args.gtf, out=args.output_dir, genes=args.genes, gene_ids_file=args.gene_ids_file,
                   gene_col=args.gene_col, n_genes=args.n_genes, batch_size=args.batch_size, device=args.device,
                   base_model=args.base_model, weights=args.weights, precision=args.precision,
                   chunk_size=args.chunk_size, runtime=args.runtime, progress=True, overwrite=args.overwrite,
@@ -92,7 +93,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     con = console()
     for k, v in res.items():
         con.print(f"{k:>18}: {v:,.1f}" if isinstance(v, float) else f"{k:>18}: {v}")
-    con.print(f"prediction store: {args.out}  (polars.scan_parquet('{args.out}'))")
+    con.print(f"prediction store: {args.output_dir}  (polars.scan_parquet('{args.output_dir}'))")
     return 0
 
 
