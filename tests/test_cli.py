@@ -520,3 +520,32 @@ def test_two_or_no_output_folders_are_one_line_errors(capsys):
     assert code == 2 and "-o DIR" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "merge", "OUT")
     assert code == 2 and "name the dataset folders" in err and len(err.strip().splitlines()) == 1
+
+
+def test_gene_ids_to_stdout_and_a_gene_list_from_stdin(capsys, tmp_path, chr22, keras_store):
+    """``gene-ids --out -`` writes the very TSV ``--out FILE`` writes to stdout (its note to stderr); a
+    build takes ``--gene-ids-file -`` from stdin, read in a real pipe by a child process."""
+    import os
+    import subprocess
+    import sys
+
+    args = ["gene-ids", "--eval-dir", keras_store, "--gtf", chr22 / "annotation.gtf", "--n-genes", "4"]
+    assert run(capsys, *args, "--out", tmp_path / "ids.tsv")[0] == 0
+    code, out, err = run(capsys, *args, "--out", "-")
+    assert code == 0 and out == (tmp_path / "ids.tsv").read_text() and "4 genes written to -" in err
+    assert not (tmp_path / "-").exists()
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(_SRC), os.environ.get("PYTHONPATH")) if p)}
+    cmd = [sys.executable, "-m", "meta_spliceai", "build", *map(str, _ref(chr22)), "-o", str(tmp_path / "b"),
+           "--predictions", str(keras_store), "--kmer-sizes", "0", "--gene-ids-file", "-"]
+    r = subprocess.run(cmd, input="gene_name\nDGCR8\nCCDC188\n", capture_output=True, text=True, env=env, timeout=600,
+                       check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from meta_spliceai.reference.annotation import parse_annotation
+
+    cfg = json.loads((tmp_path / "b" / "build.json").read_text())["config"]
+    genes = parse_annotation(chr22 / "annotation.gtf").genes.filter(pl.col("gene_id").is_in(cfg["gene_ids"]))
+    assert cfg["subset_policy"] == "custom" and sorted(genes["gene_name"]) == ["CCDC188", "DGCR8"]
+
+
+_SRC = __import__("pathlib").Path(__file__).resolve().parents[1] / "src"

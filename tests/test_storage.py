@@ -147,3 +147,55 @@ def test_fault_point_with_a_marker_fires_in_one_process_only(tmp_path):
     assert first.returncode == -9 and first.stdout.split() == ["0", "1"]
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert second.returncode == 0 and second.stdout.split() == ["0", "1", "2"]
+
+
+def test_outputs_regular_files_atomic_special_files_written_through(tmp_path, capsys):
+    """A regular file is replaced by a renamed temp file (a new inode); ``-`` goes to stdout; a symlink
+    stays a symlink with its target written; a FIFO stays a FIFO and its reader gets the bytes; a
+    character device (a /dev/null twin) stays a device node."""
+    import stat
+    import threading
+
+    from meta_spliceai.storage import (
+        check_output_file,
+        write_output,
+        write_text_atomic,
+        writes_through,
+    )
+
+    f = tmp_path / "calls.tsv"
+    f.write_text("old\n")
+    inode = f.stat().st_ino
+    write_text_atomic(f, "new\n")
+    assert f.read_text() == "new\n" and f.stat().st_ino != inode and not writes_through(f)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+    write_output("-", "a\tb\n")
+    write_output("-", b"c\n")
+    assert capsys.readouterr().out == "a\tb\nc\n"
+
+    target = tmp_path / "elsewhere" / "genes.tsv"
+    target.parent.mkdir()
+    target.write_text("stale\n")
+    link = tmp_path / "genes.tsv"
+    link.symlink_to(target)
+    write_text_atomic(link, "gene_id\nG1\n")
+    assert link.is_symlink() and link.resolve() == target.resolve() and target.read_text() == "gene_id\nG1\n"
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_text_atomic(fifo, "through the pipe\n")
+    reader.join(timeout=30)
+    assert got == [b"through the pipe\n"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+    if os.geteuid() == 0:  # making device nodes needs root (and root is who replaced /dev/stdout before)
+        dev = tmp_path / "null"
+        os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        write_text_atomic(dev, "discarded\n")
+        assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    # special files need no writable folder around them: they are written in place
+    check_output_file("-", "--out")
+    check_output_file(fifo, "--out")

@@ -68,7 +68,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     add_reference_args(p)
     add_output_dir(p, "prediction store folder (resumable, one file per gene)", "--out")
     p.add_argument("--genes", nargs="+", metavar="GENE", help="gene IDs or names")
-    p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names (one per line, or a TSV/CSV column)")
+    p.add_argument("--gene-ids-file", type=Path,
+                   help="file of gene IDs or names (one per line, or a TSV/CSV column; - for standard input)")
     p.add_argument("--gene-col", help="column of --gene-ids-file holding the genes (default gene_id)")
     p.add_argument("--n-genes", type=int, help="only the first N selected genes (in chrom, start order)")
     p.add_argument("--batch-size", type=int, default=config.DEFAULT_PREDICT.batch_size,
@@ -100,7 +101,8 @@ def _run_predict(args: argparse.Namespace) -> int:
 def add_gene_ids(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "gene-ids", "list the genes (and transcript IDs) present in a prediction store")
     p.add_argument("--eval-dir", type=Path, required=True, help="prediction store, or a build output folder")
-    p.add_argument("--out", type=Path, required=True, help="TSV to write (gene_id, gene_name, transcript_ids)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="TSV to write (gene_id, gene_name, transcript_ids); - for standard output")
     p.add_argument("--gtf", type=Path, help="annotation for names and transcript IDs (a build folder has its own)")
     p.add_argument("--n-genes", type=int, help="a seeded random sample of N genes")
     p.add_argument("--seed", type=int, default=config.DEFAULT_BUILD.seed, help="seed of the sample")
@@ -111,5 +113,8 @@ def _run_gene_ids(args: argparse.Namespace) -> int:
     from ..dataset.selection import gene_ids
 
     table = gene_ids(eval_dir=args.eval_dir, out=args.out, gtf=args.gtf, n_genes=args.n_genes, seed=args.seed)
-    console().print(f"{table.height:,} genes written to {args.out}")
+    from ..storage import writes_through
+
+    # stdout (or a FIFO/device) carries the table: the note goes to stderr
+    console(stderr=writes_through(args.out)).print(f"{table.height:,} genes written to {args.out}")
     return 0

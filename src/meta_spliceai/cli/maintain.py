@@ -117,7 +117,7 @@ def add_summary(sub: argparse._SubParsersAction) -> None:
                                    "(class balance, score distributions by class, rows per batch and gene, the "
                                    "base model's per-gene F1).")
     p.add_argument("dataset", type=Path, help="dataset folder (a build's output folder)")
-    p.add_argument("--report", type=Path, help="write the HTML report here (e.g. report.html)")
+    p.add_argument("--report", type=Path, help="write the HTML report here (e.g. report.html; - for standard output)")
     p.set_defaults(handler=_run_summary)
 
 
@@ -132,7 +132,9 @@ def _run_summary(args: argparse.Namespace) -> int:
         from ..maintenance.summary_report import write_report
 
         write_report(s, Path(args.report))
-    con = console()
+    from ..storage import is_stdio
+
+    con = console(stderr=args.report is not None and is_stdio(args.report))  # stdout carries the page
     t = Table(title=f"Dataset {s.dataset}", show_header=False)
     for k, v in (("files", s.files), ("rows", s.rows), ("genes", s.genes), ("transcripts", s.transcripts),
                  ("columns", s.columns), ("features", s.features)):

@@ -88,7 +88,7 @@ def add_apply(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictions", type=Path, required=True, help="base-model prediction store of the genes")
     add_reference_args(p)
     p.add_argument("--genes", nargs="+", metavar="GENE", help="gene IDs or names (default: every gene of the GTF)")
-    p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names")
+    p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names (- for standard input)")
     add_output_dir(p, "output folder: scores/, calls.tsv, calls.bed (resumable)", "--out")
     p.add_argument("--run-workflow", action="store_true", help="predict genes missing from --predictions first")
     p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device,

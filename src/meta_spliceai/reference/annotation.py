@@ -26,6 +26,7 @@ import polars as pl
 from ..config import MIN_EXONS_FOR_SITES
 from ..errors import InputError
 from ..storage import checksum as file_checksum
+from ..storage import is_stdio
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,21 @@ class Annotation:
 # --------------------------------------------------------------------------- reading
 
 
-def check_readable(path: Path, what: str, flag: str) -> None:
-    """A one-line error when an input file is missing or unreadable (``flag`` names the option that gives it)."""
-    if not path.is_file():
+def check_readable(path: Path, what: str, flag: str, *, read_once: bool = False) -> None:
+    """A one-line error when an input file is missing or unreadable (``flag`` names the option that gives it).
+
+    ``read_once`` inputs may also be ``-`` (stdin) or a pipe (``<(…)``, ``/dev/fd/N``); other inputs are
+    read more than once, so they must be regular files (a pipe is refused, saying so).
+    """
+    if read_once and is_stdio(path):
+        return
+    if not path.exists():
         raise InputError(f"{what} not found: {path} (give an existing file with {flag})")
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder, not a file (give a file with {flag})")
+    if not path.is_file() and not read_once:
+        raise InputError(f"{what} {path} is a pipe or a device, not a file: it is read more than once, so give it "
+                         f"as a file with {flag} (save the command's output to a file first)")
     if not os.access(path, os.R_OK):
         raise InputError(f"{what} not readable: {path} (check its permissions)")
 

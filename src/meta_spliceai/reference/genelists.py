@@ -9,12 +9,14 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import polars as pl
 
 from ..errors import InputError
+from ..storage import is_stdio
 from .annotation import check_readable
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ _LIST_HEADERS = ("gene", "genes", "gene_id", "gene_ids", "gene_name", "gene_name
 def _gene_list_text(path: Path) -> str:
     """The text of a gene list: gzip or plain; UTF-8 (with or without BOM), UTF-16 with BOM, else Latin-1."""
     try:
-        raw = path.read_bytes()
+        raw = sys.stdin.buffer.read() if is_stdio(path) else path.read_bytes()  # read once: a pipe will do
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError) as err:
@@ -57,11 +59,12 @@ def read_gene_list(path: str | os.PathLike[str], gene_col: str | None = None) ->
 
     Reads what spreadsheets and R write: a UTF-8 byte-order mark, Latin-1 or UTF-16 text, quoted
     CSV (``"gene_id","gene_name"``), ``;``-separated CSV, gzip, one column with or without a header.
+    ``-`` reads standard input; a pipe (``<(…)``, ``/dev/fd/N``) works too: the list is read once.
     """
     import csv
 
     path = Path(path)
-    check_readable(path, "gene list", "--gene-ids-file")
+    check_readable(path, "gene list", "--gene-ids-file", read_once=True)
     lines = [ln for ln in _gene_list_text(path).splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines:
         raise InputError(f"gene list {path} is empty (put one gene ID or name per line)")
