@@ -48,6 +48,15 @@ def commit(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent)
 
 
+def arrow_string():  # -> pyarrow.DataType (pyarrow imported on use)
+    """The one Arrow type of every string column written to Parquet (``gene_id``, ``chrom``, ...): in
+    prediction stores, ``master/`` files (``dataset.schema``) and ``calls.parquet``. ``large_string``, what
+    polars writes, so the files join in pyarrow without casts; files of older stores (``string``) still read."""
+    import pyarrow as pa
+
+    return pa.large_string()
+
+
 #: an output path meaning standard output (an input path: standard input)
 STDIO = "-"
 
