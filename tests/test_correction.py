@@ -101,9 +101,13 @@ def test_bed_contigs_follow_the_fasta(tmp_path, chr22, chr22_model, keras_store)
 
 def test_resume_is_a_no_op(applied, chr22, chr22_model, keras_store):
     dest, res, genes = applied
-    before = (dest / "calls.tsv").read_bytes()
+    assert not (dest / ".scores.tmp").exists()  # the writers' temp folder goes once apply is done
+    before = {f: (dest / f).read_bytes() for f in ("calls.tsv", "calls.parquet", "calls.bed")}
+    (dest / ".scores.tmp").mkdir()
+    (dest / ".scores.tmp" / "TANGO2.parquet.12345").write_bytes(b"half a file of a killed run")
     again = apply(model=chr22_model[0], predictions=keras_store, out=dest, genes=genes, progress=False, **_ref(chr22))
-    assert again["corrected_now"] == 0 and (dest / "calls.tsv").read_bytes() == before
+    assert again["corrected_now"] == 0 and {f: (dest / f).read_bytes() for f in before} == before
+    assert not (dest / ".scores.tmp").exists()
 
 
 def test_card_mismatch_refused(tmp_path, chr22, chr22_model, keras_store):

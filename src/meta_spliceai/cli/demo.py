@@ -22,8 +22,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     from ..metamodel.report import metrics_table
 
     res = demo(output_dir=output_dir_of(args), device=args.device)
-    print_build(res.build)
     con = console()
+    con.print(f"reference: {res.reference}", highlight=False)
+    print_build(res.build)
     con.print(f"\n[bold]Meta-model vs base model: every nucleotide of {res.metrics['genes']} test genes[/]")
     for r in metrics_table(res.metrics):
         con.print(" | ".join(r), soft_wrap=True, highlight=False)
