@@ -77,3 +77,23 @@ def test_xgboost_external_memory(tmp_path):
             max_memory=10, seed=0, cache_dir=tmp_path / "cache")  # 10 bytes: forces external memory
     assert m.matrix == "external"
     assert (m.predict(X).argmax(axis=1) == y).mean() > 0.9
+
+
+def test_model_spec_from_a_pipe_or_stdin(monkeypatch):
+    """A JSON spec is read once: ``--model <(echo '{…}')`` (/dev/fd/N) and ``--model -`` (stdin) work."""
+    import io
+    import os
+    import sys
+    import threading
+
+    text = b'{"model": "xgboost", "params": {"max_depth": 3}}'
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(w, text), os.close(w)))
+    writer.start()
+    try:
+        assert parse_model_spec(f"/dev/fd/{r}").params["max_depth"] == 3
+    finally:
+        writer.join()
+        os.close(r)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text)))
+    assert parse_model_spec("-").params["max_depth"] == 3

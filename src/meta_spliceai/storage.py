@@ -66,6 +66,17 @@ def is_stdio(path: str | os.PathLike[str]) -> bool:
     return os.fspath(path) == STDIO
 
 
+def read_once(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an input that is read once: ``-`` is standard input, and a pipe (``<(…)``,
+    ``/dev/fd/N``) or a FIFO reads like a file. Inputs read more than once must be regular files."""
+    return sys.stdin.buffer.read() if is_stdio(path) else Path(path).read_bytes()
+
+
+def is_input_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` can be read by :func:`read_once`: ``-``, or an existing path that is not a folder."""
+    return is_stdio(path) or (Path(path).exists() and not Path(path).is_dir())
+
+
 def writes_through(path: str | os.PathLike[str]) -> bool:
     """Whether an output is opened and written in place rather than replaced by a renamed temp file:
     ``-`` (stdout) and any existing path that is not a regular file, i.e. a symlink (``/dev/stdout``,

@@ -9,14 +9,13 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import polars as pl
 
 from ..errors import InputError
-from ..storage import is_stdio
+from ..storage import read_once
 from .annotation import check_readable
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ _LIST_HEADERS = ("gene", "genes", "gene_id", "gene_ids", "gene_name", "gene_name
 def _gene_list_text(path: Path) -> str:
     """The text of a gene list: gzip or plain; UTF-8 (with or without BOM), UTF-16 with BOM, else Latin-1."""
     try:
-        raw = sys.stdin.buffer.read() if is_stdio(path) else path.read_bytes()  # read once: a pipe will do
+        raw = read_once(path)  # read once: stdin or a pipe will do
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError) as err:
