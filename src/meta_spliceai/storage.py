@@ -86,7 +86,7 @@ def writes_through(path: str | os.PathLike[str]) -> bool:
         return True
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except OSError:  # not there (or a parent is a file): a new regular file, checked by check_output_file
         return False
     return not stat.S_ISREG(mode)
 
