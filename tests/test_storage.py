@@ -196,6 +196,16 @@ def test_outputs_regular_files_atomic_special_files_written_through(tmp_path, ca
         os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
         write_text_atomic(dev, "discarded\n")
         assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    # a writer that streams into its own temp file publishes it by the same rule
+    from meta_spliceai.storage import publish_file, tmp_path_for
+
+    for dst in (f, link, "-"):
+        tmp = tmp_path_for(tmp_path / "streamed.vcf")
+        tmp.write_text("##fileformat=VCFv4.2\n")
+        publish_file(tmp, dst)
+        assert not tmp.exists()
+    assert f.read_text() == target.read_text() == "##fileformat=VCFv4.2\n" and link.is_symlink()
+    assert capsys.readouterr().out == "##fileformat=VCFv4.2\n"
     # special files need no writable folder around them: they are written in place
     check_output_file("-", "--out")
     check_output_file(fifo, "--out")

@@ -116,6 +116,27 @@ def write_output(path: str | os.PathLike[str], data: str | bytes) -> None:
     commit(tmp, path)
 
 
+def publish_file(tmp: Path, path: str | os.PathLike[str]) -> None:
+    """Put a finished temp file in place by the rule of :func:`write_output`: renamed onto a regular (or
+    new) ``path``; copied through into ``-``, a symlink, a FIFO or a device, then removed. For writers
+    that stream a large output into ``tmp`` themselves."""
+    if not writes_through(path):
+        commit(tmp, Path(path))
+        return
+    try:
+        if is_stdio(path):
+            sys.stdout.flush()
+            with open(tmp, "rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            with open(tmp, "rb") as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Text to ``path`` by the rule of :func:`write_output` (atomic for regular files)."""
     write_output(path, text)
