@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -523,3 +525,29 @@ def test_gff3_exon_only_names_come_from_explicit_gene_keys_only(tmp_path):
     assert sorted(g["gene_type"]) == ["lncRNA", "protein_coding", "unprocessed_pseudogene"]
     e = parse_annotation(tmp_path / "e.gff3").genes
     assert not e["gene_name"].str.starts_with("ENSE").any()
+
+
+def test_gene_list_from_a_pipe_and_an_annotation_from_a_pipe_refused(tmp_path):
+    """A gene list is read once: /dev/fd/N (what ``<(…)`` gives) works. An annotation is read more than
+    once: a pipe is refused in one line saying so (rather than parsed from a half-consumed stream)."""
+    import threading
+
+    from meta_spliceai.reference.annotation import check_readable
+
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(w, b"gene_id\nENSG1\nDGCR8\n"), os.close(w)))
+    writer.start()
+    try:
+        assert read_gene_list(f"/dev/fd/{r}") == ["ENSG1", "DGCR8"]
+    finally:
+        writer.join()
+        os.close(r)
+    r, w = os.pipe()
+    try:
+        with pytest.raises(InputError, match=r"annotation /dev/fd/\d+ is a pipe or a device, not a file: it is read more"):
+            check_readable(Path(f"/dev/fd/{r}"), "annotation", "--gtf")
+    finally:
+        os.close(r)
+        os.close(w)
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        read_gene_list(tmp_path)

@@ -612,3 +612,99 @@ def test_apply_evaluate_prints_the_comparison_and_a_verdict(capsys, tmp_path, ch
     verdict = [ln for ln in lines if ln.startswith("verdict: ")]
     assert len(verdict) == 1 and f"on these {len(test)} genes" in verdict[0]
     assert "comparison" not in stdout.split("meta-model vs base model")[0]  # the dict itself is not printed
+
+
+class _Called(Exception):
+    """Raised by a stand-in library function: the keyword arguments the command passed it."""
+
+
+#: every command that writes a folder: (library function, its folder keyword, arguments it needs, old spellings)
+FOLDER_COMMANDS = {
+    "predict": ("meta_spliceai.basemodel.predict.predict", "out", [], ["--out"]),
+    "build": ("meta_spliceai.dataset.builder.build", "output_dir", [], []),
+    "train": ("meta_spliceai.metamodel.training.train", "out_dir", ["DS"], ["--out-dir"]),
+    "apply": ("meta_spliceai.metamodel.correction.apply", "out", ["M", "--predictions", "S"], ["--out"]),
+    "demo": ("meta_spliceai.demo.demo", "output_dir", [], [None]),
+    "patch": ("meta_spliceai.maintenance.patching.patch", "dst", ["DS"], ["--dst"]),
+    "dedup": ("meta_spliceai.maintenance.dedup.dedup", "dst", ["DS"], ["--dst"]),
+    "merge": ("meta_spliceai.maintenance.merging.merge", "out", ["A", "B"], [None]),
+}
+
+
+@pytest.mark.parametrize("cmd", sorted(FOLDER_COMMANDS))
+def test_every_folder_output_takes_o_and_its_old_spelling(cmd, monkeypatch):
+    """-o DIR, --output-dir DIR and the command's earlier spelling (an option, or the positional folder)
+    reach the library as the same folder; the other arguments stay where they were."""
+    import importlib
+    from pathlib import Path
+
+    target, kw, needed, old = FOLDER_COMMANDS[cmd]
+    module, name = target.rsplit(".", 1)
+    seen: list[dict] = []
+
+    def stand_in(**kwargs):
+        seen.append(kwargs)
+        raise _Called
+
+    monkeypatch.setattr(importlib.import_module(module), name, stand_in)
+    spellings = [["-o", "D", *needed], [*needed, "--output-dir", "D"]]
+    spellings += [[*needed, o, "D"] if o else ["D", *needed] for o in old]
+    for argv in spellings:
+        with pytest.raises(_Called):
+            main([cmd, *argv])
+    assert len(seen) == len(spellings)
+    assert all(Path(k[kw]) == Path("D") for k in seen), [k[kw] for k in seen]
+    if cmd == "merge":
+        assert all([Path(d) for d in k["datasets"]] == [Path("A"), Path("B")] for k in seen)
+
+
+def test_the_output_folder_vocabulary_is_complete():
+    """Every subcommand with an output folder (dest output_dir) is in FOLDER_COMMANDS and spells it -o/--output-dir;
+    giving two folders, or none, to a command that had a positional one is a one-line error."""
+    _, sub = _subparsers()
+    with_folder = {}
+    for name, p in sub.choices.items():
+        flags = [a.option_strings for a in p._actions if a.dest == "output_dir"]
+        if flags:
+            with_folder[name] = flags[0]
+    assert set(with_folder) == set(FOLDER_COMMANDS)
+    for name, flags in with_folder.items():
+        assert flags[:2] == ["-o", "--output-dir"] and set(flags[2:]) == {o for o in FOLDER_COMMANDS[name][3] if o}
+
+
+def test_two_or_no_output_folders_are_one_line_errors(capsys):
+    code, _, err = run(capsys, "demo", "A", "-o", "B")
+    assert code == 2 and "two output folders" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "demo")
+    assert code == 2 and "-o DIR" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "merge", "OUT")
+    assert code == 2 and "name the dataset folders" in err and len(err.strip().splitlines()) == 1
+
+
+def test_gene_ids_to_stdout_and_a_gene_list_from_stdin(capsys, tmp_path, chr22, keras_store):
+    """``gene-ids --out -`` writes the very TSV ``--out FILE`` writes to stdout (its note to stderr); a
+    build takes ``--gene-ids-file -`` from stdin, read in a real pipe by a child process."""
+    import os
+    import subprocess
+    import sys
+
+    args = ["gene-ids", "--eval-dir", keras_store, "--gtf", chr22 / "annotation.gtf", "--n-genes", "4"]
+    assert run(capsys, *args, "--out", tmp_path / "ids.tsv")[0] == 0
+    code, out, err = run(capsys, *args, "--out", "-")
+    assert code == 0 and out == (tmp_path / "ids.tsv").read_text() and "4 genes written to -" in err
+    assert not (tmp_path / "-").exists()
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(_SRC), os.environ.get("PYTHONPATH")) if p)}
+    cmd = [sys.executable, "-m", "meta_spliceai", "build", *map(str, _ref(chr22)), "-o", str(tmp_path / "b"),
+           "--predictions", str(keras_store), "--kmer-sizes", "0", "--gene-ids-file", "-"]
+    r = subprocess.run(cmd, input="gene_name\nDGCR8\nCCDC188\n", capture_output=True, text=True, env=env, timeout=600,
+                       check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from meta_spliceai.reference.annotation import parse_annotation
+
+    cfg = json.loads((tmp_path / "b" / "build.json").read_text())["config"]
+    genes = parse_annotation(chr22 / "annotation.gtf").genes.filter(pl.col("gene_id").is_in(cfg["gene_ids"]))
+    assert cfg["subset_policy"] == "custom" and sorted(genes["gene_name"]) == ["CCDC188", "DGCR8"]
+
+
+_SRC = __import__("pathlib").Path(__file__).resolve().parents[1] / "src"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -65,22 +66,48 @@ def test_calls_tsv_and_bed(applied, chr22_model):
         assert (tsv.filter(pl.col("type") == t)["meta_score"] >= thr[t] - 1e-6).all()
 
 
-def test_contig_names_follow_the_annotation(tmp_path, chr22, chr22_model, keras_store):
+def test_bed_contigs_follow_the_fasta(tmp_path, chr22, chr22_model, keras_store):
+    """The bundle's FASTA and GTF both say ``22``; with the GTF renamed to ``chr22``, calls.bed still says ``22``
+    (the FASTA's name: bedtools getfasta -fi / slop -g FASTA.fai find every interval), while calls.tsv and
+    calls.parquet keep the annotation's ``chr22``."""
+    import pysam
+
+    fasta = chr22 / "genome.fa.gz"
+    fai = [line.split("\t")[0] for line in Path(f"{fasta}.fai").read_text().splitlines()]
+    assert fai == ["22"] and {ln.split("\t")[0] for ln in (chr22 / "annotation.gtf").read_text().splitlines()
+                              if ln and not ln.startswith("#")} == {"22"}
     gtf = tmp_path / "chr.gtf"
     gtf.write_text("".join(("chr" + line if line.strip() and not line.startswith("#") else line)
                            for line in (chr22 / "annotation.gtf").read_text().splitlines(keepends=True)))
     gene = pl.read_csv(chr22_model[0] / "split.tsv", separator="\t")["gene_id"][0]
-    res = apply(model=chr22_model[0], predictions=keras_store, out=tmp_path / "o", fasta=chr22 / "genome.fa.gz",
+    res = apply(model=chr22_model[0], predictions=keras_store, out=tmp_path / "o", fasta=fasta,
                 gtf=gtf, genes=[gene], progress=False)
-    bed = (tmp_path / "o" / "calls.bed").read_text().splitlines()
-    assert res["calls"] == len(bed) and all(line.startswith("chr22\t") for line in bed)
+    bed = [line.split("\t") for line in (tmp_path / "o" / "calls.bed").read_text().splitlines()]
+    assert res["calls"] == len(bed) > 0 and {b[0] for b in bed} == {"22"}
+    with pysam.FastaFile(str(fasta)) as fa:  # what bedtools getfasta does with each interval
+        assert all(len(fa.fetch(b[0], int(b[1]), int(b[2]))) == 1 for b in bed)
+    tsv = pl.read_csv(tmp_path / "o" / "calls.tsv", separator="\t")
+    assert set(tsv["chrom"]) == {"chr22"} and set(pl.read_parquet(tmp_path / "o" / "calls.parquet")["chrom"]) == {"chr22"}
+    # the annotation's name where the FASTA has none (no FASTA contig to follow)
+    from meta_spliceai.metamodel.correction import write_calls
+    from meta_spliceai.reference.annotation import parse_annotation
+
+    genes = parse_annotation(gtf).genes.filter(pl.col("gene_id") == gene)
+    card = json.loads((chr22_model[0] / "model_card.json").read_text())
+    write_calls(tmp_path / "o", genes, PredictionStore(keras_store), PredictionStore(tmp_path / "o" / "scores"),
+                card["thresholds"], contig_map={})
+    assert {ln.split("\t")[0] for ln in (tmp_path / "o" / "calls.bed").read_text().splitlines()} == {"chr22"}
 
 
 def test_resume_is_a_no_op(applied, chr22, chr22_model, keras_store):
     dest, res, genes = applied
-    before = (dest / "calls.tsv").read_bytes()
+    assert not (dest / ".scores.tmp").exists()  # the writers' temp folder goes once apply is done
+    before = {f: (dest / f).read_bytes() for f in ("calls.tsv", "calls.parquet", "calls.bed")}
+    (dest / ".scores.tmp").mkdir()
+    (dest / ".scores.tmp" / "TANGO2.parquet.12345").write_bytes(b"half a file of a killed run")
     again = apply(model=chr22_model[0], predictions=keras_store, out=dest, genes=genes, progress=False, **_ref(chr22))
-    assert again["corrected_now"] == 0 and (dest / "calls.tsv").read_bytes() == before
+    assert again["corrected_now"] == 0 and {f: (dest / f).read_bytes() for f in before} == before
+    assert not (dest / ".scores.tmp").exists()
 
 
 def test_card_mismatch_refused(tmp_path, chr22, chr22_model, keras_store):
@@ -163,3 +190,45 @@ def test_apply_evaluate_reports_the_train_comparison(tmp_path, chr22, chr22_mode
             assert m["site_types"][t]["methods"][meth]["pr_auc"] == pytest.approx(
                 res.metrics["site_types"][t]["methods"][meth]["pr_auc"], rel=1e-6)
             assert m["site_types"][t]["methods"][meth]["at_valid"] == res.metrics["site_types"][t]["methods"][meth]["at_valid"]
+
+
+def test_store_master_and_calls_join_in_pyarrow(applied, chr22_build, keras_store, tmp_path):
+    """gene_id/chrom have one Arrow type (storage.arrow_string) in a prediction store, master/ and calls.parquet:
+    pyarrow joins them without casts; calls.parquet keeps chrom "22" a string in polars and pandas; a store
+    file of the older type (string) still reads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from meta_spliceai.dataset.schema import STRING
+    from meta_spliceai.storage import arrow_string
+
+    dest, _, genes = applied
+    assert STRING == arrow_string() == pa.large_string()
+    store_file = PredictionStore(keras_store).file_of(genes[0])
+    master = pq.read_table(min((chr22_build / "master").glob("*.parquet")),
+                           columns=["gene_id", "chrom", "genomic_position", "position", "splice_type"])
+    store = pq.read_table(store_file)
+    calls = pq.read_table(dest / "calls.parquet")
+    assert store.schema.field("gene_id").type == master.schema.field("gene_id").type == calls.schema.field("gene_id").type
+    assert master.schema.field("chrom").type == calls.schema.field("chrom").type == STRING
+    # position is int32 in stores, int64 in master/ (unchanged: mixed-type stores would not scan as one table)
+    store = store.set_column(1, "position", store.column("position").cast(pa.int64()))
+    joined = store.join(master.select(["gene_id", "position", "splice_type"]), ["gene_id", "position"])
+    assert joined.num_rows > 0 and set(joined.column("gene_id").to_pylist()) == {genes[0]}
+    on_site = calls.rename_columns([("genomic_position" if c == "position" else c) for c in calls.column_names]).join(
+        master, ["gene_id", "chrom", "genomic_position"])
+    assert 0 < on_site.num_rows and set(on_site.column("chrom").to_pylist()) == {"22"}
+    tsv = pl.read_csv(dest / "calls.tsv", separator="\t", schema_overrides={"chrom": pl.String})
+    from polars.testing import assert_frame_equal
+
+    assert_frame_equal(pl.read_parquet(dest / "calls.parquet"), tsv, check_exact=False, abs_tol=1e-6)  # TSV: 6 digits
+    pd = pytest.importorskip("pandas")
+    assert pd.read_parquet(dest / "calls.parquet")["chrom"].map(type).eq(str).all()
+    old = tmp_path / "old"
+    old.mkdir()
+    before = pq.read_table(store_file)
+    pq.write_table(before.cast(before.schema.set(0, pa.field("gene_id", pa.string()))), old / store_file.name)
+    shutil.copy(PredictionStore(keras_store).file_of(genes[1]), old)  # one file of each type: scans as one table
+    np.testing.assert_array_equal(PredictionStore(old).read(genes[0]), PredictionStore(keras_store).read(genes[0]))
+    both = PredictionStore(old).scan().collect()
+    assert both["gene_id"].dtype == pl.String and set(both["gene_id"]) == set(genes[:2])

@@ -19,3 +19,8 @@ def test_demo_does_not_warn_about_flags_it_does_not_take(tmp_path, keras_store, 
     assert "--n-genes" not in captured.out
     assert (out / "manifest.json").is_file() and (out / "gene_ids.tsv").is_file()
     assert "master dataset" in captured.out
+    # it says what it ran on, lists every calls file, and leaves no temp folder of the corrected scores
+    assert "reference: the built-in demo reference, GRCh37 chr22:20-21 Mb (FASTA " in captured.out
+    for name in ("calls.tsv", "calls.parquet", "calls.bed"):
+        assert str(out / "apply" / name) in captured.out and (out / "apply" / name).is_file()
+    assert not [p.name for p in (out / "apply").iterdir() if p.name.startswith(".")]

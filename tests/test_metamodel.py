@@ -102,3 +102,23 @@ def test_damaged_model_file_is_one_line(kind, tmp_path):
     path.unlink()
     with pytest.raises(InputError, match="is missing: the model folder .* is incomplete"):
         load_model(kind, path, ["a", "b"], {})
+
+
+def test_model_spec_from_a_pipe_or_stdin(monkeypatch):
+    """A JSON spec is read once: ``--model <(echo '{…}')`` (/dev/fd/N) and ``--model -`` (stdin) work."""
+    import io
+    import os
+    import sys
+    import threading
+
+    text = b'{"model": "xgboost", "params": {"max_depth": 3}}'
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(w, text), os.close(w)))
+    writer.start()
+    try:
+        assert parse_model_spec(f"/dev/fd/{r}").params["max_depth"] == 3
+    finally:
+        writer.join()
+        os.close(r)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text)))
+    assert parse_model_spec("-").params["max_depth"] == 3

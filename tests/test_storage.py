@@ -197,3 +197,65 @@ def test_guarded_write_names_the_file_for_any_writer(tmp_path):
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(final) and not tmp.exists()
     with pytest.raises(ValueError, match="other"):  # anything else passes through unchanged
         storage.guarded_write(tmp, final, lambda: (_ for _ in ()).throw(ValueError("other")))
+
+
+def test_outputs_regular_files_atomic_special_files_written_through(tmp_path, capsys):
+    """A regular file is replaced by a renamed temp file (a new inode); ``-`` goes to stdout; a symlink
+    stays a symlink with its target written; a FIFO stays a FIFO and its reader gets the bytes; a
+    character device (a /dev/null twin) stays a device node."""
+    import stat
+    import threading
+
+    from meta_spliceai.storage import (
+        check_output_file,
+        write_output,
+        write_text_atomic,
+        writes_through,
+    )
+
+    f = tmp_path / "calls.tsv"
+    f.write_text("old\n")
+    inode = f.stat().st_ino
+    write_text_atomic(f, "new\n")
+    assert f.read_text() == "new\n" and f.stat().st_ino != inode and not writes_through(f)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+    write_output("-", "a\tb\n")
+    write_output("-", b"c\n")
+    assert capsys.readouterr().out == "a\tb\nc\n"
+
+    target = tmp_path / "elsewhere" / "genes.tsv"
+    target.parent.mkdir()
+    target.write_text("stale\n")
+    link = tmp_path / "genes.tsv"
+    link.symlink_to(target)
+    write_text_atomic(link, "gene_id\nG1\n")
+    assert link.is_symlink() and link.resolve() == target.resolve() and target.read_text() == "gene_id\nG1\n"
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_text_atomic(fifo, "through the pipe\n")
+    reader.join(timeout=30)
+    assert got == [b"through the pipe\n"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+    if os.geteuid() == 0:  # making device nodes needs root (and root is who replaced /dev/stdout before)
+        dev = tmp_path / "null"
+        os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        write_text_atomic(dev, "discarded\n")
+        assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    # a writer that streams into its own temp file publishes it by the same rule
+    from meta_spliceai.storage import publish_file, tmp_path_for
+
+    for dst in (f, link, "-"):
+        tmp = tmp_path_for(tmp_path / "streamed.vcf")
+        tmp.write_text("##fileformat=VCFv4.2\n")
+        publish_file(tmp, dst)
+        assert not tmp.exists()
+    assert f.read_text() == target.read_text() == "##fileformat=VCFv4.2\n" and link.is_symlink()
+    assert capsys.readouterr().out == "##fileformat=VCFv4.2\n"
+    # special files need no writable folder around them: they are written in place
+    check_output_file("-", "--out")
+    check_output_file(fifo, "--out")

@@ -46,3 +46,11 @@ def test_cli_prints_summary_and_writes_report(capsys, tmp_path, chr22_dataset, r
     page = report.read_text()
     assert page.count('src="data:image/png;base64,') == 4
     assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_cli_report_to_stdout(capsys, chr22_dataset):
+    """``--report -``: the page alone on stdout (the summary tables go to stderr)."""
+    assert main(["summary", str(chr22_dataset), "--report", "-"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("<!DOCTYPE html>")
+    assert captured.out.rstrip().endswith("</html>") and "Class balance" in captured.err

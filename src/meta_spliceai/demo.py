@@ -13,6 +13,8 @@ from .dataset.builder import BuildSummary, build
 
 log = logging.getLogger(__name__)
 
+#: what the built-in reference is (demo_data/PROVENANCE.md)
+DEMO_REFERENCE = "GRCh37 chr22:20-21 Mb"
 #: genes per batch in the demo (its 17 multi-exon genes make 3 batches)
 DEMO_BATCH_SIZE = 6
 
@@ -23,6 +25,8 @@ class DemoResult:
     artifacts: dict[str, str] = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     calls: int = 0
+    #: what the demo ran on: the built-in reference (its FASTA and GTF)
+    reference: str = ""
 
 
 def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progress: bool = True) -> DemoResult:
@@ -58,6 +62,9 @@ def demo(*, output_dir: str | os.PathLike[str], device: Device = "auto", progres
         "train report": out / "model" / "report.html",
         "corrected scores (all genes)": out / "apply" / "scores",
         "corrected site calls": out / "apply" / "calls.tsv",
+        "site calls, typed (Parquet)": out / "apply" / "calls.parquet",
+        "site calls, BED (genome browser)": out / "apply" / "calls.bed",
     }
     return DemoResult(build=summary, artifacts={k: str(v) for k, v in artifacts.items()}, metrics=trained.metrics,
-                      calls=int(applied["calls"]))  # type: ignore[call-overload]
+                      calls=int(applied["calls"]),  # type: ignore[call-overload]
+                      reference=f"the built-in demo reference, {DEMO_REFERENCE} (FASTA {fasta}, GTF {gtf})")

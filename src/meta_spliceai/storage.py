@@ -1,7 +1,9 @@
 """Crash-safe file primitives: atomic writes, checksums, hard links, an exclusive folder lock.
 
 Every artifact is written to a temporary name in its destination folder and renamed into place, so a
-kill at any moment leaves either the old file or the new one, never half of one.
+kill at any moment leaves either the old file or the new one, never half of one. A single-file output
+may also be ``-`` (stdout), a symlink, a FIFO or a device: those are written through, never replaced
+(:func:`write_output`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 import logging
 import os
 import shutil
+import stat
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -113,16 +117,103 @@ def commit(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def arrow_string():  # -> pyarrow.DataType (pyarrow imported on use)
+    """The one Arrow type of every string column written to Parquet (``gene_id``, ``chrom``, ...): in
+    prediction stores, ``master/`` files (``dataset.schema``) and ``calls.parquet``. ``large_string``, what
+    polars writes, so the files join in pyarrow without casts; files of older stores (``string``) still read."""
+    import pyarrow as pa
+
+    return pa.large_string()
+
+
+#: an output path meaning standard output (an input path: standard input)
+STDIO = "-"
+
+
+def is_stdio(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is ``-``: standard output for an output, standard input for an input."""
+    return os.fspath(path) == STDIO
+
+
+def read_once(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an input that is read once: ``-`` is standard input, and a pipe (``<(…)``,
+    ``/dev/fd/N``) or a FIFO reads like a file. Inputs read more than once must be regular files."""
+    return sys.stdin.buffer.read() if is_stdio(path) else Path(path).read_bytes()
+
+
+def is_input_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` can be read by :func:`read_once`: ``-``, or an existing path that is not a folder."""
+    return is_stdio(path) or (Path(path).exists() and not Path(path).is_dir())
+
+
+def writes_through(path: str | os.PathLike[str]) -> bool:
+    """Whether an output is opened and written in place rather than replaced by a renamed temp file:
+    ``-`` (stdout) and any existing path that is not a regular file, i.e. a symlink (``/dev/stdout``,
+    a link to a file elsewhere), a FIFO, a character or block device. Renaming onto those would replace
+    the link or the device node with a plain file, so they keep their identity and the bytes go through."""
+    if is_stdio(path):
+        return True
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:  # not there (or a parent is a file): a new regular file, checked by check_output_file
+        return False
+    return not stat.S_ISREG(mode)
+
+
+def write_output(path: str | os.PathLike[str], data: str | bytes) -> None:
+    """Write one output file: regular files atomically (temp name, then rename), ``-`` and special files
+    (:func:`writes_through`) opened and written through. Every single-file writer goes through here."""
+    if is_stdio(path):
+        sys.stdout.flush()
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:  # a text-only stream (some embedders replace sys.stdout)
+            sys.stdout.write(data if isinstance(data, str) else data.decode())
+        else:
+            out.write(data.encode() if isinstance(data, str) else data)
+            out.flush()
+        return
+    path = Path(path)
+    if writes_through(path):
+        with open(path, "w" if isinstance(data, str) else "wb") as fh:
+            fh.write(data)
+        return
     tmp = tmp_path_for(path)
-    guarded_write(tmp, path, lambda: tmp.write_text(text))
+    if isinstance(data, str):
+        guarded_write(tmp, path, lambda: tmp.write_text(data))
+    else:
+        guarded_write(tmp, path, lambda: tmp.write_bytes(data))
     commit(tmp, path)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = tmp_path_for(path)
-    guarded_write(tmp, path, lambda: tmp.write_bytes(data))
-    commit(tmp, path)
+def publish_file(tmp: Path, path: str | os.PathLike[str]) -> None:
+    """Put a finished temp file in place by the rule of :func:`write_output`: renamed onto a regular (or
+    new) ``path``; copied through into ``-``, a symlink, a FIFO or a device, then removed. For writers
+    that stream a large output into ``tmp`` themselves."""
+    if not writes_through(path):
+        commit(tmp, Path(path))
+        return
+    try:
+        if is_stdio(path):
+            sys.stdout.flush()
+            with open(tmp, "rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            with open(tmp, "rb") as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Text to ``path`` by the rule of :func:`write_output` (atomic for regular files)."""
+    write_output(path, text)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Bytes to ``path`` by the rule of :func:`write_output` (atomic for regular files)."""
+    write_output(path, data)
 
 
 def write_json_atomic(path: Path, obj: object) -> None:
@@ -195,11 +286,18 @@ def check_output_dir(folder: Path, flag: str) -> None:
         raise InputError(f"{flag} {folder} {where} for this user; choose a writable location or fix its permissions")
 
 
-def check_output_file(path: Path, flag: str) -> None:
-    """Like :func:`check_output_dir` for a file to be written: not a folder, and a writable place to go."""
+def check_output_file(path: str | os.PathLike[str], flag: str) -> None:
+    """Like :func:`check_output_dir` for a file to be written: not a folder, and a writable place to go
+    (``-`` and existing special files, written through, need only be writable themselves)."""
+    if is_stdio(path):
+        return
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{flag} {path} is a folder; give a file path, e.g. {path / 'genes.tsv'}")
+    if writes_through(path):  # written in place: its folder need not take new files
+        if path.exists() and not os.access(path, os.W_OK):
+            raise InputError(f"{flag} {path} is not writable for this user; choose another path or fix its permissions")
+        return
     check_output_dir(path.parent, f"the folder of {flag}")
 
 

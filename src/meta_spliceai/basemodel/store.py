@@ -3,7 +3,7 @@
 Store layout: a folder holding only finished Parquet files, one per gene (``<gene>.parquet``), that
 ``polars.scan_parquet(STORE)`` reads as one table with columns
 
-- ``gene_id`` (str), ``position`` (int32, 0-based index into the gene body in transcription
+- ``gene_id`` (Arrow ``large_string``, :func:`meta_spliceai.storage.arrow_string`, as in ``master/``), ``position`` (int32, 0-based index into the gene body in transcription
   direction: 0 = gene start on ``+``, gene end on ``-``), ``neither``, ``acceptor``, ``donor`` (float32).
 
 Each file carries the store metadata (schema version, base model name, version, weight digest,
@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigMismatchError, InputError
-from ..storage import fault_point, guarded_write
+from ..storage import arrow_string, fault_point, guarded_write
 from .ensemble import BaseModel
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class PredictionStore:
         meta = {**self.identity, "gene_id": gene_id, "length": str(n), **(extra or {})}
         table = pa.table(
             {
-                "gene_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([gene_id])).cast(pa.string()),
+                "gene_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([gene_id])).cast(arrow_string()),
                 "position": pa.array(np.arange(n, dtype=np.int32)),
                 **{c: pa.array(np.ascontiguousarray(probs[:, i])) for i, c in enumerate(COLUMNS)},
             }

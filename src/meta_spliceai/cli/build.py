@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import config
 from .common import (
     add_model_args,
+    add_output_dir,
     add_parallel_args,
     add_reference_args,
     add_subcommand,
@@ -52,11 +53,11 @@ def add_build(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "build", "build (or resume) a meta-model training dataset batch by batch",
                        epilog=BUILD_EPILOG)
     add_reference_args(p)
-    p.add_argument("--output-dir", "-o", type=Path, required=True, help="build folder (resumable)")
+    add_output_dir(p, "build folder (resumable)")
     p.add_argument("--n-genes", type=int, help=f"genes to build (default {d.n_genes}; not with custom/all)")
     p.add_argument("--subset-policy", choices=config.SUBSET_POLICIES,
                    help=f"how genes are chosen (default {d.subset_policy}; custom with --gene-ids-file)")
-    p.add_argument("--gene-ids-file", type=Path, help="genes to build (IDs with/without version, or names)")
+    p.add_argument("--gene-ids-file", type=Path, help="genes to build (IDs with/without version, or names; - for standard input)")
     p.add_argument("--gene-col", help="column of --gene-ids-file holding the genes (default gene_id)")
     p.add_argument("--gene-types", nargs="+", metavar="TYPE", help="only genes of these types (e.g. protein_coding)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="genes per batch")

@@ -10,13 +10,14 @@ from pathlib import Path
 from .. import config
 
 
-def console():
-    """Console for results (stdout). Not a terminal: no hard wrapping, so paths stay whole in logs."""
+def console(stderr: bool = False):
+    """Console for results (stdout; ``stderr`` when stdout carries an output file, ``--out -``). Not a
+    terminal: no hard wrapping, so paths stay whole in logs."""
     from rich.console import Console
 
-    if sys.stdout.isatty():
-        return Console()
-    return Console(soft_wrap=True, width=PLAIN_WIDTH)
+    if (sys.stderr if stderr else sys.stdout).isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, soft_wrap=True, width=PLAIN_WIDTH)
 
 
 #: line width of rich output when it goes to a file (no terminal to fit): never wrap paths
@@ -49,6 +50,36 @@ def add_subcommand(sub: argparse._SubParsersAction, name: str, help: str,  # noq
     """
     kwargs.setdefault("description", help[:1].upper() + help[1:] + ".")
     return sub.add_parser(name, help=help, **kwargs)
+
+
+OUTPUT_DIR_FLAGS = ("-o", "--output-dir")
+
+
+def add_output_dir(p: argparse.ArgumentParser | argparse._ActionsContainer, help: str, *aliases: str,
+                   required: bool = True) -> None:
+    """``-o/--output-dir DIR`` (dest ``output_dir``), the one spelling of every command's output folder;
+    ``aliases`` are the command's older spellings (``--out``, ``--out-dir``, ``--dst``), kept working."""
+    p.add_argument(*OUTPUT_DIR_FLAGS, *aliases, dest="output_dir", type=Path, required=required, metavar="DIR",
+                   help=help)
+
+
+def add_positional_output_dir(p: argparse.ArgumentParser, help: str) -> None:
+    """A command whose output folder was a positional argument: it stays one, and ``-o/--output-dir``
+    works too (read both with :func:`output_dir_of`)."""
+    p.add_argument("output_dir_pos", type=Path, nargs="?", metavar="OUTPUT_DIR", help=f"{help} (or -o DIR)")
+    add_output_dir(p, f"{help} (instead of the positional OUTPUT_DIR)", required=False)
+
+
+def output_dir_of(args: argparse.Namespace) -> Path:
+    """The output folder of :func:`add_positional_output_dir`: ``-o DIR`` or the positional one, not both."""
+    from ..errors import InputError
+
+    pos, opt = getattr(args, "output_dir_pos", None), args.output_dir
+    if pos is not None and opt is not None:
+        raise InputError(f"two output folders given ({pos} and -o {opt}): give one")
+    if pos is None and opt is None:
+        raise InputError("no output folder given: add -o DIR (or the folder as the first argument)")
+    return opt if opt is not None else pos
 
 
 def add_reference_args(p: argparse.ArgumentParser) -> None:

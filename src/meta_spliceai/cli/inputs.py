@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import config
 from .common import (
     add_model_args,
+    add_output_dir,
     add_parallel_args,
     add_reference_args,
     add_subcommand,
@@ -65,9 +66,10 @@ def _run_reference(args: argparse.Namespace) -> int:
 def add_predict(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "predict", "score gene bodies with the base model into a prediction store")
     add_reference_args(p)
-    p.add_argument("--out", type=Path, required=True, help="prediction store folder (resumable, one file per gene)")
+    add_output_dir(p, "prediction store folder (resumable, one file per gene)", "--out")
     p.add_argument("--genes", nargs="+", metavar="GENE", help="gene IDs or names")
-    p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names (one per line, or a TSV/CSV column)")
+    p.add_argument("--gene-ids-file", type=Path,
+                   help="file of gene IDs or names (one per line, or a TSV/CSV column; - for standard input)")
     p.add_argument("--gene-col", help="column of --gene-ids-file holding the genes (default gene_id)")
     p.add_argument("--n-genes", type=int, help="only the first N selected genes (in chrom, start order)")
     p.add_argument("--batch-size", type=int, default=config.DEFAULT_PREDICT.batch_size,
@@ -84,7 +86,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     from ..basemodel.predict import predict
 
-    res = predict(fasta=args.fasta, gtf=args.gtf, out=args.out, genes=args.genes, gene_ids_file=args.gene_ids_file,
+    res = predict(fasta=args.fasta, gtf=args.gtf, out=args.output_dir, genes=args.genes, gene_ids_file=args.gene_ids_file,
                   gene_col=args.gene_col, n_genes=args.n_genes, batch_size=args.batch_size, device=args.device,
                   base_model=args.base_model, weights=args.weights, precision=args.precision,
                   chunk_size=args.chunk_size, runtime=args.runtime, progress=True, overwrite=args.overwrite,
@@ -92,14 +94,15 @@ def _run_predict(args: argparse.Namespace) -> int:
     con = console()
     for k, v in res.items():
         con.print(f"{k:>18}: {v:,.1f}" if isinstance(v, float) else f"{k:>18}: {v}")
-    con.print(f"prediction store: {args.out}  (polars.scan_parquet('{args.out}'))")
+    con.print(f"prediction store: {args.output_dir}  (polars.scan_parquet('{args.output_dir}'))")
     return 0
 
 
 def add_gene_ids(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "gene-ids", "list the genes (and transcript IDs) present in a prediction store")
     p.add_argument("--eval-dir", type=Path, required=True, help="prediction store, or a build output folder")
-    p.add_argument("--out", type=Path, required=True, help="TSV to write (gene_id, gene_name, transcript_ids)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="TSV to write (gene_id, gene_name, transcript_ids); - for standard output")
     p.add_argument("--gtf", type=Path, help="annotation for names and transcript IDs (a build folder has its own)")
     p.add_argument("--n-genes", type=int, help="a seeded random sample of N genes")
     p.add_argument("--seed", type=int, default=config.DEFAULT_BUILD.seed, help="seed of the sample")
@@ -110,5 +113,8 @@ def _run_gene_ids(args: argparse.Namespace) -> int:
     from ..dataset.selection import gene_ids
 
     table = gene_ids(eval_dir=args.eval_dir, out=args.out, gtf=args.gtf, n_genes=args.n_genes, seed=args.seed)
-    console().print(f"{table.height:,} genes written to {args.out}")
+    from ..storage import writes_through
+
+    # stdout (or a FIFO/device) carries the table: the note goes to stderr
+    console(stderr=writes_through(args.out)).print(f"{table.height:,} genes written to {args.out}")
     return 0

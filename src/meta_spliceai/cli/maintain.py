@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_subcommand, console
+from .common import add_output_dir, add_subcommand, console
 
 
 def add_patch(sub: argparse._SubParsersAction) -> None:
@@ -13,11 +13,11 @@ def add_patch(sub: argparse._SubParsersAction) -> None:
                        description="Fill or refresh the gene-level columns (gene_name, gene_type, transcript and "
                                    "exon counts) from the build's annotation or --gtf, and bring files of an older "
                                    "schema_version up to the current one. Idempotent; reports genes whose type "
-                                   "changed. Output: --inplace, --dst DIR, or DATASET_patched/.")
+                                   "changed. Output: --inplace, -o/--output-dir DIR, or DATASET_patched/.")
     p.add_argument("dataset", type=Path, help="dataset folder (a build's output folder)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--inplace", action="store_true", help="replace the dataset's files (crash-safe swap)")
-    where.add_argument("--dst", type=Path, help="write the patched dataset here (default DATASET_patched)")
+    add_output_dir(where, "write the patched dataset here (default DATASET_patched)", "--dst", required=False)
     p.add_argument("--gtf", type=Path, help="annotation to take gene types and structure from (default: the build's)")
     p.set_defaults(handler=_run_patch)
 
@@ -41,7 +41,7 @@ def print_patch(res) -> None:
 def _run_patch(args: argparse.Namespace) -> int:
     from ..maintenance.patching import patch
 
-    print_patch(patch(dataset=args.dataset, dst=args.dst, inplace=args.inplace, gtf=args.gtf))
+    print_patch(patch(dataset=args.dataset, dst=args.output_dir, inplace=args.inplace, gtf=args.gtf))
     return 0
 
 
@@ -56,11 +56,11 @@ def add_dedup(sub: argparse._SubParsersAction) -> None:
                        description="Remove duplicate rows across files (overlapping genes on a strand, repeated "
                                    "genes from merged builds). Of the rows sharing a key, the one whose gene_id "
                                    "sorts first survives (then the first file, then the first row). Output: "
-                                   "DATASET_dedup/ unless --dst or --inplace.")
+                                   "DATASET_dedup/ unless -o/--output-dir or --inplace.")
     p.add_argument("dataset", type=Path, help="dataset folder (a build's output folder)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--inplace", action="store_true", help="replace the dataset's files (crash-safe swap)")
-    where.add_argument("--dst", type=Path, help="write the deduplicated dataset here (default DATASET_dedup)")
+    add_output_dir(where, "write the deduplicated dataset here (default DATASET_dedup)", "--dst", required=False)
     p.add_argument("--key", type=_key_columns, default=DEFAULT_KEY,
                    help=f"columns that identify a row (default {','.join(DEFAULT_KEY)})")
     p.set_defaults(handler=_run_dedup)
@@ -69,7 +69,7 @@ def add_dedup(sub: argparse._SubParsersAction) -> None:
 def _run_dedup(args: argparse.Namespace) -> int:
     from ..maintenance.dedup import CAUSES, dedup
 
-    res = dedup(dataset=args.dataset, dst=args.dst, inplace=args.inplace, key=args.key)
+    res = dedup(dataset=args.dataset, dst=args.output_dir, inplace=args.inplace, key=args.key)
     con = console()
     con.print(f"dedup on ({', '.join(res.key)}): {res.rows_in:,} rows in, {res.rows_out:,} out, "
               f"{res.removed_total:,} removed")
@@ -117,7 +117,7 @@ def add_summary(sub: argparse._SubParsersAction) -> None:
                                    "(class balance, score distributions by class, rows per batch and gene, the "
                                    "base model's per-gene F1).")
     p.add_argument("dataset", type=Path, help="dataset folder (a build's output folder)")
-    p.add_argument("--report", type=Path, help="write the HTML report here (e.g. report.html)")
+    p.add_argument("--report", type=Path, help="write the HTML report here (e.g. report.html; - for standard output)")
     p.set_defaults(handler=_run_summary)
 
 
@@ -132,7 +132,9 @@ def _run_summary(args: argparse.Namespace) -> int:
         from ..maintenance.summary_report import write_report
 
         write_report(s, Path(args.report))
-    con = console()
+    from ..storage import is_stdio
+
+    con = console(stderr=args.report is not None and is_stdio(args.report))  # stdout carries the page
     t = Table(title=f"Dataset {s.dataset}", show_header=False)
     for k, v in (("files", s.files), ("rows", s.rows), ("genes", s.genes), ("transcripts", s.transcripts),
                  ("columns", s.columns), ("features", s.features)):
@@ -174,17 +176,24 @@ def add_merge(sub: argparse._SubParsersAction) -> None:
                        description="Merge the masters of builds on different gene sets. Datasets with other "
                                    "row-determining settings, inputs or schemas are refused with the differences "
                                    "listed. The result passes `meta-spliceai validate`.")
-    p.add_argument("out", type=Path, help="new dataset folder to create")
-    p.add_argument("datasets", type=Path, nargs="+", metavar="DATASET", help="dataset folders to merge, in order")
+    p.add_argument("paths", type=Path, nargs="+", metavar="DATASET",
+                   help="the new dataset folder to create (unless -o gives it), then the dataset folders to merge, "
+                        "in order")
+    add_output_dir(p, "new dataset folder to create (then every positional path is a dataset to merge)",
+                   required=False)
     p.add_argument("--on-overlap", choices=ON_OVERLAP, default="error",
                    help="a gene in two datasets: error (default), or dedup (keep it from the first dataset)")
     p.set_defaults(handler=_run_merge)
 
 
 def _run_merge(args: argparse.Namespace) -> int:
+    from ..errors import InputError
     from ..maintenance.merging import merge
 
-    res = merge(out=args.out, datasets=args.datasets, on_overlap=args.on_overlap)
+    out, datasets = (args.output_dir, args.paths) if args.output_dir is not None else (args.paths[0], args.paths[1:])
+    if not datasets:
+        raise InputError(f"merge into {out}: name the dataset folders to merge after it")
+    res = merge(out=out, datasets=datasets, on_overlap=args.on_overlap)
     con = console()
     con.print(f"merged {len(res.datasets)} dataset(s) into {res.output}: {res.files} file(s) ({res.linked} linked, "
               f"{res.rewritten} rewritten), {res.genes:,} genes, {res.rows:,} rows")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from .. import config
 from .common import (
+    add_output_dir,
     add_parallel_args,
     add_reference_args,
     add_subcommand,
@@ -36,7 +37,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=d.model,
                    help='xgboost (default), lightgbm, sgd_logistic, or JSON (string or file) '
                         '{"model": "xgboost", "params": {"max_depth": 6}}')
-    p.add_argument("--out-dir", type=Path, required=True, help="folder for the model, card, metrics, plots, report")
+    add_output_dir(p, "folder for the model, card, metrics, plots, report", "--out-dir")
     p.add_argument("--prune-features", action="store_true",
                    help="drop zero-variance columns and one of each pair with |rho| > --corr-thr (streamed sample)")
     p.add_argument("--corr-thr", type=float, default=d.corr_thr, help="correlation threshold of --prune-features")
@@ -66,7 +67,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from ..metamodel.report import metrics_table
     from ..metamodel.training import train
 
-    res = train(dataset=args.dataset, out_dir=args.out_dir, baseline_tsv=args.baseline_tsv, model=args.model,
+    res = train(dataset=args.dataset, out_dir=args.output_dir, baseline_tsv=args.baseline_tsv, model=args.model,
                 prune=args.prune_features, corr_thr=args.corr_thr, group_col=args.group_col, split=args.split,
                 test_chroms=args.test_chroms, test_fraction=args.test_fraction, valid_fraction=args.valid_fraction,
                 seed=args.seed, floor=args.floor, max_memory=args.max_memory, bootstrap=args.bootstrap,
@@ -87,12 +88,12 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def add_apply(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "apply", help="corrected scores and site calls of genes with a trained meta-model")
-    p.add_argument("model", type=Path, help="the --out-dir of meta-spliceai train (or its model_card.json)")
+    p.add_argument("model", type=Path, help="the -o/--output-dir of meta-spliceai train (or its model_card.json)")
     p.add_argument("--predictions", type=Path, required=True, help="base-model prediction store of the genes")
     add_reference_args(p)
     p.add_argument("--genes", nargs="+", metavar="GENE", help="gene IDs or names (default: every gene of the GTF)")
-    p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names")
-    p.add_argument("--out", type=Path, required=True, help="output folder: scores/, calls.tsv, calls.bed (resumable)")
+    p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names (- for standard input)")
+    add_output_dir(p, "output folder: scores/, calls.tsv, calls.bed (resumable)", "--out")
     p.add_argument("--run-workflow", action="store_true", help="predict genes missing from --predictions first")
     p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device,
                    help="device of the base model for --run-workflow")
@@ -108,7 +109,7 @@ def add_apply(sub: argparse._SubParsersAction) -> None:
 def _run_apply(args: argparse.Namespace) -> int:
     from ..metamodel.correction import apply
 
-    res = apply(model=args.model, predictions=args.predictions, out=args.out, fasta=args.fasta, gtf=args.gtf,
+    res = apply(model=args.model, predictions=args.predictions, out=args.output_dir, fasta=args.fasta, gtf=args.gtf,
                 genes=args.genes, gene_ids_file=args.gene_ids_file, run_workflow=args.run_workflow,
                 device=args.device, evaluate=args.evaluate, bootstrap=args.bootstrap, progress=True,
                 **parallel_kwargs(args))

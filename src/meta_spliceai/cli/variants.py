@@ -37,7 +37,7 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", choices=config.RUNTIMES, default=config.DEFAULT_PREDICT.runtime,
                    help="base-model runtime (auto: ONNX Runtime on the CPU)")
     p.add_argument("--model", type=Path, metavar="MODEL_DIR",
-                   help="a trained meta-model (train --out-dir): also a MetaSpliceAI INFO key from its corrected "
+                   help="a trained meta-model (train -o/--output-dir): also a MetaSpliceAI INFO key from its corrected "
                         "tracks (needs --predictions and -A as the store's GTF/GFF3)")
     p.add_argument("--predictions", type=Path, metavar="STORE",
                    help="base-model prediction store of the genes (meta-spliceai predict), read with --model")

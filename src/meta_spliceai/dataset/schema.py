@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from ..config import DEFAULT_BUILD, FEATURE_SETS
 from ..errors import InputError
+from ..storage import arrow_string
 
 #: bump when a column is added, removed, renamed or changes meaning or type
 #: (2: context feature families partner / neighbourhood / gene_peaks; feature_sets in the metadata)
@@ -52,7 +53,9 @@ PRED_TYPES: tuple[str, ...] = ("TP", "FP", "FN", "TN")
 TN_KINDS: tuple[str, ...] = ("hard", "window", "easy")
 BASES = "ACGT"
 
-_STR = pa.large_string()  # what polars produces; no cast needed on write
+#: the Arrow type of every string column (declared once, in storage: prediction stores and calls share it)
+STRING: pa.DataType = arrow_string()
+_STR = STRING
 
 # --- fixed columns, in file order: (name, role, arrow type) ---------------------------------
 ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (

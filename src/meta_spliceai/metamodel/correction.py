@@ -11,7 +11,15 @@ Outputs of ``apply`` in DIR:
 - ``calls.tsv``: called sites, one row per (position, type) whose corrected score reaches the
   card's threshold for that type: gene_id, gene_name, chrom, strand, position (1-based on the
   chromosome, contig named as in the annotation), type, base_score, meta_score;
-- ``calls.bed``: the same calls, BED6 (0-based half-open: start = position - 1), score = meta x 1000.
+- ``calls.parquet``: the same table, typed (``gene_id``/``chrom``/... ``large_string`` as in the
+  prediction stores and ``master/``, so pyarrow joins them; ``chrom`` stays a string however it reads);
+- ``calls.bed``: the same calls, BED6 (0-based half-open: start = position - 1), score = meta x 1000,
+  contigs named as in the FASTA (the annotation's name where the FASTA has no match), so
+  ``bedtools getfasta -fi FASTA`` and ``bedtools slop -g FASTA.fai`` find them.
+
+A TSV carries no types: readers that infer them (polars, pandas, DuckDB) read a ``chrom`` of digits
+(``22``) as an integer; read ``calls.parquet``, or give the type (``schema_overrides={"chrom": pl.String}``,
+``dtype={"chrom": str}``).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from ..config import DEFAULT_PARALLEL, Executor
 from ..dataset.evaluation import ACCEPTOR, DONOR, check_probs
 from ..errors import InputError
 from ..parallel import ParallelOptions
-from ..storage import write_text_atomic
+from ..storage import arrow_string, commit, tmp_path_for, write_text_atomic
 from .card import Corrector, LoadedModel, check_store, corrected_track, load_card
 
 log = logging.getLogger(__name__)
@@ -109,6 +117,7 @@ def apply(
         identity = {"base_model": f"{card['base_model'].get('base_model')}+meta", "version": card["model"]["kind"],
                     "digest": card["card_digest"], "precision": "float32"}
         scores = PredictionStore(out_dir / "scores", identity)
+        scores.remove_stale_tmp()  # what a killed run left (we hold the folder's lock: no writer is running)
         todo = [g for g in chosen.iter_rows(named=True) if not scores.has(g["gene_id"])]
         log.info("apply: %d gene(s) to correct, %d already in %s", len(todo), chosen.height - len(todo), scores.path)
         spec = _ApplySpec(loaded.folder.resolve(), Path(genome.path).resolve() if genome is not None else None,
@@ -124,7 +133,8 @@ def apply(
                         bar.update(task, advance=1)
         else:
             _correct_parallel(spec, todo, par, progress)
-        calls = write_calls(out_dir, chosen, base, scores, card["thresholds"])
+        scores.remove_stale_tmp()  # the sibling .scores.tmp/ is only needed while writing: none is left behind
+        calls = write_calls(out_dir, chosen, base, scores, card["thresholds"], contig_map=contig_map)
         result: dict[str, object] = {}
         if evaluate:
             from ..storage import write_json_atomic
@@ -147,7 +157,8 @@ def apply(
             result = {"metrics": str(out_dir / "metrics.json"), "report": str(out_dir / "report.md"),
                       "comparison": comparison}
     return {**result, "genes": chosen.height, "corrected_now": len(todo), "calls": calls, "scores": str(scores.path),
-            "calls_tsv": str(out_dir / "calls.tsv"), "calls_bed": str(out_dir / "calls.bed")}
+            "calls_tsv": str(out_dir / "calls.tsv"), "calls_parquet": str(out_dir / "calls.parquet"),
+            "calls_bed": str(out_dir / "calls.bed")}
 
 
 @dataclass(frozen=True)
@@ -206,8 +217,25 @@ def _correct_parallel(spec: _ApplySpec, todo: list[dict[str, object]], par: Para
 CALL_COLUMNS = ("gene_id", "gene_name", "chrom", "strand", "position", "type", "base_score", "meta_score")
 
 
-def write_calls(out_dir: Path, genes: pl.DataFrame, base, scores, thresholds: Mapping[str, float]) -> int:  # noqa: ANN001
-    """calls.tsv and calls.bed from the two stores (so a resumed run writes the same files)."""
+def calls_schema():  # -> pyarrow.Schema
+    """Arrow types of ``calls.parquet``: strings as everywhere (:func:`meta_spliceai.storage.arrow_string`),
+    position int64 (1-based on the chromosome), scores float64."""
+    import pyarrow as pa
+
+    s = arrow_string()
+    return pa.schema([("gene_id", s), ("gene_name", s), ("chrom", s), ("strand", s), ("position", pa.int64()),
+                      ("type", s), ("base_score", pa.float64()), ("meta_score", pa.float64())])
+
+
+def write_calls(out_dir: Path, genes: pl.DataFrame, base, scores, thresholds: Mapping[str, float],  # noqa: ANN001
+                contig_map: Mapping[str, str] | None = None) -> int:
+    """calls.tsv, calls.parquet and calls.bed from the two stores (so a resumed run writes the same files).
+
+    ``contig_map`` (annotation contig -> FASTA contig) names the BED's contigs as the FASTA does;
+    calls.tsv and calls.parquet keep the annotation's names (module docstring).
+    """
+    import pyarrow.parquet as pq
+
     rows = []
     for g in genes.iter_rows(named=True):
         b = base.read(g["gene_id"])
@@ -223,8 +251,14 @@ def write_calls(out_dir: Path, genes: pl.DataFrame, base, scores, thresholds: Ma
                 "position": pl.Int64, "type": pl.String, "base_score": pl.Float64, "meta_score": pl.Float64})
     df = df.sort("chrom", "position", "type")
     write_text_atomic(out_dir / "calls.tsv", df.write_csv(separator="\t", float_precision=6))
+    final = out_dir / "calls.parquet"
+    tmp = tmp_path_for(final)
+    pq.write_table(df.to_arrow().cast(calls_schema()), tmp, compression="zstd")
+    commit(tmp, final)
+    contigs = dict(contig_map or {})
     bed = df.select(
-        pl.col("chrom"), (pl.col("position") - 1).alias("start"), pl.col("position").alias("end"),
+        pl.col("chrom").replace_strict(contigs, default=pl.col("chrom"), return_dtype=pl.String),
+        (pl.col("position") - 1).alias("start"), pl.col("position").alias("end"),
         (pl.col("gene_id") + ":" + pl.col("type")).alias("name"),
         (pl.col("meta_score") * 1000).round().cast(pl.Int64).alias("score"), pl.col("strand"),
     )

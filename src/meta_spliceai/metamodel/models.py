@@ -72,10 +72,11 @@ def parse_model_spec(text: str | None) -> ModelSpec:
         return ModelSpec(text, dict(DEFAULT_PARAMS[text]))  # type: ignore[arg-type]
     raw = text
     if not text.startswith("{"):
-        path = Path(text)
-        if not path.is_file():
+        from ..storage import is_input_file, read_once
+
+        if not is_input_file(text):  # a file, a pipe (<(…)) or - (stdin): read once
             raise InputError(f"--model {text!r}: not a model ({', '.join(MODEL_KINDS)}), a JSON spec or a JSON file")
-        raw = path.read_text()
+        raw = read_once(text).decode("utf-8-sig", errors="replace")
     try:
         spec = json.loads(raw)
     except json.JSONDecodeError as err:

@@ -296,11 +296,13 @@ def validation_check(valid_genes: list[str], sites: dict, thresholds: dict[str, 
 
 
 def _read_baseline(path: Path, test_genes: list[str]) -> pl.DataFrame:
-    if not path.is_file():
+    from ..storage import is_input_file, read_once
+
+    if not is_input_file(path):
         raise InputError(f"baseline TSV not found: {path} (give BASELINE_TSV, or finish the build: it writes "
                          "gene_performance.tsv)")
     try:
-        df = pl.read_csv(path, separator="\t", infer_schema_length=None)
+        df = pl.read_csv(read_once(path), separator="\t", infer_schema_length=None)  # read once: a pipe will do
     except Exception as err:  # polars raises several types for malformed text
         raise InputError(f"baseline TSV {path} is unreadable ({err}); give a gene_performance.tsv") from None
     need = {"gene_id", "splice_type", "TP", "FP", "FN"}

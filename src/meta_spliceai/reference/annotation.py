@@ -28,7 +28,7 @@ import polars as pl
 from ..config import MIN_EXONS_FOR_SITES
 from ..errors import InputError
 from ..storage import checksum as file_checksum
-from ..storage import guarded_write
+from ..storage import guarded_write, is_stdio, read_once
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,21 @@ class Annotation:
 # --------------------------------------------------------------------------- reading
 
 
-def check_readable(path: Path, what: str, flag: str) -> None:
-    """A one-line error when an input file is missing or unreadable (``flag`` names the option that gives it)."""
-    if not path.is_file():
+def check_readable(path: Path, what: str, flag: str, *, read_once: bool = False) -> None:
+    """A one-line error when an input file is missing or unreadable (``flag`` names the option that gives it).
+
+    ``read_once`` inputs may also be ``-`` (stdin) or a pipe (``<(…)``, ``/dev/fd/N``); other inputs are
+    read more than once, so they must be regular files (a pipe is refused, saying so).
+    """
+    if read_once and is_stdio(path):
+        return
+    if not path.exists():
         raise InputError(f"{what} not found: {path} (give an existing file with {flag})")
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder, not a file (give a file with {flag})")
+    if not path.is_file() and not read_once:
+        raise InputError(f"{what} {path} is a pipe or a device, not a file: it is read more than once, so give it "
+                         f"as a file with {flag} (save the command's output to a file first)")
     if not os.access(path, os.R_OK):
         raise InputError(f"{what} not readable: {path} (check its permissions)")
 
@@ -94,11 +105,11 @@ def _is_gff3(path: Path, raw: bytes) -> bool:
 
 
 def read_maybe_gzip(path: Path, what: str) -> bytes:
-    """The bytes of a plain or gzip file; a damaged gzip stream (``zlib.error``, ``EOFError``,
-    ``BadGzipFile``) is one :class:`InputError` naming the file and the fix."""
+    """The bytes of a plain or gzip file, read once (``-``, a pipe or a FIFO will do: :func:`read_once`);
+    a damaged gzip stream (``zlib.error``, ``EOFError``, ``BadGzipFile``) is one :class:`InputError`
+    naming the file and the fix."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = read_once(path)
     except OSError as err:
         raise InputError(f"cannot read {what} {path}: {err.strerror or err}") from None
     if raw[:2] != b"\x1f\x8b":

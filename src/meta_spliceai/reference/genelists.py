@@ -50,11 +50,12 @@ def read_gene_list(path: str | os.PathLike[str], gene_col: str | None = None) ->
 
     Reads what spreadsheets and R write: a UTF-8 byte-order mark, Latin-1 or UTF-16 text, quoted
     CSV (``"gene_id","gene_name"``), ``;``-separated CSV, gzip, one column with or without a header.
+    ``-`` reads standard input; a pipe (``<(…)``, ``/dev/fd/N``) works too: the list is read once.
     """
     import csv
 
     path = Path(path)
-    check_readable(path, "gene list", "--gene-ids-file")
+    check_readable(path, "gene list", "--gene-ids-file", read_once=True)
     lines = [ln for ln in _gene_list_text(path).splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines:
         raise InputError(f"gene list {path} is empty (put one gene ID or name per line)")
