@@ -2,7 +2,13 @@
 one run after the other; exactness of every INFO value and variants/s with each lever on and off.
 
     python bench/bench_variants.py --spliceai /path/to/throwaway-venv/bin/spliceai --work /tmp/bv \
-        [--n 600] [--skip-spliceai EXPECTED.vcf]
+        [--n 600] [--skip-spliceai EXPECTED.vcf] [--model MODEL_DIR] [--modes cone,no_cone,...]
+
+Our modes: ``cone`` (the default engine), ``no_cone`` (every alternate window a full pass, the reference
+shared per gene), ``no_cone_no_shared`` (a reference and an alternate window per variant: SpliceAI's
+arithmetic, batched); with ``--model`` also ``gtf`` and ``gtf_model``: ``-A`` the bundle's GTF without and
+with ``--model MODEL_DIR --predictions STORE`` (the store of the VCF's genes is predicted first, not timed
+in the mode), the cost of the corrected deltas.
 
 The VCF (made here, seeded): ``--n`` records over protein-coding genes of the chr20 bundle's canonical
 annotation (SpliceAI's own grch37 table covers them): SNVs (85 %) and small indels (15 %) drawn within
@@ -29,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHR20 = ROOT.parent / "shared" / "data" / "grch37_chr20"
 
 
-def make_vcf(path: Path, n: int, seed: int = 7) -> None:
+def make_vcf(path: Path, n: int, seed: int = 7) -> list[str]:
+    """Write the VCF; returns the genes drawn."""
     rng = random.Random(seed)
     fa = pysam.FastaFile(str(CHR20 / "genome.fa.gz"))
     genes: dict[str, list[tuple[int, int]]] = {}
@@ -60,6 +67,7 @@ def make_vcf(path: Path, n: int, seed: int = 7) -> None:
              "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
     lines += [f"20\t{p}\t.\t{r}\t{a}\t.\t.\t." for p, r, a in sorted(recs)]
     path.write_text("\n".join(lines) + "\n")
+    return chosen
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
@@ -105,10 +113,12 @@ def main() -> None:
     ap.add_argument("--skip-spliceai", type=Path, help="its output from an earlier run (then its time is not measured)")
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--n", type=int, default=600)
+    ap.add_argument("--model", type=Path, help="a train output folder: also time the corrected-delta mode")
+    ap.add_argument("--modes", help="comma-separated subset of our modes (default: all)")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     vcf = a.work / "chr20_bench.vcf"
-    make_vcf(vcf, a.n)
+    genes = make_vcf(vcf, a.n)
     fa = a.work / "chr20.fa"
     if not fa.is_file():
         with gzip.open(CHR20 / "genome.fa.gz", "rb") as src, open(fa, "wb") as dst:
@@ -120,17 +130,31 @@ def main() -> None:
     else:
         wall, rss = timed([a.spliceai, "-I", str(vcf), "-O", str(ref_out), "-R", str(fa), "-A", "grch37"])
         res["spliceai"] = {"s": round(wall, 1), "variants_per_s": round(a.n / wall, 3), "peak_rss_gib": round(rss, 2)}
-    ours = [sys.executable, "-m", "meta_spliceai", "variants", "-I", str(vcf), "-R", str(CHR20 / "genome.fa.gz"),
-            "-A", "grch37"]
-    for name, extra in (("ours", []), ("ours_no_shared_reference", ["--no-shared-reference"])):
-        out = a.work / f"{name}.vcf"
-        wall, rss = timed([*ours, "-O", str(out), *extra])
-        row = {"s": round(wall, 1), "variants_per_s": round(a.n / wall, 3), "peak_rss_gib": round(rss, 2),
-               "vs_spliceai": compare(ref_out, out)}
-        if "spliceai" in res:
-            row["speedup"] = round(res["spliceai"]["s"] / wall, 2)  # type: ignore[index]
+    ours = [sys.executable, "-m", "meta_spliceai", "variants", "-I", str(vcf), "-R", str(CHR20 / "genome.fa.gz")]
+    modes = {"cone": ["-A", "grch37"], "no_cone": ["-A", "grch37", "--no-cone"],
+             "no_cone_no_shared": ["-A", "grch37", "--no-cone", "--no-shared-reference"]}
+    gtf = str(CHR20 / "annotation.gtf")
+    if a.model:
+        store = a.work / "store"
+        (a.work / "genes.txt").write_text("\n".join(genes) + "\n")
+        wall, _ = timed([sys.executable, "-m", "meta_spliceai", "predict", "--fasta", str(CHR20 / "genome.fa.gz"),
+                         "--gtf", gtf, "--gene-ids-file", str(a.work / "genes.txt"), "--out", str(store)])
+        res["predict_store_s"] = round(wall, 1)
+        modes["gtf"] = ["-A", gtf]
+        modes["gtf_model"] = ["-A", gtf, "--model", str(a.model), "--predictions", str(store)]
+    chosen = a.modes.split(",") if a.modes else list(modes)
+    for name in chosen:
+        out = a.work / f"ours_{name}.vcf"
+        wall, rss = timed([*ours, "-O", str(out), *modes[name]])
+        row = {"s": round(wall, 1), "variants_per_s": round(a.n / wall, 3), "peak_rss_gib": round(rss, 2)}
+        if not name.startswith("gtf"):
+            row["vs_spliceai"] = compare(ref_out, out)
+            if "spliceai" in res:
+                row["speedup"] = round(res["spliceai"]["s"] / wall, 2)  # type: ignore[index]
         res[name] = row
         print(name, json.dumps(row), flush=True)
+    if "gtf" in res and "gtf_model" in res:
+        res["model_cost"] = round(res["gtf_model"]["s"] / res["gtf"]["s"], 2)  # type: ignore[index]
     print(json.dumps(res, indent=1))
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     with open(ROOT / "bench" / "results" / "variants.jsonl", "a") as fh:

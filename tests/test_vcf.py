@@ -59,6 +59,12 @@ def chr22_default(tmp_path_factory):
     return out, summary
 
 
+@pytest.fixture(scope="module")
+def chr2_default(tmp_path_factory) -> str:
+    """The chr2 VCF's output at the defaults, one serial run: what the other ways of running it must equal."""
+    return _run("chr2", tmp_path_factory.mktemp("chr2") / "out.vcf", 50, 0).read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("expected", EXPECTED, ids=[p.name for p in EXPECTED])
 def test_same_info_as_the_spliceai_cli(expected, tmp_path, request):
@@ -67,6 +73,9 @@ def test_same_info_as_the_spliceai_cli(expected, tmp_path, request):
     source = _subset(DATA / f"{name}.vcf", tmp_path / "in.vcf", every) if every > 1 else None
     if (name, d, m) == ("chr22", "50", "0"):
         got = request.getfixturevalue("chr22_default")[0]
+    elif (name, d, m) == ("chr2", "50", "0"):
+        got = tmp_path / "out.vcf"
+        got.write_text(request.getfixturevalue("chr2_default"))
     else:
         got = _run(name, tmp_path / "out.vcf", int(d), int(m), source=source, chunk_records=37)
     want, have = _entries(expected)[::every], _entries(got)
@@ -96,28 +105,49 @@ def test_same_info_as_the_spliceai_cli(expected, tmp_path, request):
 
 
 @pytest.mark.slow
-def test_chunks_resume_bgzip_and_workers_equal_one_serial_run(tmp_path):
-    plain = _run("chr2", tmp_path / "a.vcf", 50, 0)
+def test_chunks_resume_bgzip_and_workers_equal_one_serial_run(tmp_path, chr2_default):
     gz = _run("chr2", tmp_path / "b.vcf.gz", 50, 0, chunk_records=7)
     with gzip.open(gz, "rt") as fh:
-        assert fh.read() == plain.read_text()
+        assert fh.read() == chr2_default
     assert (tmp_path / "b.vcf.gz.tbi").is_file()
     assert pysam.TabixFile(str(gz)).fetch("chr2", 160_000_000, 162_000_000)  # the index works
     # a run killed after some chunks: the finished ones are kept and reused, the result is the same
     parts = tmp_path / ".c.vcf.parts"
     _run("chr2", tmp_path / "c.vcf", 50, 0, chunk_records=7, workers=2)
-    assert (tmp_path / "c.vcf").read_text() == plain.read_text() and not parts.exists()
+    assert (tmp_path / "c.vcf").read_text() == chr2_default and not parts.exists()
 
 
 @pytest.mark.slow
-def test_cone_engine_off_gives_the_same_file(tmp_path):
+def test_cone_engine_off_gives_the_same_file(tmp_path, chr2_default):
     """The lever off (every alternate window a full pass, reference shared per gene or not): same bytes."""
-    cone = _run("chr2", tmp_path / "cone.vcf", 50, 0).read_text()
+    cone = chr2_default
     assert _run("chr2", tmp_path / "win.vcf", 50, 0, cone=False).read_text() == cone
     assert _run("chr2", tmp_path / "own.vcf", 50, 0, cone=False, share_reference=False).read_text() == cone
 
 
-def test_resume_reuses_finished_chunks(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_standard_input_to_standard_output_as_spliceai(tmp_path, chr2_default):
+    """``-I``/``-O`` default to stdin/stdout as SpliceAI's do (``spliceai -R … -A … < in.vcf > out.vcf``): the
+    same bytes as a file run, the summary on stderr; a symlinked output stays a symlink."""
+    import subprocess
+    import sys
+
+    bundle, ann = BUNDLES["chr2"]
+    want = chr2_default
+    with open(DATA / "chr2.vcf", "rb") as fh:
+        done = subprocess.run([sys.executable, "-m", "meta_spliceai", "variants", "-R", str(bundle / "genome.fa.gz"),
+                               "-A", ann], stdin=fh, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.decode() == want
+    assert "records" in done.stderr.decode()
+    target = tmp_path / "elsewhere.vcf"
+    target.write_text("old\n")
+    (tmp_path / "link.vcf").symlink_to(target)
+    _run("chr2", tmp_path / "link.vcf", 50, 0)
+    assert (tmp_path / "link.vcf").is_symlink() and target.read_text() == want
+
+
+def test_resume_reuses_finished_chunks(tmp_path, monkeypatch, chr2_default):
     import meta_spliceai.variants.vcf as mod
 
     calls = []
@@ -139,7 +169,7 @@ def test_resume_reuses_finished_chunks(tmp_path, monkeypatch):
     summary = variants(input=DATA / "chr2.vcf", output=tmp_path / "r.vcf", reference=bundle / "genome.fa.gz",
                        annotation=ann, chunk_records=20, progress=False)
     assert summary.chunks_resumed == 1
-    assert (tmp_path / "r.vcf").read_text() == _run("chr2", tmp_path / "full.vcf", 50, 0).read_text()
+    assert (tmp_path / "r.vcf").read_text() == chr2_default
 
 
 @pytest.mark.slow

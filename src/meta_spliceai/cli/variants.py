@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .. import config
+from ..storage import writes_through
 from .common import add_parallel_args, add_subcommand, console, parallel_kwargs
 
 EPILOG = """\
@@ -21,9 +22,10 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
     d = config.DEFAULT_VARIANTS
     p = add_subcommand(sub, "variants", "SpliceAI delta scores of a VCF (SpliceAI's flags, same output, faster)",
                        epilog=EPILOG)
-    p.add_argument("-I", dest="input", type=Path, required=True, metavar="VCF", help="input VCF (plain or bgzipped)")
-    p.add_argument("-O", dest="output", type=Path, required=True, metavar="VCF",
-                   help="output VCF; .vcf.gz is bgzipped and tabix-indexed")
+    p.add_argument("-I", dest="input", type=Path, default=Path("-"), metavar="VCF",
+                   help="input VCF (plain or bgzipped; default -, standard input, as SpliceAI's)")
+    p.add_argument("-O", dest="output", type=Path, default=Path("-"), metavar="VCF",
+                   help="output VCF; .vcf.gz is bgzipped and tabix-indexed (default -, standard output, as SpliceAI's)")
     p.add_argument("-R", dest="reference", type=Path, required=True, metavar="FASTA", help="genome FASTA (plain or BGZF)")
     p.add_argument("-A", dest="annotation", required=True, metavar="ANNOTATION",
                    help="grch37 or grch38 (the tables of the installed spliceai package), a SpliceAI-format table, "
@@ -58,7 +60,7 @@ def run_variants(args: argparse.Namespace) -> int:
                  distance=args.distance, mask=args.mask, chunk_records=args.chunk_records, runtime=args.runtime,
                  share_reference=not args.no_shared_reference, cone=not args.no_cone, model=args.model,
                  predictions=args.predictions, progress=True, **parallel_kwargs(args))
-    con = console()
+    con = console(stderr=writes_through(args.output))  # stdout may carry the VCF
     skipped = sum(s.skipped.values())
     con.print(f"{s.records:,} records, {s.scored:,} scored ({s.entries:,} SpliceAI entries), {skipped:,} skipped "
               f"as SpliceAI skips them, in {s.seconds:,.1f} s ({s.records / max(s.seconds, 1e-9):,.1f} records/s)")

@@ -290,7 +290,8 @@ def validation_check(valid_genes: list[str], sites: dict, thresholds: dict[str, 
         warning = (f"validation set too small to choose a threshold: {len(valid_genes)} validation gene(s) with "
                    f"{counts} sites (fewer than {min_sites} of a type); the meta-model's thresholds ({thr}) may be "
                    "far from the best and the model may be worse than the base model on other genes: train on more "
-                   "genes (or a larger --valid-fraction), and check it with apply --evaluate")
+                   "genes or a larger validation fraction (train's valid-fraction option), and check the model on "
+                   "held-out genes (apply's evaluate option)")
     return {"genes": len(valid_genes), "sites": n, "min_sites_per_type": min_sites, "too_small": bool(small),
             "warning": warning}
 

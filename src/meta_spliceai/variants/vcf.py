@@ -11,10 +11,12 @@ processes with output identical to a serial run. Positions are VCF's, 1-based.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,7 +36,7 @@ from ..errors import InputError
 from ..parallel import parallel_options, run_units, worker_cache
 from ..progress import count_progress
 from ..reference.genome import Genome
-from ..storage import checksum, write_text_atomic
+from ..storage import checksum, is_stdio, publish_file, read_once, write_text_atomic, writes_through
 from .corrected import HEADER_LINE as META_HEADER
 from .corrected import INFO_KEY as META_KEY
 from .corrected import MetaScorer
@@ -132,9 +134,9 @@ def variants(
     with the same fields from the corrected tracks (:mod:`.corrected`). ``cone``: alternate alleles
     computed only inside their cone of influence (:mod:`~meta_spliceai.basemodel.cone`; same numbers);
     off, every allele's window is a full pass (``share_reference`` then shares reference passes per gene).
+    ``input`` may be ``-`` (standard input) or a pipe; ``output`` ``-`` (standard output), a FIFO, a device
+    or a symlink is written through (chunks then go to a scratch folder: such a run does not resume).
     """
-    import pysam
-
     t0 = time.perf_counter()
     if not 0 <= distance <= DEFAULT_VARIANTS.max_distance:
         raise InputError(f"-D must be between 0 and {DEFAULT_VARIANTS.max_distance}, got {distance}")
@@ -143,10 +145,36 @@ def variants(
     if chunk_records < 1:
         raise InputError(f"--chunk-records must be a positive number, got {chunk_records}")
     src, out = Path(input), Path(output)
-    if not src.is_file():
-        raise InputError(f"VCF not found: {src} (give an existing VCF with -I)")
-    if out.resolve() == src.resolve():
+    if not is_stdio(src) and not src.exists():
+        raise InputError(f"VCF not found: {src} (give an existing VCF with -I, or - for standard input)")
+    if src.is_dir():
+        raise InputError(f"-I {src} is a folder; give a VCF file (plain or bgzipped)")
+    if not is_stdio(out) and not writes_through(out) and out.exists() and out.resolve() == src.resolve():
         raise InputError(f"-O {out} is the input VCF; choose another output path")
+    with contextlib.ExitStack() as stack:
+        if is_stdio(src) or not src.is_file():  # standard input, a pipe or a FIFO: read once, into a spool file
+            spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="meta-spliceai-variants-"))) / "input.vcf"
+            with open(spool, "wb") as fh:
+                fh.write(read_once(src))
+            shown = "standard input" if is_stdio(src) else str(src)
+        else:
+            spool, shown = src, str(src)
+        scratch = None
+        if writes_through(out):  # stdout, a FIFO, a device or a symlink: chunks in a scratch folder (not resumable)
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="meta-spliceai-variants-")))
+        return _variants(src=spool, shown=shown, out=out, scratch=scratch, reference=reference, annotation=annotation,
+                         distance=distance, mask=mask, chunk_records=chunk_records, runtime=runtime,
+                         share_reference=share_reference, cone=cone, model=model, predictions=predictions,
+                         workers=workers, executor=executor, ray_address=ray_address,
+                         threads_per_worker=threads_per_worker, progress=progress, t0=t0)
+
+
+def _variants(*, src: Path, shown: str, out: Path, scratch: Path | None, reference, annotation, distance, mask,  # noqa: ANN001
+              chunk_records, runtime, share_reference, cone, model, predictions, workers, executor, ray_address,  # noqa: ANN001
+              threads_per_worker, progress, t0) -> VariantsSummary:  # noqa: ANN001
+    """:func:`variants` on a readable VCF file ``src`` (``shown`` in messages); chunks in ``scratch`` when given."""
+    import pysam
+
     genome = Genome(reference)
     table = load_transcripts(annotation)  # errors now, before any work
     meta = None
@@ -165,15 +193,15 @@ def variants(
     try:
         vcf = pysam.VariantFile(str(src))
     except (OSError, ValueError) as err:
-        raise InputError(f"{src}: not a readable VCF ({err})") from None
+        raise InputError(f"{shown}: not a readable VCF ({err})") from None
     header = vcf.header
     if INFO_KEY in header.info:
-        log.warning("%s already has a SpliceAI INFO field; its values are replaced where a record is scored", src)
+        log.warning("%s already has a SpliceAI INFO field; its values are replaced where a record is scored", shown)
     else:
         header.add_line(HEADER_LINE)
     if meta is not None and META_KEY not in header.info:
         header.add_line(META_HEADER)
-    parts = out.parent / f".{out.name}.parts"
+    parts = scratch / "parts" if scratch is not None else out.parent / f".{out.name}.parts"
     _prepare_parts(parts, {"input": checksum(src), "reference": str(genome.path), "annotation": str(annotation),
                            "distance": distance, "mask": mask, "chunk_records": chunk_records,
                            "annotation_rows": len(table),
@@ -190,7 +218,7 @@ def variants(
             nonlocal base
             todo = [(i, recs) for i, recs in pending if not _part(parts, i).is_file()]
             summary.chunks_resumed += len(pending) - len(todo)
-            units = [(spec, [_record(r, src) for r in recs]) for _, recs in todo]
+            units = [(spec, [_record(r, shown) for r in recs]) for _, recs in todo]
             if par.serial and units:
                 if base is None:  # loaded once per process (a library caller scoring several VCFs reuses it)
                     base = worker_cache(("variant-model", runtime),
@@ -215,7 +243,7 @@ def variants(
                 write_text_atomic(_part(parts, i), "".join(lines))
             pending.clear()
 
-        for i, recs in enumerate(_chunks(vcf, chunk_records, src)):
+        for i, recs in enumerate(_chunks(vcf, chunk_records, shown)):
             summary.records += len(recs)
             pending.append((i, recs))
             if len(pending) >= window:
@@ -238,7 +266,7 @@ def variants(
     return summary
 
 
-def _record(rec, src: Path) -> Record:  # noqa: ANN001 - pysam VariantRecord
+def _record(rec, src: str) -> Record:  # noqa: ANN001 - pysam VariantRecord
     """The fields scoring needs; a record pysam cannot give them for is an error naming the file and position."""
     try:
         alts = tuple(rec.alts) if rec.alts is not None else None
@@ -247,7 +275,7 @@ def _record(rec, src: Path) -> Record:  # noqa: ANN001 - pysam VariantRecord
         raise InputError(f"{src}: malformed record at {rec.chrom}:{rec.pos} ({err})") from None
 
 
-def _chunks(vcf, n: int, src: Path) -> Iterator[list]:  # noqa: ANN001
+def _chunks(vcf, n: int, src: str) -> Iterator[list]:  # noqa: ANN001
     """Records in chunks of ``n``; a record htslib cannot parse is an error naming the file and record."""
     chunk: list = []
     it = iter(vcf)
@@ -286,21 +314,31 @@ def _prepare_parts(parts: Path, fingerprint: dict) -> None:
 
 
 def _assemble(out: Path, header: str, parts: Path, n_chunks: int) -> None:
-    """Header + every chunk into ``out`` (temporary name, then renamed); bgzip + tabix index for ``.gz``."""
+    """Header + every chunk into ``out``: a regular file under a temporary name, then renamed (bgzipped and
+    tabix-indexed for ``.gz``); ``-``, a FIFO, a device or a symlink written through (no index there)."""
     import pysam
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    through = writes_through(out)
+    if not through:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = (parts / "assembled.tmp") if through else out.with_name(f".{out.name}.{os.getpid()}.tmp")
     if out.suffix == ".gz":
         plain = tmp.with_suffix(".vcf")
         _concat(plain, header, parts, n_chunks)
         pysam.tabix_compress(str(plain), str(tmp), force=True)
         plain.unlink()
+        if through:
+            publish_file(tmp, out)
+            log.info("%s is not a regular file: bgzipped, not tabix-indexed", out)
+            return
         os.replace(tmp, out)
         pysam.tabix_index(str(out), preset="vcf", force=True, keep_original=True)
     else:
         _concat(tmp, header, parts, n_chunks)
-        os.replace(tmp, out)
+        if through:
+            publish_file(tmp, out)
+        else:
+            os.replace(tmp, out)
 
 
 def _concat(path: Path, header: str, parts: Path, n_chunks: int) -> None:
