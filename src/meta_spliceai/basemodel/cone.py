@@ -66,6 +66,7 @@ class ConeEngine:
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = 1 if self.workers > 1 else cpu_threads()
                 opts.inter_op_num_threads = 1
+                opts.enable_cpu_mem_arena = False  # 90 sessions: an arena each would keep ~2 GiB of buffers
                 opts.log_severity_level = 3
                 pieces[name] = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             self.members.append(pieces)

@@ -30,6 +30,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         con.print(" | ".join(r), soft_wrap=True, highlight=False)
     con.print(f"site calls of the corrected scores: {res.calls:,}")
     con.print("\n[bold]Artifacts[/]")
+    width = max(map(len, res.artifacts), default=0)
     for what, path in res.artifacts.items():
-        con.print(f"  {what:<28} {path}")
+        con.print(f"  {what:<{width}} {path}")
     return 0
