@@ -211,6 +211,7 @@ def test_a_failed_retrain_leaves_no_card(chr22_build, chr22_model, tmp_path, mon
     with pytest.raises(RuntimeError):
         train(dataset=chr22_build, out_dir=out, model=FAST_XGB, bootstrap=0, progress=False)
     assert (out / "model.ubj").is_file() and not (out / "model_card.json").exists()
+    assert not (out / ".rows").exists() and not (out / ".xgb-cache").exists()  # the failed run's scratch is gone
     from meta_spliceai.errors import InputError
 
     with pytest.raises(InputError, match="is incomplete: it has no model_card.json"):

@@ -166,89 +166,93 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):  # the card is written last: until then the folder is incomplete
         (out / CARD).unlink()
-    t = time.perf_counter()
-    full = ds
-    ds = extract_scored_rows(full, floor, out / ".rows")  # one pass over the dataset; later passes read these rows
-    timings["extract_rows_s"] = time.perf_counter() - t
-    features = select_features(ds, feature_subset)
-    pruned: list[dict[str, object]] = []
-    if prune:
+    try:  # the scratch (rows, XGBoost cache) goes with success or failure; a kill leaves it for the next run
         t = time.perf_counter()
-        features, pruned = prune_features(ds, features, corr_thr=corr_thr, sample_rows=DEFAULT_TRAIN.prune_sample_rows,
-                                          seed=seed)
-        timings["prune_s"] = time.perf_counter() - t
-    categories = categories_of(ds, features)
+        full = ds
+        ds = extract_scored_rows(full, floor, out / ".rows")  # one pass over the dataset; later passes read these rows
+        timings["extract_rows_s"] = time.perf_counter() - t
+        features = select_features(ds, feature_subset)
+        pruned: list[dict[str, object]] = []
+        if prune:
+            t = time.perf_counter()
+            features, pruned = prune_features(ds, features, corr_thr=corr_thr, sample_rows=DEFAULT_TRAIN.prune_sample_rows,
+                                              seed=seed)
+            timings["prune_s"] = time.perf_counter() - t
+        categories = categories_of(ds, features)
 
-    t = time.perf_counter()
-    weights = easy_weights(ds, parts.train + parts.valid, ann, store, floor) if sampling_weights else None
-    timings["weights_s"] = time.perf_counter() - t
-
-    fitted: dict[str, MetaModel] = {}
-    n_rows: dict[str, int] = {}
-    subsets = {"meta": features}
-    if feature_ablation and not ablations:
-        raise InputError("--feature-ablation compares against the score-only model: do not turn the ablations off")
-    if ablations:
-        score_only = [f for f in select_features(ds, "scores") if f in features]
-        subsets["meta_scores_only"] = score_only
-    if feature_ablation:
-        from .ablation import family_subsets
-
-        sets = full.schema_meta.get("feature_sets") or ["base"]  # the rows' own metadata
-        subsets.update(family_subsets(sets, features, subsets["meta_scores_only"]))  # type: ignore[arg-type]
-    for name, cols in subsets.items():
         t = time.perf_counter()
-        fitted[name], n_rows[name] = _fit_one(ds, spec, cols, categories, parts.train, parts.valid, floor, weights,
-                                              budget, seed, out, _columns_override)
-        timings[f"fit_{name}_s"] = time.perf_counter() - t
-        log.info("fitted %s on %d rows x %d features in %.1f s", name, n_rows[name], len(cols), timings[f"fit_{name}_s"])
+        weights = easy_weights(ds, parts.train + parts.valid, ann, store, floor) if sampling_weights else None
+        timings["weights_s"] = time.perf_counter() - t
 
-    corrector = Corrector(cfg, floor, *_genome_for(ds, cfg))
-    sites = sites_by_gene(ann, parts.valid + parts.test)
-    gene_rows = {g["gene_id"]: g for g in genes.iter_rows(named=True)}
-    t = time.perf_counter()
-    calib = _fit_calibration(store, parts.valid, floor, sites) if ablations else None
-    score = scorers(fitted, calib)
-    methods = method_order(score)
-    valid_c = collect(methods, parts.valid, store, gene_rows, sites, corrector, score, progress, "valid")
-    thresholds = {(m, s): best_threshold(valid_c.counts[(m, s)], THRESHOLD_GRID[THRESHOLD_GRID >= floor])[0]
-                  for m in methods for s in SITE_TYPES}
-    timings["validation_s"] = time.perf_counter() - t
-    validation = validation_check(parts.valid, sites, {t: thresholds[("meta", t)] for t in SITE_TYPES})
-    if validation["warning"]:
-        log.warning("%s", validation["warning"])
-    t = time.perf_counter()
-    test_c = collect(methods, parts.test, store, gene_rows, sites, corrector, score, progress, "test")
-    metrics = test_c.summary(thresholds, n_boot=bootstrap, seed=seed)
-    timings["test_eval_s"] = time.perf_counter() - t
-    if feature_ablation:
-        from .ablation import REFERENCE, ablation_table, markdown
+        fitted: dict[str, MetaModel] = {}
+        n_rows: dict[str, int] = {}
+        subsets = {"meta": features}
+        if feature_ablation and not ablations:
+            raise InputError("--feature-ablation compares against the score-only model: do not turn the ablations off")
+        if ablations:
+            score_only = [f for f in select_features(ds, "scores") if f in features]
+            subsets["meta_scores_only"] = score_only
+        if feature_ablation:
+            from .ablation import family_subsets
 
-        table = ablation_table(test_c, thresholds, {n: len(c) for n, c in subsets.items()}, n_boot=bootstrap,
-                               seed=seed)
-        write_text_atomic(out / "feature_ablation.tsv", table.write_csv(separator="\t", float_precision=6))
-        write_text_atomic(out / "feature_ablation.md", markdown(table))
-        metrics["feature_ablation"] = {"reference": REFERENCE, "rows": table.to_dicts()}
+            sets = full.schema_meta.get("feature_sets") or ["base"]  # the rows' own metadata
+            subsets.update(family_subsets(sets, features, subsets["meta_scores_only"]))  # type: ignore[arg-type]
+        for name, cols in subsets.items():
+            t = time.perf_counter()
+            fitted[name], n_rows[name] = _fit_one(ds, spec, cols, categories, parts.train, parts.valid, floor, weights,
+                                                  budget, seed, out, _columns_override)
+            timings[f"fit_{name}_s"] = time.perf_counter() - t
+            log.info("fitted %s on %d rows x %d features in %.1f s", name, n_rows[name], len(cols), timings[f"fit_{name}_s"])
 
-    base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
-    delta = test_c.per_gene(("base", "meta"), thresholds)
-    files, card = _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
-                                 floor, store, n_rows, sampling_weights, seed, validation)
-    if feature_ablation:
-        files["feature_ablation"] = str(out / "feature_ablation.md")
-    shutil.rmtree(out / ".rows", ignore_errors=True)
-    shutil.rmtree(out / ".xgb-cache", ignore_errors=True)
-    timings["total_s"] = time.perf_counter() - t0
-    metrics["timings"] = {k: round(v, 2) for k, v in timings.items()}
-    write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))
-    from .report import write_training_report
+        corrector = Corrector(cfg, floor, *_genome_for(ds, cfg))
+        sites = sites_by_gene(ann, parts.valid + parts.test)
+        gene_rows = {g["gene_id"]: g for g in genes.iter_rows(named=True)}
+        t = time.perf_counter()
+        calib = _fit_calibration(store, parts.valid, floor, sites) if ablations else None
+        score = scorers(fitted, calib)
+        methods = method_order(score)
+        valid_c = collect(methods, parts.valid, store, gene_rows, sites, corrector, score, progress, "valid")
+        thresholds = {(m, s): best_threshold(valid_c.counts[(m, s)], THRESHOLD_GRID[THRESHOLD_GRID >= floor])[0]
+                      for m in methods for s in SITE_TYPES}
+        timings["validation_s"] = time.perf_counter() - t
+        validation = validation_check(parts.valid, sites, {t: thresholds[("meta", t)] for t in SITE_TYPES})
+        if validation["warning"]:
+            log.warning("%s", validation["warning"])
+        t = time.perf_counter()
+        test_c = collect(methods, parts.test, store, gene_rows, sites, corrector, score, progress, "test")
+        metrics = test_c.summary(thresholds, n_boot=bootstrap, seed=seed)
+        timings["test_eval_s"] = time.perf_counter() - t
+        if feature_ablation:
+            from .ablation import REFERENCE, ablation_table, markdown
 
-    names = {g: gene_rows[g].get("gene_name") for g in parts.test}
-    files.update(write_training_report(out, metrics, test_c, fitted["meta"], methods, thresholds, pruned, names))
-    write_json_atomic(out / CARD, card)  # last: a folder with a card is a finished model (apply refuses one without)
-    log.debug("model card written: %s", out / CARD)
-    return TrainResult(str(out), metrics, files, time.perf_counter() - t0,
-                       warnings=[validation["warning"]] if validation["warning"] else [])
+            table = ablation_table(test_c, thresholds, {n: len(c) for n, c in subsets.items()}, n_boot=bootstrap,
+                                   seed=seed)
+            write_text_atomic(out / "feature_ablation.tsv", table.write_csv(separator="\t", float_precision=6))
+            write_text_atomic(out / "feature_ablation.md", markdown(table))
+            metrics["feature_ablation"] = {"reference": REFERENCE, "rows": table.to_dicts()}
+
+        base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
+        delta = test_c.per_gene(("base", "meta"), thresholds)
+        files, card = _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
+                                     floor, store, n_rows, sampling_weights, seed, validation)
+        if feature_ablation:
+            files["feature_ablation"] = str(out / "feature_ablation.md")
+        shutil.rmtree(out / ".rows", ignore_errors=True)
+        shutil.rmtree(out / ".xgb-cache", ignore_errors=True)
+        timings["total_s"] = time.perf_counter() - t0
+        metrics["timings"] = {k: round(v, 2) for k, v in timings.items()}
+        write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))
+        from .report import write_training_report
+
+        names = {g: gene_rows[g].get("gene_name") for g in parts.test}
+        files.update(write_training_report(out, metrics, test_c, fitted["meta"], methods, thresholds, pruned, names))
+        write_json_atomic(out / CARD, card)  # last: a folder with a card is a finished model (apply refuses one without)
+        log.debug("model card written: %s", out / CARD)
+        return TrainResult(str(out), metrics, files, time.perf_counter() - t0,
+                           warnings=[validation["warning"]] if validation["warning"] else [])
+    finally:
+        shutil.rmtree(out / ".rows", ignore_errors=True)
+        shutil.rmtree(out / ".xgb-cache", ignore_errors=True)
 
 
 def check_classes(ds: Dataset, train_genes: list[str], floor: float) -> None:
