@@ -628,6 +628,7 @@ FOLDER_COMMANDS = {
     "patch": ("meta_spliceai.maintenance.patching.patch", "dst", ["DS"], ["--dst"]),
     "dedup": ("meta_spliceai.maintenance.dedup.dedup", "dst", ["DS"], ["--dst"]),
     "merge": ("meta_spliceai.maintenance.merging.merge", "out", ["A", "B"], [None]),
+    "tracks": ("meta_spliceai.basemodel.tracks.tracks", "out", ["S", "--gtf", "G"], ["--out"]),
 }
 
 

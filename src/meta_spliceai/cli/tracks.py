@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_subcommand, console
+from .common import add_output_dir, add_subcommand, console
 
 EPILOG = """\
 Four stranded tracks in OUT: donor.plus.bw, donor.minus.bw, acceptor.plus.bw, acceptor.minus.bw, in the
 FASTA's contig names and sizes (without --fasta: the annotation's names, sized by the largest gene end).
 Overlapping genes on a strand: the maximum at each nucleotide; nucleotides past a contig end are dropped.
-  meta-spliceai tracks preds/ --gtf genes.gtf --fasta genome.fa --out tracks/
-  meta-spliceai tracks applied/scores --gtf genes.gtf --fasta genome.fa --out delta/ --delta-from preds/ --bedgraph
+  meta-spliceai tracks preds/ --gtf genes.gtf --fasta genome.fa -o tracks/
+  meta-spliceai tracks applied/scores --gtf genes.gtf --fasta genome.fa -o delta/ --delta-from preds/ --bedgraph
 """
 
 
@@ -25,8 +25,7 @@ def add_tracks(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fasta", type=Path,
                    help="genome FASTA: contig names and sizes of the tracks (default: the annotation's names, "
                         "each sized by its largest gene end)")
-    p.add_argument("--out", "-o", "--output-dir", dest="out", type=Path, required=True, metavar="DIR",
-                   help="output folder for the four tracks")
+    add_output_dir(p, "output folder for the four tracks", "--out")
     p.add_argument("--delta-from", type=Path, metavar="STORE2",
                    help="write STORE - STORE2 at each gene and position (e.g. corrected minus base scores)")
     p.add_argument("--bedgraph", action="store_true", help="also write the four tracks as .bedGraph text")
@@ -36,7 +35,7 @@ def add_tracks(sub: argparse._SubParsersAction) -> None:
 def run_tracks(args: argparse.Namespace) -> int:
     from ..basemodel.tracks import tracks
 
-    res = tracks(store=args.store, gtf=args.gtf, out=args.out, fasta=args.fasta, delta_from=args.delta_from,
+    res = tracks(store=args.store, gtf=args.gtf, out=args.output_dir, fasta=args.fasta, delta_from=args.delta_from,
                  bedgraph=args.bedgraph, progress=True)
     con = console()
     nt = res["nucleotides"]
