@@ -27,7 +27,7 @@ from itertools import accumulate
 import numpy as np
 
 from ..config import FLANK
-from .ensemble import cpu_threads, one_hot
+from .ensemble import cpu_threads, one_hot, ort_options
 from .onnx_graph import SKIP_AFTER, build_pieces, unit_trim
 from .weights import Weights
 
@@ -63,11 +63,7 @@ class ConeEngine:
         for w in members:
             pieces = {}
             for name, model in build_pieces(w).items():
-                opts = ort.SessionOptions()
-                opts.intra_op_num_threads = 1 if self.workers > 1 else cpu_threads()
-                opts.inter_op_num_threads = 1
-                opts.enable_cpu_mem_arena = False  # 90 sessions: an arena each would keep ~2 GiB of buffers
-                opts.log_severity_level = 3
+                opts = ort_options(1 if self.workers > 1 else cpu_threads())  # no arenas: 90 sessions would keep ~2 GiB
                 pieces[name] = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             self.members.append(pieces)
         trims = [unit_trim(i) for i in range(len(members[0].units))]
@@ -117,7 +113,7 @@ class ConeEngine:
         b = max(v.start + 2 * FLANK + v.cov for v in variants)
         x = np.ascontiguousarray(one_hot(gene[a:b]).T[None])
         states = [pieces["stem"].run(None, {"x": x})[0][0]]  # boundary u at G index a + R_u + i
-        for u, _ in enumerate(self.trims):
+        for u in range(len(self.trims)):
             states.append(pieces[f"unit{u}"].run(None, {"h": states[-1][None]})[0][0])
         head_in = ["h0"] + [f"h{u}" for u in SKIP_AFTER]
         lo, hi = a + FLANK, b - FLANK  # every reference output of the cluster, one head pass

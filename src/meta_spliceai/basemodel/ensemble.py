@@ -204,11 +204,7 @@ class _OrtEnsemble:
 
                 log.info("building the ONNX graph of a base-model member: %s", path)
                 save_onnx(m, path)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1 if threads > 1 else intra  # parallel across members instead
-            opts.inter_op_num_threads = 1
-            opts.enable_cpu_mem_arena = False  # an arena per member would keep each one's largest pass
-            opts.log_severity_level = 3
+            opts = ort_options(1 if threads > 1 else intra)  # parallel across members instead
             self.sessions.append(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
         self.fns = [self._fn(s) for s in self.sessions]
 
@@ -219,6 +215,19 @@ class _OrtEnsemble:
     @staticmethod
     def init_worker() -> None:
         return None
+
+
+def ort_options(intra: int):  # -> onnxruntime.SessionOptions
+    """Session options of every base-model session on the CPU: ``intra`` intra-op threads (0: all cores),
+    one inter-op thread, no memory arena (an arena per session keeps that session's largest pass), quiet."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra
+    opts.inter_op_num_threads = 1
+    opts.enable_cpu_mem_arena = False
+    opts.log_severity_level = 3
+    return opts
 
 
 def _cache_dir() -> Path:

@@ -237,8 +237,6 @@ def train(
                                      floor, store, n_rows, sampling_weights, seed, validation)
         if feature_ablation:
             files["feature_ablation"] = str(out / "feature_ablation.md")
-        shutil.rmtree(out / ".rows", ignore_errors=True)
-        shutil.rmtree(out / ".xgb-cache", ignore_errors=True)
         timings["total_s"] = time.perf_counter() - t0
         metrics["timings"] = {k: round(v, 2) for k, v in timings.items()}
         write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))

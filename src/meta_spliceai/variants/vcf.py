@@ -137,6 +137,8 @@ def variants(
     ``input`` may be ``-`` (standard input) or a pipe; ``output`` ``-`` (standard output), a FIFO, a device
     or a symlink is written through (chunks then go to a scratch folder: such a run does not resume).
     """
+    import pysam
+
     t0 = time.perf_counter()
     if not 0 <= distance <= DEFAULT_VARIANTS.max_distance:
         raise InputError(f"-D must be between 0 and {DEFAULT_VARIANTS.max_distance}, got {distance}")
@@ -151,119 +153,116 @@ def variants(
         raise InputError(f"-I {src} is a folder; give a VCF file (plain or bgzipped)")
     if not is_stdio(out) and not writes_through(out) and out.exists() and out.resolve() == src.resolve():
         raise InputError(f"-O {out} is the input VCF; choose another output path")
+    with _local_files(src, out) as (src, shown, scratch):
+        genome = Genome(reference)
+        table = load_transcripts(annotation)  # errors now, before any work
+        meta = None
+        if model is not None:
+            if predictions is None:
+                raise InputError("--model needs --predictions STORE: the base-model predictions of the genes "
+                                 "(meta-spliceai predict --gtf ANNOTATION), whose whole-gene tracks the features read")
+            meta = MetaScorer.open(model, predictions, genome, table, annotation)
+        par, notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
+                                      threads_per_worker=threads_per_worker)
+        for note in notes:
+            log.warning("%s", note)
+        spec = _Spec(fasta=str(genome.path), annotation=str(annotation), distance=distance, mask=mask,
+                     runtime=runtime, share_reference=share_reference, cone=cone,
+                     model=str(model) if model else None, predictions=str(predictions) if predictions else None)
+        try:
+            vcf = pysam.VariantFile(str(src))
+        except (OSError, ValueError) as err:
+            raise InputError(f"{shown}: not a readable VCF ({err})") from None
+        header = vcf.header
+        if INFO_KEY in header.info:
+            log.warning("%s already has a SpliceAI INFO field; its values are replaced where a record is scored", shown)
+        else:
+            header.add_line(HEADER_LINE)
+        if meta is not None and META_KEY not in header.info:
+            header.add_line(META_HEADER)
+        parts = scratch / "parts" if scratch is not None else out.parent / f".{out.name}.parts"
+        _prepare_parts(parts, {"input": checksum(src), "reference": str(genome.path), "annotation": str(annotation),
+                               "distance": distance, "mask": mask, "chunk_records": chunk_records,
+                               "annotation_rows": len(table),
+                               "model": str(model), "predictions": str(predictions)})
+        summary = VariantsSummary(output=str(out))
+        skipped: Counter = Counter()
+        base = None
+        with count_progress(progress) as bar:
+            task = bar.add_task("variants: records", total=None, rate="") if bar else None
+            window = max(1, par.workers * 2) if not par.serial else 1
+            pending: list[tuple[int, list]] = []
+
+            def flush() -> None:
+                nonlocal base
+                todo = [(i, recs) for i, recs in pending if not _part(parts, i).is_file()]
+                summary.chunks_resumed += len(pending) - len(todo)
+                units = [(spec, [_record(r, shown) for r in recs]) for _, recs in todo]
+                if par.serial and units:
+                    if base is None:  # loaded once per process (a library caller scoring several VCFs reuses it)
+                        base = worker_cache(("variant-model", runtime),
+                                            lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
+                    engine = cone_engine(base, runtime) if cone else None
+                    results = [score_records(u[1], table, genome, base, distance=distance, mask=mask,
+                                             share_reference=share_reference, cone=engine,
+                                             correct=meta.corrected if meta else None) for u in units]
+                else:
+                    results = run_units(_score_chunk, units, par, what="chunk") if units else []
+                for (i, recs), (entries, corrected, skip) in zip(todo, results):
+                    skipped.update(skip)
+                    lines = []
+                    for k, (rec, ent) in enumerate(zip(recs, entries)):
+                        if ent:
+                            rec.info[INFO_KEY] = ent
+                            summary.scored += 1
+                            summary.entries += len(ent)
+                        if meta is not None and corrected[k]:
+                            rec.info[META_KEY] = corrected[k]
+                        lines.append(str(rec))
+                    write_text_atomic(_part(parts, i), "".join(lines))
+                pending.clear()
+
+            for i, recs in enumerate(_chunks(vcf, chunk_records, shown)):
+                summary.records += len(recs)
+                pending.append((i, recs))
+                if len(pending) >= window:
+                    flush()
+                if bar:
+                    bar.update(task, completed=summary.records,
+                               rate=f"{summary.records / max(time.perf_counter() - t0, 1e-9):,.1f} records/s")
+            flush()
+            n_chunks = i + 1 if summary.records else 0
+        _assemble(out, str(header), parts, n_chunks)
+        vcf.close()
+        shutil.rmtree(parts, ignore_errors=True)
+        summary.skipped = dict(sorted(skipped.items()))
+        if meta is not None and meta.missing:
+            log.warning("%d gene(s) have no track in %s, so no MetaSpliceAI entry: %s (predict them first)",
+                        len(meta.missing), predictions, ", ".join(sorted(meta.missing)[:10]))
+        for reason, n in summary.skipped.items():
+            log.warning("skipped %d record(s) (%s), as SpliceAI does: written without a SpliceAI entry", n, reason)
+        summary.seconds = time.perf_counter() - t0
+        return summary
+
+
+@contextlib.contextmanager
+def _local_files(src: Path, out: Path) -> Iterator[tuple[Path, str, Path | None]]:
+    """(a VCF file to read, its name in messages, a scratch folder for the chunks or None).
+
+    Standard input, a pipe or a FIFO is read once into a spool file; an output written through (stdout,
+    a FIFO, a device, a symlink) keeps its chunks in a scratch folder (such a run does not resume).
+    Both are removed on exit."""
     with contextlib.ExitStack() as stack:
-        if is_stdio(src) or not src.is_file():  # standard input, a pipe or a FIFO: read once, into a spool file
-            spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="meta-spliceai-variants-"))) / "input.vcf"
+        def temp() -> Path:
+            return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="meta-spliceai-variants-")))
+
+        if is_stdio(src) or not src.is_file():
+            spool = temp() / "input.vcf"
             with open(spool, "wb") as fh:
                 fh.write(read_once(src))
-            shown = "standard input" if is_stdio(src) else str(src)
+            yield spool, "standard input" if is_stdio(src) else str(src), temp() if writes_through(out) else None
         else:
-            spool, shown = src, str(src)
-        scratch = None
-        if writes_through(out):  # stdout, a FIFO, a device or a symlink: chunks in a scratch folder (not resumable)
-            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="meta-spliceai-variants-")))
-        return _variants(src=spool, shown=shown, out=out, scratch=scratch, reference=reference, annotation=annotation,
-                         distance=distance, mask=mask, chunk_records=chunk_records, runtime=runtime,
-                         share_reference=share_reference, cone=cone, model=model, predictions=predictions,
-                         workers=workers, executor=executor, ray_address=ray_address,
-                         threads_per_worker=threads_per_worker, progress=progress, t0=t0)
-
-
-def _variants(*, src: Path, shown: str, out: Path, scratch: Path | None, reference, annotation, distance, mask,  # noqa: ANN001
-              chunk_records, runtime, share_reference, cone, model, predictions, workers, executor, ray_address,  # noqa: ANN001
-              threads_per_worker, progress, t0) -> VariantsSummary:  # noqa: ANN001
-    """:func:`variants` on a readable VCF file ``src`` (``shown`` in messages); chunks in ``scratch`` when given."""
-    import pysam
-
-    genome = Genome(reference)
-    table = load_transcripts(annotation)  # errors now, before any work
-    meta = None
-    if model is not None:
-        if predictions is None:
-            raise InputError("--model needs --predictions STORE: the base-model predictions of the genes "
-                             "(meta-spliceai predict --gtf ANNOTATION), whose whole-gene tracks the features read")
-        meta = MetaScorer.open(model, predictions, genome, table, annotation)
-    par, notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
-                                  threads_per_worker=threads_per_worker)
-    for note in notes:
-        log.warning("%s", note)
-    spec = _Spec(fasta=str(genome.path), annotation=str(annotation), distance=distance, mask=mask,
-                 runtime=runtime, share_reference=share_reference, cone=cone,
-                 model=str(model) if model else None, predictions=str(predictions) if predictions else None)
-    try:
-        vcf = pysam.VariantFile(str(src))
-    except (OSError, ValueError) as err:
-        raise InputError(f"{shown}: not a readable VCF ({err})") from None
-    header = vcf.header
-    if INFO_KEY in header.info:
-        log.warning("%s already has a SpliceAI INFO field; its values are replaced where a record is scored", shown)
-    else:
-        header.add_line(HEADER_LINE)
-    if meta is not None and META_KEY not in header.info:
-        header.add_line(META_HEADER)
-    parts = scratch / "parts" if scratch is not None else out.parent / f".{out.name}.parts"
-    _prepare_parts(parts, {"input": checksum(src), "reference": str(genome.path), "annotation": str(annotation),
-                           "distance": distance, "mask": mask, "chunk_records": chunk_records,
-                           "annotation_rows": len(table),
-                           "model": str(model), "predictions": str(predictions)})
-    summary = VariantsSummary(output=str(out))
-    skipped: Counter = Counter()
-    base = None
-    with count_progress(progress) as bar:
-        task = bar.add_task("variants: records", total=None, rate="") if bar else None
-        window = max(1, par.workers * 2) if not par.serial else 1
-        pending: list[tuple[int, list]] = []
-
-        def flush() -> None:
-            nonlocal base
-            todo = [(i, recs) for i, recs in pending if not _part(parts, i).is_file()]
-            summary.chunks_resumed += len(pending) - len(todo)
-            units = [(spec, [_record(r, shown) for r in recs]) for _, recs in todo]
-            if par.serial and units:
-                if base is None:  # loaded once per process (a library caller scoring several VCFs reuses it)
-                    base = worker_cache(("variant-model", runtime),
-                                        lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
-                engine = cone_engine(base, runtime) if cone else None
-                results = [score_records(u[1], table, genome, base, distance=distance, mask=mask,
-                                         share_reference=share_reference, cone=engine,
-                                         correct=meta.corrected if meta else None) for u in units]
-            else:
-                results = run_units(_score_chunk, units, par, what="chunk") if units else []
-            for (i, recs), (entries, corrected, skip) in zip(todo, results):
-                skipped.update(skip)
-                lines = []
-                for k, (rec, ent) in enumerate(zip(recs, entries)):
-                    if ent:
-                        rec.info[INFO_KEY] = ent
-                        summary.scored += 1
-                        summary.entries += len(ent)
-                    if meta is not None and corrected[k]:
-                        rec.info[META_KEY] = corrected[k]
-                    lines.append(str(rec))
-                write_text_atomic(_part(parts, i), "".join(lines))
-            pending.clear()
-
-        for i, recs in enumerate(_chunks(vcf, chunk_records, shown)):
-            summary.records += len(recs)
-            pending.append((i, recs))
-            if len(pending) >= window:
-                flush()
-            if bar:
-                bar.update(task, completed=summary.records,
-                           rate=f"{summary.records / max(time.perf_counter() - t0, 1e-9):,.1f} records/s")
-        flush()
-        n_chunks = i + 1 if summary.records else 0
-    _assemble(out, str(header), parts, n_chunks)
-    vcf.close()
-    shutil.rmtree(parts, ignore_errors=True)
-    summary.skipped = dict(sorted(skipped.items()))
-    if meta is not None and meta.missing:
-        log.warning("%d gene(s) have no track in %s, so no MetaSpliceAI entry: %s (predict them first)",
-                    len(meta.missing), predictions, ", ".join(sorted(meta.missing)[:10]))
-    for reason, n in summary.skipped.items():
-        log.warning("skipped %d record(s) (%s), as SpliceAI does: written without a SpliceAI entry", n, reason)
-    summary.seconds = time.perf_counter() - t0
-    return summary
+            yield src, str(src), temp() if writes_through(out) else None
 
 
 def _record(rec, src: str) -> Record:  # noqa: ANN001 - pysam VariantRecord
@@ -327,18 +326,14 @@ def _assemble(out: Path, header: str, parts: Path, n_chunks: int) -> None:
         _concat(plain, header, parts, n_chunks)
         pysam.tabix_compress(str(plain), str(tmp), force=True)
         plain.unlink()
-        if through:
-            publish_file(tmp, out)
-            log.info("%s is not a regular file: bgzipped, not tabix-indexed", out)
-            return
-        os.replace(tmp, out)
-        pysam.tabix_index(str(out), preset="vcf", force=True, keep_original=True)
     else:
         _concat(tmp, header, parts, n_chunks)
+    publish_file(tmp, out)
+    if out.suffix == ".gz":
         if through:
-            publish_file(tmp, out)
+            log.info("%s is not a regular file: bgzipped, not tabix-indexed", out)
         else:
-            os.replace(tmp, out)
+            pysam.tabix_index(str(out), preset="vcf", force=True, keep_original=True)
 
 
 def _concat(path: Path, header: str, parts: Path, n_chunks: int) -> None:
