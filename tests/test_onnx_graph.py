@@ -44,4 +44,10 @@ def test_graph_has_dynamic_batch_and_length_and_no_torch_ops():
     g = build_onnx(random_weights(1, seed=6)[0]).graph
     dims = [d.dim_param or d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 4, "length"]
-    assert {n.op_type for n in g.node} <= {"Conv", "Mul", "Add", "Relu", "LeakyRelu", "Slice", "Softmax"}
+    assert {n.op_type for n in g.node} <= {"Conv", "Mul", "Add", "Relu", "LeakyRelu", "Slice", "Softmax",
+                                           "Unsqueeze", "Squeeze"}
+    # every conv is a (1, k) 2-D conv (ONNX Runtime's blocked NCHWc kernels), between one Unsqueeze and one Squeeze
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    assert convs and all(len(next(a.ints for a in n.attribute if a.name == "kernel_shape")) == 2 for n in convs)
+    assert [n.op_type for n in g.node].count("Unsqueeze") == 1 and g.node[0].op_type == "Unsqueeze"
+    assert [n.op_type for n in g.node].count("Squeeze") == 1 and g.node[-1].op_type == "Squeeze"

@@ -15,6 +15,12 @@ the CPU runtime needs only ``onnx`` and ``onnxruntime``.
 
 The folding arithmetic is the PyTorch builder's: float64, then cast to float32.
 Crops are ``Slice`` with constant starts and negative ends, so no Shape arithmetic is needed.
+
+Inside, every tensor is 2-D with a height of 1, ``(batch, channels, 1, length)``, and every conv a
+``(1, k)`` Conv: ONNX Runtime's CPU provider then runs the convs in its blocked (NCHWc) layout with
+direct kernels, where a 1-D Conv goes through im2col + GEMM (measured 1.5x faster per member on AVX-512,
+same numbers up to float rounding). Inputs and outputs stay ``(batch, channels, length)``: an
+``Unsqueeze`` after each input, a ``Squeeze`` before each output.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ class _Graph:
         self.w = w
         self.inits: list[TensorProto] = []
         self.nodes: list[onnx.NodeProto] = []
-        self.axes = self.const("axes2", np.array([2], dtype=np.int64))  # crop bounds along axis 2
+        self.axes = self.const("axes3", np.array([3], dtype=np.int64))  # crop bounds along the length axis
+        self.height = self.const("axis2", np.array([2], dtype=np.int64))  # the height-1 axis
         self.slope = float(w.leaky)
 
     def const(self, name: str, value: np.ndarray) -> str:
@@ -53,14 +60,14 @@ class _Graph:
         return output
 
     def conv(self, x: str, name: str, weight: np.ndarray, bias: np.ndarray, dilation: int = 1) -> str:
-        wname = self.const(f"{name}.weight", _f32(weight))
+        wname = self.const(f"{name}.weight", _f32(weight)[:, :, None, :])  # (out, in, 1, k)
         bname = self.const(f"{name}.bias", _f32(bias))
         k = int(weight.shape[2])
-        return self.node("Conv", [x, wname, bname], name, dilations=[dilation], group=1, kernel_shape=[k],
-                         pads=[0, 0], strides=[1])
+        return self.node("Conv", [x, wname, bname], name, dilations=[1, dilation], group=1, kernel_shape=[1, k],
+                         pads=[0, 0, 0, 0], strides=[1, 1])
 
     def crop(self, x: str, name: str, a: int) -> str:
-        """``x[:, :, a : len - a]`` (Slice with constant starts and negative ends, shared by size)."""
+        """``x[..., a : len - a]`` (Slice with constant starts and negative ends, shared by size)."""
         if a == 0:
             return x
         starts = f"crop{a}.start"
@@ -78,8 +85,8 @@ class _Graph:
         unit = self.w.units[i]
         p = f"unit{i}"
         s1, b1 = bn_affine(unit["bn1"], self.w.eps)
-        s1n = self.const(f"{p}.s1", _f32(s1).reshape(1, -1, 1))
-        b1n = self.const(f"{p}.b1", _f32(b1).reshape(1, -1, 1))
+        s1n = self.const(f"{p}.s1", _f32(s1).reshape(1, -1, 1, 1))
+        b1n = self.const(f"{p}.b1", _f32(b1).reshape(1, -1, 1, 1))
         s2, b2 = bn_affine(unit["bn2"], self.w.eps)
         w1, c1 = unit["conv1"]
         # BN2 directly follows conv1: fold it in (weight * scale, bias * scale + shift)
@@ -94,10 +101,20 @@ class _Graph:
         return self.node("Add", [self.crop(h, f"{p}.crop", unit_trim(i)), y], f"{p}.out")
 
     def model(self, name: str, inputs: list[tuple[str, int]], outputs: list[tuple[str, int]]) -> onnx.ModelProto:
-        """The graph as a model: ``(name, channels)`` inputs and outputs, shapes (batch, channels, length)."""
+        """The graph as a model: ``(name, channels)`` inputs and outputs, shapes (batch, channels, length).
+
+        The nodes were built on 4-D names: input ``n`` is read as ``n`` unsqueezed, output ``n`` is the
+        squeeze of the node that wrote ``n``."""
         def info(n: str, c: int, dim: str) -> onnx.ValueInfoProto:
             return helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", c, dim])
 
+        rename = {n: f"{n}.4d" for n, _ in inputs} | {n: f"{n}.4d" for n, _ in outputs}
+        for node in self.nodes:
+            node.input[:] = [rename.get(i, i) for i in node.input]
+            node.output[:] = [rename.get(o, o) for o in node.output]
+        head = [helper.make_node("Unsqueeze", [n, self.height], [f"{n}.4d"], name=f"{n}.unsqueeze") for n, _ in inputs]
+        tail = [helper.make_node("Squeeze", [f"{n}.4d", self.height], [n], name=f"{n}.squeeze") for n, _ in outputs]
+        self.nodes = head + self.nodes + tail
         graph = helper.make_graph(self.nodes, name, [info(n, c, "length") for n, c in inputs],
                                   [info(n, c, "outputs") for n, c in outputs], initializer=self.inits)
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="meta-spliceai",
