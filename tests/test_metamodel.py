@@ -122,3 +122,18 @@ def test_model_spec_from_a_pipe_or_stdin(monkeypatch):
         os.close(r)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text)))
     assert parse_model_spec("-").params["max_depth"] == 3
+
+
+def test_xgboost_rounds_progress_and_fit_figures(tmp_path, capsys, monkeypatch):
+    """Boosting shows its rounds (count, seconds per round, validation loss) and records what the fit took."""
+    monkeypatch.setenv("META_SPLICEAI_PROGRESS_INTERVAL", "0.05")
+    rng = np.random.default_rng(2)
+    X = rng.random((500, 2)).astype(np.float32)
+    y = (X[:, 0] * 3).astype(np.int32).clip(0, 2)
+    w = np.ones(500, np.float32)
+    spec = parse_model_spec('{"model": "xgboost", "params": {"n_estimators": 12, "early_stopping_rounds": 0}}')
+    m = fit(spec, ["a", "b"], {}, lambda: iter([(X, y, w)]), (X[:100], y[:100], w[:100]), n_train_rows=500,
+            max_memory=2**30, seed=0, cache_dir=tmp_path / "c", progress=True)
+    err = capsys.readouterr().err
+    assert "boosting rounds 12/12" in err and "s/round" in err and "valid mlogloss" in err, err
+    assert m.fit_stats["rounds"] == 12 and m.fit_stats["round_s"] > 0 and m.fit_stats["matrix_s"] >= 0

@@ -216,3 +216,35 @@ def test_a_failed_retrain_leaves_no_card(chr22_build, chr22_model, tmp_path, mon
 
     with pytest.raises(InputError, match="is incomplete: it has no model_card.json"):
         load_card(out)
+
+
+def test_not_enough_disk_is_refused_before_any_work(chr22_build, tmp_path, monkeypatch):
+    """The scratch (rows above the floor, XGBoost's cache) is estimated first: too little free disk is one line
+    naming the need and the free space, and no folder is made."""
+    import pytest
+
+    from meta_spliceai.errors import InputError
+    from meta_spliceai.metamodel import training
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(training.shutil, "disk_usage", lambda p: real(p)._replace(free=1024))
+    with pytest.raises(InputError) as err:
+        train(dataset=chr22_build, out_dir=tmp_path / "model", model=FAST_XGB, bootstrap=0, progress=False)
+    msg = str(err.value)
+    assert "not enough free disk for training" in msg and "GiB is free" in msg and "rows above --floor" in msg, msg
+    assert not (tmp_path / "model").exists()
+    # a matrix over --max-memory needs the external-memory cache too: the refusal names it and the way out
+    with pytest.raises(InputError, match="XGBoost external-memory cache.*raise --max-memory"):
+        train(dataset=chr22_build, out_dir=tmp_path / "model", model=FAST_XGB, bootstrap=0, progress=False,
+              max_memory=1e-6)
+
+
+def test_scratch_estimate_and_fit_figures_are_recorded(chr22_model):
+    """metrics.json says what the scratch was estimated at (and what the rows took), and how the fit went."""
+    out, res = chr22_model
+    doc = json.loads((out / "metrics.json").read_text())
+    s = doc["scratch"]
+    assert s["rows_above_floor"] > 0 and s["need_bytes"] >= s["rows_bytes"] > 0 and s["free_bytes"] > 0
+    assert 0 < s["rows_bytes_written"] <= s["rows_bytes"]  # the estimate is an upper bound
+    t = doc["timings"]
+    assert t["fit_meta_rounds"] >= 1 and t["fit_meta_round_s"] > 0 and t["fit_meta_matrix_s"] >= 0

@@ -119,3 +119,30 @@ def test_open_dataset_completes_an_interrupted_in_place_change(tmp_path, chr22_d
     ds = open_dataset(root / "master")
     assert [f.name for f in ds.files] == [f.name for f in files[1:]]
     assert not (root / JOURNAL).exists() and not (root / STAGING).exists()
+
+
+def test_pruning_reads_only_a_sample_of_row_groups(chr22_build, monkeypatch):
+    """--prune-features on a sample: its statistics read about ``sample_rows`` rows of whole row groups drawn at
+    random, not every row group of the dataset; the same seed drops the same columns."""
+    import pyarrow.parquet as pq
+
+    ds = open_dataset(chr22_build)
+    feats = select_features(ds, None)
+    n_groups = sum(pq.ParquetFile(f).num_row_groups for f in ds.files)
+    assert n_groups >= 2
+    reads = []
+    real = pq.ParquetFile.read_row_group
+
+    def counting(self, i, *a, **k):
+        reads.append(i)
+        return real(self, i, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counting)
+    kept, dropped = prune_features(ds, feats, corr_thr=0.99, sample_rows=10, seed=3)
+    assert len(reads) == 1  # 10 rows: one row group of the dataset's, not all of them
+    assert any("zero variance" in d["reason"] for d in dropped) and kept
+    again = prune_features(ds, feats, corr_thr=0.99, sample_rows=10, seed=3)
+    assert again == (kept, dropped)
+    reads.clear()
+    prune_features(ds, feats, corr_thr=0.99, sample_rows=10**9, seed=3)
+    assert len(reads) == n_groups  # a sample larger than the dataset reads it all

@@ -162,6 +162,7 @@ def train(
     baseline = _read_baseline(Path(baseline_tsv) if baseline_tsv else ds.root / "gene_performance.tsv",
                               parts.test)
     check_classes(ds, parts.train, floor)
+    scratch = check_disk(ds, out, floor, len(select_features(ds, feature_subset)), budget)
 
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):  # the card is written last: until then the folder is incomplete
@@ -169,7 +170,7 @@ def train(
     try:  # the scratch (rows, XGBoost cache) goes with success or failure; a kill leaves it for the next run
         t = time.perf_counter()
         full = ds
-        ds = extract_scored_rows(full, floor, out / ".rows")  # one pass over the dataset; later passes read these rows
+        ds = extract_scored_rows(full, floor, out / ".rows", progress=progress)  # one pass; later passes read these rows
         timings["extract_rows_s"] = time.perf_counter() - t
         features = select_features(ds, feature_subset)
         pruned: list[dict[str, object]] = []
@@ -200,8 +201,9 @@ def train(
         for name, cols in subsets.items():
             t = time.perf_counter()
             fitted[name], n_rows[name] = _fit_one(ds, spec, cols, categories, parts.train, parts.valid, floor, weights,
-                                                  budget, seed, out, _columns_override)
+                                                  budget, seed, out, _columns_override, progress)
             timings[f"fit_{name}_s"] = time.perf_counter() - t
+            timings.update({f"fit_{name}_{k}": v for k, v in fitted[name].fit_stats.items()})
             log.info("fitted %s on %d rows x %d features in %.1f s", name, n_rows[name], len(cols), timings[f"fit_{name}_s"])
 
         corrector = Corrector(cfg, floor, *_genome_for(ds, cfg))
@@ -239,6 +241,7 @@ def train(
             files["feature_ablation"] = str(out / "feature_ablation.md")
         timings["total_s"] = time.perf_counter() - t0
         metrics["timings"] = {k: round(v, 2) for k, v in timings.items()}
+        metrics["scratch"] = {**scratch, "rows_bytes_written": int(sum(os.path.getsize(f) for f in ds.files))}
         write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))
         from .report import write_training_report
 
@@ -274,6 +277,35 @@ def check_classes(ds: Dataset, train_genes: list[str], floor: float) -> None:
         where = f"the {len(train_genes)} training gene(s) have none; train on a build with more genes (or another --seed)"
     raise InputError(f"cannot train a meta-model: the training rows (max(donor, acceptor) >= --floor {floor:g}) hold "
                      f"no {', '.join(lacking)} class, which the model must learn: {where}")
+
+
+def check_disk(ds: Dataset, out: Path, floor: float, n_features: int, budget: int) -> dict[str, int]:
+    """Refuse, before any work, a training whose scratch would not fit the free disk under ``out``.
+
+    Scratch: the extracted rows above the floor (their share of the dataset's bytes, x 3: they may compress
+    worse than the dataset's, measured up to 2.2x), XGBoost's external-memory cache when the quantised matrix exceeds ``budget`` (1 byte per
+    cell of every row above the floor, x 1.25), and the row scores (~64 bytes a row). Returns the estimates.
+    """
+    above, rows = (pl.scan_parquet(ds.files)
+                   .select((pl.max_horizontal("donor_score", "acceptor_score") >= floor).sum(), pl.len())
+                   .collect().row(0))
+    size = sum(os.path.getsize(f) for f in ds.files)
+    rows_bytes = int(size * above / max(rows, 1) * 3) + 2**20
+    cache = int(above * n_features * 1.25) if above * n_features > budget else 0
+    need = rows_bytes + cache + int(above) * 64
+    where = next(p for p in (out, *out.parents) if p.exists())
+    free = shutil.disk_usage(where).free
+    est = {"rows_above_floor": int(above), "rows_bytes": rows_bytes, "cache_bytes": cache, "need_bytes": need,
+           "free_bytes": int(free)}
+    log.info("training scratch: %d rows above the floor, ~%.2f GiB of rows + %.2f GiB of XGBoost cache; %.1f GiB "
+             "free in %s", above, rows_bytes / 2**30, cache / 2**30, free / 2**30, where)
+    if need > free:
+        cache_txt = f" + {cache / 2**30:.1f} GiB XGBoost external-memory cache" if cache else ""
+        raise InputError(f"not enough free disk for training in {where}: it needs ~{need / 2**30:.1f} GiB "
+                         f"({rows_bytes / 2**30:.1f} GiB of rows above --floor {floor:g}{cache_txt}) and "
+                         f"{free / 2**30:.1f} GiB is free; free some space, give -o/--output-dir on a larger disk"
+                         + (", or raise --max-memory (an in-memory matrix needs no cache)" if cache else ""))
+    return est
 
 
 # --------------------------------------------------------------------------- pieces
@@ -340,7 +372,8 @@ def _genome_for(ds: Dataset, cfg) -> tuple[object, dict[str, str] | None]:  # no
     return genome, contig_map
 
 
-def _fit_one(ds, spec, cols, categories, train_genes, valid_genes, floor, weights, budget, seed, out, override):  # noqa: ANN001, ANN202
+def _fit_one(ds, spec, cols, categories, train_genes, valid_genes, floor, weights, budget, seed, out, override,  # noqa: ANN001, ANN202
+             progress=False):  # noqa: ANN001
     cats = {k: v for k, v in categories.items() if k in cols}
     tr, va = set(train_genes), set(valid_genes)
     n_rows = (pl.scan_parquet(ds.files).filter(pl.col("gene_id").is_in(train_genes)
@@ -355,7 +388,7 @@ def _fit_one(ds, spec, cols, categories, train_genes, valid_genes, floor, weight
     vparts = [b for b, _ in row_batches(ds, va, cols, cats, floor=floor, easy_weight=weights, columns_override=override)]
     valid = tuple(np.concatenate([p[i] for p in vparts]) for i in range(3)) if vparts else None
     m = fit(spec, cols, cats, batches, valid, n_train_rows=n_rows, max_memory=budget, seed=seed,  # type: ignore[arg-type]
-            cache_dir=out / ".xgb-cache")
+            cache_dir=out / ".xgb-cache", progress=progress)
     return m, int(n_rows)
 
 

@@ -220,17 +220,26 @@ def prune_features(
 ) -> tuple[list[str], list[dict[str, object]]]:
     """Drop zero-variance columns and, of each pair with |Pearson ρ| > ``corr_thr``, the later one.
 
-    Statistics come from a seeded sample of up to ``sample_rows`` rows drawn row group by row group.
-    Returns the kept features (order kept) and one record per dropped column with the reason.
+    Statistics come from a seeded sample of about ``sample_rows`` rows: whole row groups drawn at random,
+    so the cost is one read of the sample whatever the size of the dataset. Returns the kept features (order kept) and one record per dropped column with the reason.
     """
     if not 0 < corr_thr <= 1:
         raise InputError(f"--corr-thr must be in (0, 1], got {corr_thr}")
     numeric = [f for f in features if f not in CATEGORICAL_FEATURES]
-    groups = [(f, g) for f in ds.files for g in range(pq.ParquetFile(f).num_row_groups)]
-    per_group = max(1, sample_rows // max(len(groups), 1))
+    groups = [(f, g, n) for f in ds.files for g, n in enumerate(_group_rows(f))]
     rng = np.random.default_rng(seed)
+    # a sample of whole row groups (in random order until ~sample_rows rows), then up to an equal share of
+    # each: the statistics cost one read of the sample, not of the dataset (wide rows: 4,000+ columns)
+    chosen, covered = [], 0
+    for i in rng.permutation(len(groups)):
+        if covered >= sample_rows:
+            break
+        chosen.append(groups[i])
+        covered += groups[i][2]
+    chosen.sort(key=lambda t: (str(t[0]), t[1]))
+    per_group = max(1, -(-sample_rows // max(len(chosen), 1)))
     parts = []
-    for f, g in groups:
+    for f, g, _ in chosen:
         t = pq.ParquetFile(f).read_row_group(g, columns=numeric)
         take = np.sort(rng.choice(t.num_rows, min(per_group, t.num_rows), replace=False))
         parts.append(_matrix(t.take(pa.array(take)), numeric, {}))
@@ -244,8 +253,8 @@ def prune_features(
     kept_idx: list[int] = []
     if live:
         Z = X[:, live].astype(np.float64)
-        Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
-        corr = np.abs(Z.T @ Z / Z.shape[0])
+        Z = ((Z - Z.mean(axis=0)) / Z.std(axis=0)).astype(np.float32)  # standardised in float64, product in float32
+        corr = np.abs(Z.T @ Z / np.float32(Z.shape[0]))
         keep_local: list[int] = []
         for j in range(len(live)):
             hit = [k for k in keep_local if corr[j, k] > corr_thr]
@@ -263,12 +272,19 @@ def prune_features(
 # --------------------------------------------------------------------------- batches
 
 
-def extract_scored_rows(ds: Dataset, floor: float, folder: Path, batch_rows: int = 50_000) -> Dataset:
+def _group_rows(path: str | Path) -> list[int]:
+    md = pq.ParquetFile(path).metadata
+    return [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+
+
+def extract_scored_rows(ds: Dataset, floor: float, folder: Path, batch_rows: int = 50_000,
+                        progress: bool = False) -> Dataset:
     """The dataset's rows with max(donor, acceptor) >= ``floor`` (the only ones training reads), in one
     Parquet file under ``folder``: one streamed pass over the dataset instead of one per training pass.
 
     A row group is decoded in full only when one of its rows is kept (its score columns are read
-    first). Returns a Dataset view over the extracted file (same build, roles and digest).
+    first); ``progress`` shows the row groups read. Returns a Dataset view over the extracted file (same
+    build, roles and digest).
     """
     from ..storage import commit, tmp_path_for
 
@@ -278,27 +294,35 @@ def extract_scored_rows(ds: Dataset, floor: float, folder: Path, batch_rows: int
     schema = pq.read_schema(ds.files[0])
     writer = pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=1)
     buffered: list[pa.Table] = []
-    n_buf = 0
-    for f in ds.files:
-        pf = pq.ParquetFile(f)
-        if pf.schema_arrow.names != schema.names:
-            raise InputError(f"{f} has other columns than {ds.files[0]}: the dataset mixes builds; train on one build")
-        for g in range(pf.num_row_groups):
-            small = pf.read_row_group(g, columns=["donor_score", "acceptor_score"])
-            keep = pc.greater_equal(pc.max_element_wise(small.column("donor_score"), small.column("acceptor_score")),
-                                    pa.scalar(floor, pa.float32()))
-            if not pc.any(keep).as_py():
-                continue
-            t = pf.read_row_group(g).filter(keep)
-            buffered.append(t)
-            n_buf += t.num_rows
-            if n_buf >= batch_rows:
-                writer.write_table(pa.concat_tables(buffered), row_group_size=batch_rows)
-                buffered, n_buf = [], 0
+    n_buf = n_kept = 0
+    from ..progress import count_progress
+
+    total = sum(pq.ParquetFile(f).metadata.num_row_groups for f in ds.files)
+    with count_progress(progress) as bar:
+        task = bar.add_task("training rows: row groups read", total=total, rate="") if bar else None
+        for f in ds.files:
+            pf = pq.ParquetFile(f)
+            if pf.schema_arrow.names != schema.names:
+                raise InputError(f"{f} has other columns than {ds.files[0]}: the dataset mixes builds; train on one build")
+            for g in range(pf.num_row_groups):
+                small = pf.read_row_group(g, columns=["donor_score", "acceptor_score"])
+                keep = pc.greater_equal(pc.max_element_wise(small.column("donor_score"), small.column("acceptor_score")),
+                                        pa.scalar(floor, pa.float32()))
+                if pc.any(keep).as_py():
+                    t = pf.read_row_group(g).filter(keep)
+                    buffered.append(t)
+                    n_buf += t.num_rows
+                    n_kept += t.num_rows
+                    if n_buf >= batch_rows:
+                        writer.write_table(pa.concat_tables(buffered), row_group_size=batch_rows)
+                        buffered, n_buf = [], 0
+                if bar:
+                    bar.update(task, advance=1, rate=f"{n_kept:,} rows kept")
     if buffered:
         writer.write_table(pa.concat_tables(buffered), row_group_size=batch_rows)
     writer.close()
     commit(tmp, path)
+    log.info("training rows: %d rows with max(donor, acceptor) >= %g of %d row groups", n_kept, floor, total)
     return dataclasses.replace(ds, paths=(path,))
 
 
@@ -317,10 +341,20 @@ def _matrix(table: pa.Table, features: list[str], categories: dict[str, list[str
 
 def frame_matrix(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]]) -> np.ndarray:
     """:func:`_matrix` of a polars frame (features computed at prediction time)."""
-    missing = [f for f in features if f not in frame.columns]
+    have = set(frame.columns)  # a set: ``frame.columns`` builds a new list on every access (4,000+ names)
+    missing = [f for f in features if f not in have]
     if missing:
         raise InputError(f"computed features lack {', '.join(missing[:5])}: the model needs other feature settings")
-    return _matrix(frame.select(features).to_arrow(), features, categories)
+    cats = [f for f in features if f in CATEGORICAL_FEATURES]
+    if not cats:  # one conversion of the whole frame, not one per column (thousands of k-mer columns, few rows)
+        return frame.select(pl.col(features).cast(pl.Float32)).to_numpy()
+    out = np.empty((frame.height, len(features)), dtype=np.float32)
+    num = [i for i, f in enumerate(features) if f not in CATEGORICAL_FEATURES]
+    if num:
+        out[:, num] = frame.select(pl.col([features[i] for i in num]).cast(pl.Float32)).to_numpy()
+    for f in cats:
+        out[:, features.index(f)] = _matrix(frame.select(f).to_arrow(), [f], categories)[:, 0]
+    return out
 
 
 def categories_of(ds: Dataset, features: list[str]) -> dict[str, list[str]]:
