@@ -135,6 +135,8 @@ def select_genes(a: argparse.Namespace) -> list[tuple[str, str, int, int, str]]:
     g = g.sort("start", "gene_id")
     if a.half:
         g = g.gather_every(2)
+    elif a.every:
+        g = g.gather_every(a.every)
     if a.limit:
         g = g.head(a.limit)
     return list(g.select("gene_id", "chrom", "start", "end", "strand").iter_rows())
@@ -221,6 +223,7 @@ def main() -> None:
     ap.add_argument("--gtf", type=Path, default=CHR20 / "annotation_gencode_v19.gtf")
     ap.add_argument("--fasta", type=Path, default=CHR20 / "genome.fa.gz")
     ap.add_argument("--half", action="store_true", help="every second gene of the sorted list (indices 0, 2, 4, ...)")
+    ap.add_argument("--every", type=int, help="every N-th gene of the sorted list (indices 0, N, 2N, ...; --half is 2)")
     ap.add_argument("--limit", type=int, help="only the first N genes of the list (smoke tests)")
     ap.add_argument("--max-gene-length", type=int, help="drop genes whose body is longer (before --half/--limit)")
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="run in this order, every round")
@@ -257,7 +260,7 @@ def main() -> None:
 
     rec: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(["python", *sys.argv]),
-        "gtf": gtf, "fasta": fasta, "half": a.half, "limit": a.limit, "max_gene_length": a.max_gene_length,
+        "gtf": gtf, "fasta": fasta, "half": a.half, "every": a.every, "limit": a.limit, "max_gene_length": a.max_gene_length,
         "genes": len(genes), "body_nt": body_nt, "device": a.device, "machine": machine(), "git": git_commit(), "runs": []}
     runs: list[dict] = rec["runs"]  # type: ignore[assignment]
     for rnd in range(1, a.rounds + 1):
