@@ -46,6 +46,7 @@ def test_graph_has_dynamic_batch_and_length_and_no_torch_ops():
     assert dims == ["batch", 4, "length"]
     assert {n.op_type for n in g.node} <= {"Conv", "Mul", "Add", "Relu", "LeakyRelu", "Slice", "Softmax",
                                            "Unsqueeze", "Squeeze"}
+    assert "Slice" not in {n.op_type for n in g.node}  # crops are depthwise convs: the graph stays in NCHWc
     # every conv is a (1, k) 2-D conv (ONNX Runtime's blocked NCHWc kernels), between one Unsqueeze and one Squeeze
     convs = [n for n in g.node if n.op_type == "Conv"]
     assert convs and all(len(next(a.ints for a in n.attribute if a.name == "kernel_shape")) == 2 for n in convs)

@@ -53,8 +53,8 @@ from .weights import (
 
 log = logging.getLogger(__name__)
 
-#: bump when the network's code changes: invalidates the ONNX graphs in the cache (3: built from the weights; 4: 2-D convs, NCHWc)
-_EXPORT_VERSION = 4
+#: bump when the network's code changes: invalidates the ONNX graphs in the cache (3: built from the weights; 4: 2-D convs, NCHWc; 5: BN1 and crops as depthwise convs)
+_EXPORT_VERSION = 5
 #: largest fraction of a batched pass that may be right-padding
 PAD_WASTE = 0.05
 #: an OpenSpliceAI checkpoint (state dict) or a Keras .h5 file holds one ensemble member
