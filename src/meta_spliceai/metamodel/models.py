@@ -114,7 +114,8 @@ class MetaModel:
     native: object  # xgboost.Booster | lightgbm.Booster | dict (sgd coefficients)
     best_iteration: int | None = None
     matrix: str | None = None  # how XGBoost held the training rows: "in-memory" or "external"
-    #: how the fit went (XGBoost): seconds making the matrix, boosting rounds run, seconds per round
+    #: how the fit went (XGBoost): seconds making the matrix, boosting rounds run, seconds per round, rows,
+    #: features, and whether the matrix was external (1) or in memory (0)
     fit_stats: dict[str, float] = field(default_factory=dict)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -303,7 +304,8 @@ def _fit_xgboost(spec, features, categories, train_batches, valid, n_rows, max_m
         booster = xgb.train(params, dtrain, num_boost_round=n_rounds, evals=evals, early_stopping_rounds=es,
                             verbose_eval=False, callbacks=[rounds])
     best = getattr(booster, "best_iteration", None) if es else None
-    stats = {"matrix_s": round(matrix_s, 2), "rounds": len(rounds.ends), "round_s": round(rounds.mean_s(), 4)}
+    stats = {"matrix_s": round(matrix_s, 2), "rounds": len(rounds.ends), "round_s": round(rounds.mean_s(), 4),
+             "rows": n_rows, "features": len(features), "external": int(external)}
     log.info("boosting: %d rounds at %.2f s/round (matrix %.1f s, %d rows x %d features)", stats["rounds"],
              stats["round_s"], matrix_s, n_rows, len(features))
     if best is not None:
