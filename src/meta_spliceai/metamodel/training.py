@@ -283,8 +283,9 @@ def check_disk(ds: Dataset, out: Path, floor: float, n_features: int, budget: in
     """Refuse, before any work, a training whose scratch would not fit the free disk under ``out``.
 
     Scratch: the extracted rows above the floor (their share of the dataset's bytes, x 3: they may compress
-    worse than the dataset's, measured up to 2.2x), XGBoost's external-memory cache when the quantised matrix exceeds ``budget`` (1 byte per
-    cell of every row above the floor, x 1.25), and the row scores (~64 bytes a row). Returns the estimates.
+    worse than the dataset's, measured up to 2.2x), XGBoost's external-memory cache when the quantised matrix
+    exceeds ``budget`` (1 byte per cell of every row above the floor, x 1.25), and the row scores (~64 bytes a
+    row). Returns the estimates.
     """
     above, rows = (pl.scan_parquet(ds.files)
                    .select((pl.max_horizontal("donor_score", "acceptor_score") >= floor).sum(), pl.len())

@@ -221,7 +221,8 @@ def prune_features(
     """Drop zero-variance columns and, of each pair with |Pearson ρ| > ``corr_thr``, the later one.
 
     Statistics come from a seeded sample of about ``sample_rows`` rows: whole row groups drawn at random,
-    so the cost is one read of the sample whatever the size of the dataset. Returns the kept features (order kept) and one record per dropped column with the reason.
+    so the cost is one read of the sample whatever the size of the dataset. Returns the kept features (order
+    kept) and one record per dropped column with the reason.
     """
     if not 0 < corr_thr <= 1:
         raise InputError(f"--corr-thr must be in (0, 1], got {corr_thr}")
