@@ -240,7 +240,7 @@ def train(
         if feature_ablation:
             files["feature_ablation"] = str(out / "feature_ablation.md")
         timings["total_s"] = time.perf_counter() - t0
-        metrics["timings"] = {k: round(v, 2) for k, v in timings.items()}
+        metrics["timings"] = {k: _tidy(v) for k, v in timings.items()}
         metrics["scratch"] = {**scratch, "rows_bytes_written": int(sum(os.path.getsize(f) for f in ds.files))}
         write_json_atomic(out / "metrics.json", _metrics_doc(metrics, parts, thresholds, floor, base_check, pruned))
         from .report import write_training_report
@@ -254,6 +254,11 @@ def train(
     finally:
         shutil.rmtree(out / ".rows", ignore_errors=True)
         shutil.rmtree(out / ".xgb-cache", ignore_errors=True)
+
+
+def _tidy(v: float) -> float:
+    """Seconds to 2 decimals; sub-second figures (s/round on a small fit) to 3 significant digits, never to 0."""
+    return round(v, 2) if abs(v) >= 1 else float(f"{v:.3g}")
 
 
 def check_classes(ds: Dataset, train_genes: list[str], floor: float) -> None:
