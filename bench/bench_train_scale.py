@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -60,6 +61,24 @@ def run(cmd: list[str], log: Path, watch: Path | None = None) -> dict:
             "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2)}
 
 
+def keras_store(path: Path, bundle: Path) -> Path:
+    """The bundle's original Keras SpliceAI outputs as a prediction store, with the synthetic build's identity."""
+    import numpy as np
+    from make_synthetic_build_input import IDENTITY
+
+    from meta_spliceai.basemodel.store import PredictionStore
+
+    if not path.exists():  # written under a temporary name, then renamed: a killed run leaves no half store
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        z = np.load(bundle / "reference" / "keras_spliceai_outputs.npz")
+        store = PredictionStore(tmp, IDENTITY)
+        for gene_id in z.files:
+            store.write(gene_id, z[gene_id])
+        tmp.rename(path)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", type=Path, required=True)
@@ -90,6 +109,11 @@ def main() -> None:
         if not store.exists():
             rec["predict_chr22"] = run([*py, "predict", "--fasta", str(fa), "--gtf", str(gtf), "-o", str(store)],
                                        a.out / "predict_chr22.log")
+        # a model trained on the synthetic build (Keras reference scores) applies only to a store of that base
+        # model (apply refuses any other): the chr22 bundle's Keras reference outputs, written as such a store
+        card = json.loads((model / "model_card.json").read_text())
+        if "keras-npz" in json.dumps(card.get("base_model", card)):
+            store = keras_store(a.out / "chr22_keras_store", CHR22)
         out = a.out / "apply_chr22"
         rec["apply_chr22"] = run([*py, "apply", str(model), "--predictions", str(store), "--fasta", str(fa), "--gtf",
                                   str(gtf), "-o", str(out), "--evaluate"], a.out / "apply_chr22.log")

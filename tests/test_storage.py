@@ -67,23 +67,18 @@ def test_lock_refuses_a_second_holder_and_frees_on_death(tmp_path):
         code = f"from meta_spliceai.storage import folder_lock\nwith folder_lock(__import__('pathlib').Path({str(tmp_path)!r})): pass"
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert other.returncode != 0 and "LockedError" in other.stderr
-    # a holder killed with SIGKILL releases the lock
-    holder = subprocess.Popen([sys.executable, "-c", code.replace("pass", "import time; time.sleep(60)")])
+    # a holder killed with SIGKILL releases the lock; it says when it holds it (polling for the lock
+    # from here could collide with the child's own non-blocking attempt and make it fail)
+    hold = code.replace("pass", "print('held', flush=True); import time; time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     try:
-        import time
-
-        for _ in range(100):
-            try:
-                with folder_lock(tmp_path):
-                    pass
-            except LockedError:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the child never took the lock")
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockedError), folder_lock(tmp_path):
+            pass
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
     with folder_lock(tmp_path):
         pass
 

@@ -97,8 +97,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         "(default: those of the installed spliceai package)")
     p.add_argument("--device", choices=config.DEVICES, default=d.device, help="auto: CUDA when present, else CPU")
     p.add_argument("--precision", choices=config.PRECISIONS, default=d.precision,
-                   help="float32 is exact; bfloat16 is faster on GPUs and CPUs with AVX512-BF16, not exact "
-                        "(site calls agree, |dp| <= 0.01)")
+                   help="float32 is exact; bfloat16 is faster on GPUs and CPUs with AVX512-BF16 or AMX (refused on CPUs "
+                        "without bfloat16 instructions), not exact (site calls agree, |dp| <= 0.01)")
     p.add_argument("--runtime", choices=config.RUNTIMES, default=d.runtime,
                    help="auto: ONNX Runtime for CPU float32 when installed (the [onnx] extra), else PyTorch")
 
