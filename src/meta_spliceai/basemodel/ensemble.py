@@ -32,7 +32,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -380,13 +380,16 @@ class BaseModel:
             passes.append(items[k : k + take])
             k += take
         out = [np.empty((n, 3), dtype=np.float32) for n in lengths]
+        window = 2 * self._ens.workers  # passes in flight: bounds memory, keeps every worker busy
         log.debug("base model: %d input(s), %d nt in %d pass(es) of <= %d nt", len(seqs), sum(lengths), len(passes), cs)
-        inputs = (self._one_hot_batch([seqs[i][a : b + CONTEXT] for i, a, b in ps]) for ps in passes)
-        for ps, probs in zip(passes, self._run(inputs)):
-            for (i, a, b), p in zip(ps, probs):
-                out[i][a:b] = p[:, : b - a].T
-            if on_progress is not None:
-                on_progress(sum(b - a for _, a, b in ps))
+        for w in range(0, len(passes), window):
+            chunk = passes[w : w + window]
+            inputs = [self._one_hot_batch([seqs[i][a : b + CONTEXT] for i, a, b in ps]) for ps in chunk]
+            for ps, probs in zip(chunk, self._run(inputs)):
+                for (i, a, b), p in zip(ps, probs):
+                    out[i][a:b] = p[:, : b - a].T
+                if on_progress is not None:
+                    on_progress(sum(b - a for _, a, b in ps))
         return out
 
     @staticmethod
@@ -397,12 +400,11 @@ class BaseModel:
             x[j, :, : len(s)] = one_hot(s).T
         return x
 
-    def _run(self, inputs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def _run(self, inputs: list[np.ndarray]) -> Iterator[np.ndarray]:
         """Ensemble mean ``(B, 3, L)`` for each input, in order, each as soon as it is done. On the CPU the
         (input, member) tasks run on ``workers`` threads of one intra-op thread each: no thread ever waits on
         another mid-layer, which keeps throughput on a busy (shared) machine; sums are in member order
-        (deterministic). A sliding window of ``2 * workers`` inputs stays in flight: memory stays bounded and
-        the next input's tasks are queued before the oldest is collected, so no worker idles between them."""
+        (deterministic)."""
         fns = self._ens.fns
         if self._ens.workers <= 1:
             rows: Iterator[list[np.ndarray]] = ([f(x) for f in fns] for x in inputs)
@@ -411,30 +413,13 @@ class BaseModel:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(self._ens.workers, thread_name_prefix="basemodel", initializer=self._ens.init_worker)
-            rows = self._sliding(inputs, 2 * self._ens.workers)
+            futures = [[self._pool.submit(f, x) for f in fns] for x in inputs]  # all in flight at once
+            rows = ([fu.result() for fu in row] for row in futures)
         for row in rows:
             total = row[0].astype(np.float32, copy=True)
             for r in row[1:]:
                 total += r
             yield total / np.float32(len(row))
-
-
-    def _sliding(self, inputs: Iterable[np.ndarray], window: int) -> Iterator[list[np.ndarray]]:
-        """Each input's member outputs, in order, with up to ``window`` inputs' tasks queued on the pool."""
-        from collections import deque
-
-        pending: deque = deque()
-        it = iter(inputs)
-        for x in it:
-            pending.append([self._pool.submit(f, x) for f in self._ens.fns])
-            if len(pending) >= window:
-                break
-        while pending:
-            row = pending.popleft()
-            nxt = next(it, None)  # queue the next input before waiting on the oldest
-            if nxt is not None:
-                pending.append([self._pool.submit(f, nxt) for f in self._ens.fns])
-            yield [fu.result() for fu in row]
 
 
 def _spliceai_files() -> list[Path]:
