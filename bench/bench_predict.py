@@ -186,8 +186,10 @@ def main() -> None:
                               for m, r in best.items() if not m.startswith("keras")}
     res["load_avg_end"] = os.getloadavg()
     res["memory_540kb"] = []
-    for runtime, precision, chunk in (("auto", "float32", 100_000), ("auto", "float32", 200_000),
-                                      ("torch", "float32", 100_000), *([("torch", "bfloat16", 100_000)] * BF16)):
+    memory_runs = [("auto", "float32", 100_000), ("auto", "float32", 200_000), ("torch", "float32", 100_000)]
+    if BF16:
+        memory_runs.append(("torch", "bfloat16", 100_000))
+    for runtime, precision, chunk in memory_runs:
         out = subprocess.run([sys.executable, __file__, "--memory-child", runtime, precision, "540000", str(chunk)],
                              capture_output=True, text=True, check=True)
         res["memory_540kb"].append(json.loads(out.stdout.strip().splitlines()[-1]))  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ CHR22 = ROOT.parent / "shared" / "data" / "grch37_chr22_20-21Mb"
 RESULTS = ROOT / "bench" / "results" / "train_scale.jsonl"
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_build import disk_usage, tree_rss
+from make_synthetic_build_input import IDENTITY
 
 
 def run(cmd: list[str], log: Path, watch: Path | None = None) -> dict:
@@ -64,7 +65,6 @@ def run(cmd: list[str], log: Path, watch: Path | None = None) -> dict:
 def keras_store(path: Path, bundle: Path) -> Path:
     """The bundle's original Keras SpliceAI outputs as a prediction store, with the synthetic build's identity."""
     import numpy as np
-    from make_synthetic_build_input import IDENTITY
 
     from meta_spliceai.basemodel.store import PredictionStore
 
@@ -111,8 +111,7 @@ def main() -> None:
                                        a.out / "predict_chr22.log")
         # a model trained on the synthetic build (Keras reference scores) applies only to a store of that base
         # model (apply refuses any other): the chr22 bundle's Keras reference outputs, written as such a store
-        card = json.loads((model / "model_card.json").read_text())
-        if "keras-npz" in json.dumps(card.get("base_model", card)):
+        if json.loads((model / "model_card.json").read_text())["base_model"] == IDENTITY:
             store = keras_store(a.out / "chr22_keras_store", CHR22)
         out = a.out / "apply_chr22"
         rec["apply_chr22"] = run([*py, "apply", str(model), "--predictions", str(store), "--fasta", str(fa), "--gtf",

@@ -74,13 +74,14 @@ def test_bfloat16_on_a_cpu_without_its_instructions_is_refused(monkeypatch: pyte
     assert load_base_model("spliceai", device="cpu", precision="bfloat16").precision == "bfloat16"
 
 
-def test_cpu_bfloat16_flags_are_read_from_cpuinfo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = Path.read_text
+def test_cpu_bfloat16_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
     cases = {"flags\t\t: fpu avx2 avx512f\n": False, "flags\t\t: avx2 avx512_bf16\n": True,
              "flags\t: amx_tile amx_bf16\n": True, "Features\t: fp asimd bf16\n": True, "processor: 0\n": None}
+    cpuinfo = tmp_path / "cpuinfo"
     for text, want in cases.items():
-        monkeypatch.setattr(Path, "read_text", lambda self, *a, t=text, **k: t if str(self) == "/proc/cpuinfo" else real(self, *a, **k))
-        assert basemodel.cpu_bfloat16_native() is want, text
+        cpuinfo.write_text(text)
+        assert basemodel.cpu_bfloat16_native(cpuinfo) is want, text
+    assert basemodel.cpu_bfloat16_native(tmp_path / "absent") is None
 
 
 @pytest.mark.skipif(basemodel.cpu_bfloat16_native() is False, reason="this CPU has no bfloat16 instructions (refused)")

@@ -261,11 +261,11 @@ def cpu_threads() -> int:
     return int(env) if env.isdigit() and int(env) > 0 else usable_cores()
 
 
-def cpu_bfloat16_native() -> bool | None:
+def cpu_bfloat16_native(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
     """Whether this CPU has bfloat16 instructions (x86 AVX512-BF16 or AMX-BF16, Arm BF16), read from
-    ``/proc/cpuinfo``; ``None`` where that cannot be told (no such file or no flags line)."""
+    ``cpuinfo``; ``None`` where that cannot be told (no such file or no flags line)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = cpuinfo.read_text()
     except OSError:
         return None
     for line in text.splitlines():
