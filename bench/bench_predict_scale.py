@@ -12,6 +12,8 @@ exact float32 SpliceAI ensemble (5 models) on the CPU:
   ``_clusters``/``_groups``/``_cluster_input``), loads the model as predict does (``load_base_model`` with
   predict's defaults), reads all inputs, and only then times the group-by-group ``BaseModel.predict`` calls
   (wall: perf_counter; CPU: getrusage of that process, all threads). First-call warm-up is included.
+- ``model-direct``: the same with ``load_base_model(conv="direct")``: every convolution direct on ONNX Runtime
+  (the default computes the 21- and 41-tap stacks by FFT); ``fft_speedup`` = its wall / the model's.
 - ``cli``: the whole ``python -m meta_spliceai predict --fasta F --gtf G --gene-ids-file WORK/genes.txt
   -o WORK/rR_cli --device D`` process (interpreter, imports, annotation parse, model load, store writes).
 - ``keras``: the whole ``bench/keras_baseline.py --modes whole`` process in ``--keras-python`` (TensorFlow,
@@ -58,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHR20 = ROOT.parent / "shared" / "data" / "grch37_chr20"
 WORK = ROOT / "bench" / "_work" / "predict_scale"
 RESULTS = ROOT / "bench" / "results" / "predict_scale.jsonl"
-MODES = ("model", "cli", "keras")
+MODES = ("model", "model-direct", "cli", "keras")
 FLANK = 5000
 GIB = 2**30
 
@@ -81,7 +83,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 # ---------------------------------------------------------------------------------------------- children
 
 
-def model_child(genes_file: Path, fasta: Path, gtf: Path, device: str) -> None:
+def model_child(genes_file: Path, fasta: Path, gtf: Path, device: str, conv: str) -> None:
     """In a fresh process: predict's inputs, predict's model, then only the model calls timed; one JSON line."""
     t0 = time.perf_counter()
     from meta_spliceai.basemodel.ensemble import load_base_model
@@ -93,7 +95,7 @@ def model_child(genes_file: Path, fasta: Path, gtf: Path, device: str) -> None:
     genome, ann, contig_map, _ = open_reference(fasta, gtf)
     selected = requested_genes(ann.genes, gene_ids_file=genes_file)
     model = load_base_model(name=D.base_model, weights=None, device=device, precision=D.precision,  # type: ignore[arg-type]
-                            chunk_size=D.chunk_size, batch_size=D.batch_size, runtime=D.runtime)
+                            chunk_size=D.chunk_size, batch_size=D.batch_size, runtime=D.runtime, conv=conv)  # type: ignore[arg-type]
     clusters = _clusters(selected, contig_map)
     groups = [[_cluster_input(genome, c) for c in g] for g in _groups(clusters)]
     setup = time.perf_counter() - t0
@@ -103,7 +105,7 @@ def model_child(genes_file: Path, fasta: Path, gtf: Path, device: str) -> None:
     wall, r1 = time.perf_counter() - w0, resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     print(json.dumps({"predict_s": round(wall, 2), "predict_cpu_s": round(cpu, 2), "setup_s": round(setup, 2),
-                      "runtime": model.runtime, "device": model.device, "genes": selected.height,
+                      "runtime": model.runtime, "conv": conv, "device": model.device, "genes": selected.height,
                       "inputs": len(clusters), "groups": len(groups), "nt_scored": sum(c.length for c in clusters),
                       "body_nt": int(selected["length"].sum())}))
 
@@ -210,7 +212,7 @@ def table(runs: list[dict], best: dict[str, dict]) -> str:
                      f"{r['peak_rss_gib']:.2f} | {vs_model} | {vs_keras} |")
 
     for r in runs:
-        row(f"round {r['round']}", r, r["mode"] + (" (predict calls only)" if r["mode"] == "model" else ""))
+        row(f"round {r['round']}", r, r["mode"] + (" (predict calls only)" if r["mode"].startswith("model") else ""))
         if r["mode"] == "keras" and "predict_only" in r:
             row(f"round {r['round']}", {**r, **r["predict_only"]}, "keras (prediction alone, in-process)")
     for m, r in best.items():
@@ -233,11 +235,11 @@ def main() -> None:
     ap.add_argument("--work-dir", type=Path, default=WORK, help="gene list, inputs, outputs and logs")
     ap.add_argument("--keep-output", action="store_true", help="keep each round's cli store and Keras outputs")
     ap.add_argument("--results", type=Path, default=RESULTS, help="JSON lines file the record is appended to")
-    ap.add_argument("--model-child", nargs=4, metavar=("GENES", "FASTA", "GTF", "DEVICE"), help=argparse.SUPPRESS)
+    ap.add_argument("--model-child", nargs=5, metavar=("GENES", "FASTA", "GTF", "DEVICE", "CONV"), help=argparse.SUPPRESS)
     ap.add_argument("--compare-child", nargs=3, metavar=("STORE", "KERAS_NPZ", "GENES"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.model_child:
-        model_child(Path(a.model_child[0]), Path(a.model_child[1]), Path(a.model_child[2]), a.model_child[3])
+        model_child(Path(a.model_child[0]), Path(a.model_child[1]), Path(a.model_child[2]), a.model_child[3], a.model_child[4])
         return
     if a.compare_child:
         compare_child(*map(Path, a.compare_child))
@@ -267,8 +269,9 @@ def main() -> None:
         cli_out, keras_out = work / f"r{rnd}_cli", work / f"r{rnd}_keras.npz"
         for mode in a.modes:
             log = work / f"r{rnd}_{mode}.log"
-            if mode == "model":
-                r, out = timed([sys.executable, __file__, "--model-child", str(genes_file), fasta, gtf, a.device], log)
+            if mode in ("model", "model-direct"):
+                conv = "direct" if mode == "model-direct" else "fft"
+                r, out = timed([sys.executable, __file__, "--model-child", str(genes_file), fasta, gtf, a.device, conv], log)
                 child = json.loads(out.strip().splitlines()[-1])
                 r = {"process_wall_s": r["wall_s"], "process_cpu_s": r["cpu_s"], **r,
                      "wall_s": child["predict_s"], "cpu_s": child["predict_cpu_s"], **child}
@@ -317,6 +320,8 @@ def main() -> None:
         head["per_round_cli_over_model"] = [
             round(c["nt_per_s"] / m["nt_per_s"], 4) for m in runs if m["mode"] == "model"
             for c in runs if c["mode"] == "cli" and c["round"] == m["round"]]
+    if "model" in best and "model-direct" in best:
+        head["fft_speedup"] = round(best["model-direct"]["wall_s"] / best["model"]["wall_s"], 3)
     if "cli" in best and "keras" in best:
         head["keras_wall_over_cli_wall"] = round(best["keras"]["wall_s"] / best["cli"]["wall_s"], 3)
         head["per_round_keras_over_cli"] = [
@@ -331,6 +336,8 @@ def main() -> None:
     if "cli_rate_over_model_rate" in head:
         print(f"\ncli rate / model rate (best vs best): {head['cli_rate_over_model_rate']:.3f} (bound >= 0.90; "
               f"per round {head['per_round_cli_over_model']})")
+    if "fft_speedup" in head:
+        print(f"model with direct convolutions / model (wall, best vs best): {head['fft_speedup']:.3f}x")
     if "keras_wall_over_cli_wall" in head:
         dp = best["cli"].get("max_dp_cli_vs_keras")
         print(f"Keras wall / cli wall (best vs best): {head['keras_wall_over_cli_wall']:.2f}x (target >= 2.5; per round "

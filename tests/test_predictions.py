@@ -38,7 +38,9 @@ def ann():  # noqa: ANN201
 
 @pytest.fixture(scope="module")
 def tiny():  # noqa: ANN201
-    return random_model(1, seed=5)
+    # plumbing tests compare inputs cut differently to 1e-6: direct convolutions (random weights amplify the
+    # FFT's rounding, which moves with the cuts; the real model's FFT path is checked against Keras)
+    return random_model(1, seed=5, conv="direct")
 
 
 def _gene_input(genome: Genome, row: dict) -> str:

@@ -188,16 +188,53 @@ def build_pieces(w: Weights) -> dict[str, onnx.ModelProto]:
     return out
 
 
-def save_onnx(w: Weights, path: str | os.PathLike[str]) -> Path:
-    """Build one member's graph and write it to ``path`` atomically (temp name, then rename)."""
+def build_split(w: Weights, first: int) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """One member cut before residual unit ``first`` (what :mod:`.fftconv` runs in between):
+
+    - ``front``: ``x`` (B, 4, L + 10000) -> ``h`` (B, 32, ...), the stream after unit ``first - 1``, and ``s``
+      (B, 32, L), the skip sum of the stem and of every stack ending by then, in the full graph's order;
+    - ``head``: ``s`` and ``h{u}`` (B, 32, L) for each later stack end ``u`` -> ``p`` (B, 3, L).
+    """
+    g = _Graph(w)
+    h = g.conv("x", "stem", *w.stem)
+    skip = g.conv(g.crop(h, "skip0.in", FLANK), "skip0", *w.skips[0])
+    lost = 0
+    for i in range(first):
+        h = g.unit(h, i)
+        lost += unit_trim(i)
+        if i + 1 in SKIP_AFTER:
+            s = SKIP_AFTER.index(i + 1)
+            t = g.conv(g.crop(h, f"skip{s + 1}.in", FLANK - lost), f"skip{s + 1}", *w.skips[s + 1])
+            skip = g.node("Add", [skip, t], f"skip.sum{s + 1}")
+    g.node("Identity", [h], "h")
+    g.node("Identity", [skip], "s")
+    front = g.model("front", [("x", 4)], [("h", WIDTH), ("s", WIDTH)])
+    g = _Graph(w)
+    skip = "s"
+    later = [u for u in SKIP_AFTER if u > first]
+    for u in later:
+        s = SKIP_AFTER.index(u)
+        skip = g.node("Add", [skip, g.conv(f"h{u}", f"skip{s + 1}", *w.skips[s + 1])], f"skip.sum{s + 1}")
+    g.node("Softmax", [g.conv(skip, "out", *w.out)], "p", axis=1)
+    head = g.model("head", [("s", WIDTH)] + [(f"h{u}", WIDTH) for u in later], [("p", 3)])
+    return front, head
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
+    """Write a graph to ``path`` atomically (temp name, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            fh.write(build_onnx(w).SerializeToString())
+            fh.write(model.SerializeToString())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def save_onnx(w: Weights, path: str | os.PathLike[str]) -> Path:
+    """Build one member's graph and write it to ``path`` atomically (temp name, then rename)."""
+    return save_model(build_onnx(w), path)
