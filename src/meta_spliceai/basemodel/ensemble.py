@@ -200,7 +200,8 @@ class _OrtEnsemble:
         (units 8-15, numpy FFTs on the calling thread) and its ONNX head; ``direct``: one graph."""
         import onnxruntime as ort
 
-        from .onnx_graph import build_onnx, build_split, save_model
+        from .fftconv import SpectralUnits
+        from .onnx_graph import SKIP_AFTER, build_onnx, build_split, save_model
 
         self.precision = "float32"
         self.workers = threads
@@ -224,9 +225,6 @@ class _OrtEnsemble:
                             lambda m=m: build_split(m, FFT_FIRST_UNIT)[0])
             head = session(cache_stem.with_name(f"{name}-head{FFT_FIRST_UNIT}.onnx"),
                            lambda m=m: build_split(m, FFT_FIRST_UNIT)[1])
-            from .fftconv import SpectralUnits
-            from .onnx_graph import SKIP_AFTER
-
             self.fns.append(self._split_fn(front, SpectralUnits(m, FFT_FIRST_UNIT, SKIP_AFTER), head))
 
     @staticmethod
