@@ -139,7 +139,8 @@ def torch_net(w: Weights):  # -> torch.nn.Module
 
 
 class _Ensemble:
-    """PyTorch members: ``fns[i](x)`` maps one-hot ``(B, 4, L + 10000)`` float32 to probabilities ``(B, 3, L)``."""
+    """PyTorch members: ``fns[i](x, lengths)`` maps one-hot ``(B, 4, L + 10000)`` float32 to probabilities ``(B, 3, L)``
+    (``lengths``: each item's input length before right-padding; unused here)."""
 
     runtime = "torch"
 
@@ -163,7 +164,7 @@ class _Ensemble:
     def _fn(self, member):  # noqa: ANN001, ANN202
         import torch
 
-        def run(x: np.ndarray) -> np.ndarray:
+        def run(x: np.ndarray, lengths: Sequence[int] = ()) -> np.ndarray:
             with torch.inference_mode():
                 t = torch.from_numpy(x).to(self.device)
                 if self.precision == "bfloat16" and self.device.type == "cuda":
@@ -214,7 +215,7 @@ class _OrtEnsemble:
                 save_model(build(), path)
             return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
-        self.fns: list[Callable[[np.ndarray], np.ndarray]] = []
+        self.fns: list[Callable[[np.ndarray, Sequence[int]], np.ndarray]] = []
         for i, m in enumerate(members):
             name = f"{cache_stem.name}-m{i}"
             if conv == "direct":
@@ -229,16 +230,26 @@ class _OrtEnsemble:
 
     @staticmethod
     def _fn(session):  # noqa: ANN001, ANN205
-        return lambda x: session.run(None, {"x": x})[0]
+        return lambda x, lengths=(): session.run(None, {"x": x})[0]
 
     @staticmethod
     def _split_fn(front, units, head):  # noqa: ANN001, ANN205
         last = f"h{len(units.taps)}"
 
-        def run(x: np.ndarray) -> np.ndarray:
+        def run(x: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
+            """Each item of the batch goes through the FFT units alone, cut to its own length: its numbers then
+            depend on it alone, not on what it was batched with (a product's rounding depends on its column
+            count), so serial, --workers and Ray runs write the same bytes."""
             h, s = front.run(None, {"x": x})
-            h, crops = units(h)
-            return head.run(None, {"s": s, **crops, last: h})[0]
+            outs = x.shape[2] - CONTEXT
+            feeds = {"s": s, last: np.zeros((x.shape[0], h.shape[1], outs), dtype=np.float32)}
+            for j, n in enumerate(lengths):
+                own = n - CONTEXT  # this item's outputs
+                hj, crops = units(np.ascontiguousarray(h[j: j + 1, :, : own + 2 * (FLANK - units.lost_before)]))
+                feeds[last][j, :, :own] = hj[0]
+                for k, v in crops.items():
+                    feeds.setdefault(k, np.zeros_like(feeds[last]))[j, :, :own] = v[0]
+            return head.run(None, feeds)[0]
 
         return run
 
@@ -415,7 +426,8 @@ class BaseModel:
         log.debug("base model: %d input(s), %d nt in %d pass(es) of <= %d nt", len(seqs), sum(lengths), len(passes), cs)
         for w in range(0, len(passes), window):
             chunk = passes[w : w + window]
-            inputs = [self._one_hot_batch([seqs[i][a : b + CONTEXT] for i, a, b in ps]) for ps in chunk]
+            inputs = [(self._one_hot_batch([seqs[i][a : b + CONTEXT] for i, a, b in ps]), [b - a + CONTEXT for _, a, b in ps])
+                      for ps in chunk]
             for ps, probs in zip(chunk, self._run(inputs)):
                 for (i, a, b), p in zip(ps, probs):
                     out[i][a:b] = p[:, : b - a].T
@@ -431,20 +443,20 @@ class BaseModel:
             x[j, :, : len(s)] = one_hot(s).T
         return x
 
-    def _run(self, inputs: list[np.ndarray]) -> Iterator[np.ndarray]:
+    def _run(self, inputs: list[tuple[np.ndarray, list[int]]]) -> Iterator[np.ndarray]:
         """Ensemble mean ``(B, 3, L)`` for each input, in order, each as soon as it is done. On the CPU the
         (input, member) tasks run on ``workers`` threads of one intra-op thread each: no thread ever waits on
         another mid-layer, which keeps throughput on a busy (shared) machine; sums are in member order
         (deterministic)."""
         fns = self._ens.fns
         if self._ens.workers <= 1:
-            rows: Iterator[list[np.ndarray]] = ([f(x) for f in fns] for x in inputs)
+            rows: Iterator[list[np.ndarray]] = ([f(x, n) for f in fns] for x, n in inputs)
         else:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(self._ens.workers, thread_name_prefix="basemodel", initializer=self._ens.init_worker)
-            futures = [[self._pool.submit(f, x) for f in fns] for x in inputs]  # all in flight at once
+            futures = [[self._pool.submit(f, x, n) for f in fns] for x, n in inputs]  # all in flight at once
             rows = ([fu.result() for fu in row] for row in futures)
         for row in rows:
             total = row[0].astype(np.float32, copy=True)
