@@ -28,8 +28,8 @@ import numpy as np
 
 from ..config import FLANK
 from .ensemble import cpu_threads, one_hot, ort_options
-from .onnx_graph import SKIP_AFTER, build_pieces, unit_trim
-from .weights import Weights
+from .onnx_graph import SKIP_AFTER, build_pieces
+from .weights import Weights, unit_trim
 
 log = logging.getLogger(__name__)
 

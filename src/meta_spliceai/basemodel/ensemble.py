@@ -28,6 +28,7 @@ batched; neither changes the result beyond float rounding (<= 1e-6).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -47,6 +48,7 @@ from .weights import (
     WIDTH,
     Weights,
     bn_affine,
+    folded_conv1,
     read_keras_h5,
     read_openspliceai,
     unit_shapes,
@@ -102,10 +104,7 @@ def torch_net(w: Weights):  # -> torch.nn.Module
             s1, b1 = bn_affine(u["bn1"], w.eps)
             self.register_buffer("s1", torch.from_numpy(s1.astype(np.float32)).view(1, -1, 1))
             self.register_buffer("b1", torch.from_numpy(b1.astype(np.float32)).view(1, -1, 1))
-            # BN2 directly follows conv1: fold it in (weight * scale, bias * scale + shift)
-            s2, b2 = bn_affine(u["bn2"], w.eps)
-            w1, c1 = u["conv1"]
-            self.conv1 = conv(w1.astype(np.float64) * s2[:, None, None], c1.astype(np.float64) * s2 + b2, d)
+            self.conv1 = conv(*folded_conv1(u, w.eps), d)  # BN2 folded in
             self.conv2 = conv(*u["conv2"], d)  # type: ignore[misc]
             self.trim = d * (k - 1)  # nt lost on each side by the two unpadded convs
 
@@ -206,7 +205,6 @@ class _OrtEnsemble:
 
         self.precision = "float32"
         self.workers = threads
-        self.conv = conv
         opts = ort_options(1 if threads > 1 else intra)  # parallel across members instead
 
         def session(path: Path, build: Callable[[], object]):  # noqa: ANN202
@@ -222,10 +220,9 @@ class _OrtEnsemble:
                 s = session(cache_stem.with_name(f"{name}.onnx"), lambda m=m: build_onnx(m))
                 self.fns.append(self._fn(s))
                 continue
-            front = session(cache_stem.with_name(f"{name}-front{FFT_FIRST_UNIT}.onnx"),
-                            lambda m=m: build_split(m, FFT_FIRST_UNIT)[0])
-            head = session(cache_stem.with_name(f"{name}-head{FFT_FIRST_UNIT}.onnx"),
-                           lambda m=m: build_split(m, FFT_FIRST_UNIT)[1])
+            split = functools.cache(lambda m=m: build_split(m, FFT_FIRST_UNIT))  # built once, if a file is missing
+            front = session(cache_stem.with_name(f"{name}-front{FFT_FIRST_UNIT}.onnx"), lambda split=split: split()[0])
+            head = session(cache_stem.with_name(f"{name}-head{FFT_FIRST_UNIT}.onnx"), lambda split=split: split()[1])
             self.fns.append(self._split_fn(front, SpectralUnits(m, FFT_FIRST_UNIT, SKIP_AFTER), head))
 
     @staticmethod

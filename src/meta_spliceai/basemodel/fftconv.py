@@ -20,7 +20,7 @@ import threading
 import numpy as np
 
 from ..config import FLANK
-from .weights import Weights, bn_affine, unit_shapes
+from .weights import Weights, bn_affine, folded_conv1, unit_shapes, unit_trim
 
 
 def fft_length(span: int) -> int:
@@ -105,19 +105,15 @@ class SpectralUnits:
         self.first = first
         self.slope = np.float32(w.leaky)
         self.taps = [unit_shapes()[i] for i in range(len(w.units))]
-        self.lost_before = sum(d * (k - 1) for k, d in self.taps[:first])
+        self.lost_before = sum(unit_trim(i) for i in range(first))
         self.skip_after = tuple(u for u in skip_after if first < u < len(w.units))
         self.units = []
         for i in range(first, len(w.units)):
-            k, d = self.taps[i]
+            d = self.taps[i][1]
             u = w.units[i]
             s1, b1 = bn_affine(u["bn1"], w.eps)
-            s2, b2 = bn_affine(u["bn2"], w.eps)
-            w1, c1 = u["conv1"]
-            w1f = np.asarray(w1).astype(np.float64) * s2[:, None, None]
-            c1f = np.asarray(c1).astype(np.float64) * s2 + b2
-            self.units.append((s1.astype(np.float32)[:, None], b1.astype(np.float32)[:, None], SpectralConv(w1f, c1f, d),
-                               SpectralConv(*u["conv2"], d), d * (k - 1)))
+            self.units.append((s1.astype(np.float32)[:, None], b1.astype(np.float32)[:, None],
+                               SpectralConv(*folded_conv1(u, w.eps), d), SpectralConv(*u["conv2"], d), unit_trim(i)))
 
     def _act(self, y: np.ndarray) -> np.ndarray:
         if self.slope == 0:

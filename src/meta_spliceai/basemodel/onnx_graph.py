@@ -35,7 +35,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..config import FLANK
-from .weights import STACKS, UNITS_PER_STACK, WIDTH, Weights, bn_affine, unit_shapes
+from .weights import STACKS, UNITS_PER_STACK, WIDTH, Weights, bn_affine, folded_conv1, unit_shapes, unit_trim
 
 OPSET = 17
 #: IR version 8 is what opset 17 came with (and what torch.onnx writes): any onnxruntime >= 1.12 loads it
@@ -91,11 +91,7 @@ class _Graph:
         unit = self.w.units[i]
         p = f"unit{i}"
         s1, b1 = bn_affine(unit["bn1"], self.w.eps)
-        s2, b2 = bn_affine(unit["bn2"], self.w.eps)
-        w1, c1 = unit["conv1"]
-        # BN2 directly follows conv1: fold it in (weight * scale, bias * scale + shift)
-        w1f = np.asarray(w1).astype(np.float64) * s2[:, None, None]
-        c1f = np.asarray(c1).astype(np.float64) * s2 + b2
+        w1f, c1f = folded_conv1(unit, self.w.eps)  # BN2 directly follows conv1: folded in
         # BN1 = x * s1 + b1 per channel: a depthwise 1x1 conv (NCHWc; same numbers as Mul + Add)
         s1n = self.const(f"{p}.s1", _f32(s1).reshape(-1, 1, 1, 1))
         b1n = self.const(f"{p}.b1", _f32(b1))
@@ -132,32 +128,42 @@ def _f32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def unit_trim(i: int) -> int:
-    """Nucleotides residual unit ``i`` loses on each side (its two unpadded convs): ``d (k - 1)``."""
-    k, d = unit_shapes()[i]
-    return d * (k - 1)
-
-
 #: units after which a skip conv reads the residual stream (the ends of the stacks), 1-based unit counts
 SKIP_AFTER: tuple[int, ...] = tuple(UNITS_PER_STACK * (s + 1) for s in range(len(STACKS)))
 
 
-def build_onnx(w: Weights) -> onnx.ModelProto:
-    """One member's ONNX model: ``x`` (B, 4, L + 10000) float32 -> ``p`` (B, 3, L) float32."""
-    g = _Graph(w)
+def _front(g: _Graph, w: Weights, units: int) -> tuple[str, str, int]:
+    """Stem and residual units ``0 … units - 1`` on ``x``: the stream, the skip sum of the stem and of every
+    stack ending by then (in order, each cropped to the outputs), and the nt lost per side so far."""
     h = g.conv("x", "stem", *w.stem)
     skip = g.conv(g.crop(h, "skip0.in", FLANK), "skip0", *w.skips[0])
     lost = 0
-    for i in range(len(w.units)):
+    for i in range(units):
         h = g.unit(h, i)
         lost += unit_trim(i)
         if i + 1 in SKIP_AFTER:
             s = SKIP_AFTER.index(i + 1)
             t = g.conv(g.crop(h, f"skip{s + 1}.in", FLANK - lost), f"skip{s + 1}", *w.skips[s + 1])
             skip = g.node("Add", [skip, t], f"skip.sum{s + 1}")
+    return h, skip, lost
+
+
+def _head(g: _Graph, w: Weights, skip: str, ends: list[int]) -> None:
+    """Add the skip convs of the stack ends ``ends`` (inputs ``h{u}``, already cropped) to ``skip``, in order,
+    then the output conv and the softmax, as ``p``."""
+    for u in ends:
+        s = SKIP_AFTER.index(u)
+        skip = g.node("Add", [skip, g.conv(f"h{u}", f"skip{s + 1}", *w.skips[s + 1])], f"skip.sum{s + 1}")
+    g.node("Softmax", [g.conv(skip, "out", *w.out)], "p", axis=1)
+
+
+def build_onnx(w: Weights) -> onnx.ModelProto:
+    """One member's ONNX model: ``x`` (B, 4, L + 10000) float32 -> ``p`` (B, 3, L) float32."""
+    g = _Graph(w)
+    _, skip, lost = _front(g, w, len(w.units))
     if lost != FLANK:  # the receptive field must be exactly the flank: kept outputs never see padding
         raise ValueError(f"the units crop {lost} nt per side, expected {FLANK}")
-    g.node("Softmax", [g.conv(skip, "out", *w.out)], "p", axis=1)
+    _head(g, w, skip, [])
     return g.model("spliceai10k_member", [("x", 4)], [("p", 3)])
 
 
@@ -180,10 +186,7 @@ def build_pieces(w: Weights) -> dict[str, onnx.ModelProto]:
         g.node("Identity", [g.unit("h", i)], "y")
         out[f"unit{i}"] = g.model(f"unit{i}", [("h", WIDTH)], [("y", WIDTH)])
     g = _Graph(w)
-    skip = g.conv("h0", "skip0", *w.skips[0])
-    for s, u in enumerate(SKIP_AFTER):
-        skip = g.node("Add", [skip, g.conv(f"h{u}", f"skip{s + 1}", *w.skips[s + 1])], f"skip.sum{s + 1}")
-    g.node("Softmax", [g.conv(skip, "out", *w.out)], "p", axis=1)
+    _head(g, w, g.conv("h0", "skip0", *w.skips[0]), list(SKIP_AFTER))
     out["head"] = g.model("head", [("h0", WIDTH)] + [(f"h{u}", WIDTH) for u in SKIP_AFTER], [("p", 3)])
     return out
 
@@ -196,26 +199,13 @@ def build_split(w: Weights, first: int) -> tuple[onnx.ModelProto, onnx.ModelProt
     - ``head``: ``s`` and ``h{u}`` (B, 32, L) for each later stack end ``u`` -> ``p`` (B, 3, L).
     """
     g = _Graph(w)
-    h = g.conv("x", "stem", *w.stem)
-    skip = g.conv(g.crop(h, "skip0.in", FLANK), "skip0", *w.skips[0])
-    lost = 0
-    for i in range(first):
-        h = g.unit(h, i)
-        lost += unit_trim(i)
-        if i + 1 in SKIP_AFTER:
-            s = SKIP_AFTER.index(i + 1)
-            t = g.conv(g.crop(h, f"skip{s + 1}.in", FLANK - lost), f"skip{s + 1}", *w.skips[s + 1])
-            skip = g.node("Add", [skip, t], f"skip.sum{s + 1}")
+    h, skip, _ = _front(g, w, first)
     g.node("Identity", [h], "h")
     g.node("Identity", [skip], "s")
     front = g.model("front", [("x", 4)], [("h", WIDTH), ("s", WIDTH)])
     g = _Graph(w)
-    skip = "s"
     later = [u for u in SKIP_AFTER if u > first]
-    for u in later:
-        s = SKIP_AFTER.index(u)
-        skip = g.node("Add", [skip, g.conv(f"h{u}", f"skip{s + 1}", *w.skips[s + 1])], f"skip.sum{s + 1}")
-    g.node("Softmax", [g.conv(skip, "out", *w.out)], "p", axis=1)
+    _head(g, w, "s", later)
     head = g.model("head", [("s", WIDTH)] + [(f"h{u}", WIDTH) for u in later], [("p", 3)])
     return front, head
 

@@ -45,11 +45,25 @@ def unit_shapes() -> list[tuple[int, int]]:
     return [kd for kd in STACKS for _ in range(UNITS_PER_STACK)]
 
 
+def unit_trim(i: int) -> int:
+    """Nucleotides residual unit ``i`` loses on each side (its two unpadded convs): ``d (k - 1)``."""
+    k, d = unit_shapes()[i]
+    return d * (k - 1)
+
+
 def bn_affine(p: tuple[np.ndarray, ...], eps: float) -> tuple[np.ndarray, np.ndarray]:
     """A BatchNorm (gamma, beta, mean, var) as a per-channel ``x * scale + shift``, in float64."""
     gamma, beta, mean, var = (np.asarray(x).astype(np.float64) for x in p)
     scale = gamma / np.sqrt(var + eps)
     return scale, beta - mean * scale
+
+
+def folded_conv1(unit: dict[str, tuple[np.ndarray, ...]], eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """A residual unit's first conv with the BatchNorm that directly follows it folded in (weight * scale,
+    bias * scale + shift), in float64: what every runtime computes as that unit's conv1."""
+    s2, b2 = bn_affine(unit["bn2"], eps)
+    w1, c1 = unit["conv1"]
+    return np.asarray(w1).astype(np.float64) * s2[:, None, None], np.asarray(c1).astype(np.float64) * s2 + b2
 
 
 def check_shapes(w: Weights, source: Path) -> None:
