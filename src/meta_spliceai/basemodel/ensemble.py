@@ -18,7 +18,7 @@ dependency), each member's graph built once from its weights into a cache folder
 repository) by :mod:`.onnx_graph`, without PyTorch; ``bfloat16`` and CUDA run on PyTorch. On the CPU the members run
 concurrently, one thread each, rather than each layer split across threads: layers never wait on a
 descheduled thread, which matters on shared machines. By default (``conv="fft"``) each member's stacks 3-4
-(units 8-15) run as FFT convolutions between an ONNX front and head (:mod:`.fftconv`): 1.3x faster.
+(units 8-15) run as FFT convolutions between an ONNX front and head (:mod:`.fftconv`): 1.2-1.3x faster.
 
 Sequences: :meth:`BaseModel.predict` takes ``flank + body + flank`` strings (flank = 5,000 nt,
 transcription orientation) and returns one ``(len(body), 3)`` float32 array per input; row i
