@@ -4,8 +4,9 @@ Why: SpliceAI-10k's last two stacks (21 taps dilated by 10, 41 taps dilated by 2
 multiplications. A direct convolution costs ``k * 32 * 32`` multiply-adds per output; by FFT, a kernel of
 span ``S = d (k - 1) + 1`` costs one forward and one inverse transform per channel and a 32x32 complex
 product per frequency, per block of ``N - S + 1`` outputs: ~4x fewer operations for the 41-tap kernel,
-~2x for the 21-tap one. Measured on 2 cores (bench/RESULTS.md): the ensemble 1.05-1.34x faster than direct
-(by CPU); the forward transforms by scipy's pocketfft (~3x numpy's on these shapes), the inverse by numpy's.
+~2x for the 21-tap one. Measured on 2 cores (bench/RESULTS.md): the ensemble 1.23x faster than direct on an
+AVX-512 Zen 4, 1.34x on an AVX2 EPYC (that one before the forward transforms moved to scipy's pocketfft, ~3x
+numpy's on these shapes; the inverse stays numpy's).
 
 Exact in the sense the project uses: the same valid cross-correlation, rounded differently (float32 FFTs:
 ~1e-7 relative per convolution, ~1e-7 on the probabilities; the Keras comparison stays <= 1e-4).
@@ -79,8 +80,9 @@ class SpectralConv:
         whole = (nb - 1) * m
         y = np.empty((b, co, out), dtype=np.float32)
         for i in range(b):  # one item at a time: its numbers depend on it alone
-            padded = np.zeros((ci, nb * m + s - 1), dtype=np.float32)
+            padded = np.empty((ci, nb * m + s - 1), dtype=np.float32)
             padded[:, :length] = x[i]
+            padded[:, length:] = 0  # the last block's tail: only it is zeroed, the rest is written once
             st = padded.strides
             # (channel, sample in block, block): the transform runs down axis 1, so the spectra come out as
             # (channel, frequency, block) and each frequency's (channel, block) matrix is a BLAS-ready view
