@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
-BaseModelName = Literal["spliceai", "openspliceai"]
+BaseModelName = Literal["spliceai", "openspliceai", "cispliceai", "pangolin"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["float32", "bfloat16"]
 Runtime = Literal["auto", "torch", "onnx"]
@@ -25,6 +25,17 @@ Executor = Literal["local", "ray"]
 FeatureSet = Literal["base", "partner", "neighbourhood", "gene_peaks"]
 
 BASE_MODELS: tuple[str, ...] = get_args(BaseModelName)
+#: Pangolin's tissues, in the order of its networks' heads (model 2t of its weight files is tissue t)
+PANGOLIN_TISSUES: tuple[str, ...] = ("heart", "liver", "brain", "testis")
+#: the float32 score columns a base model's prediction store holds, in order (what ``BaseModel.predict`` returns):
+#: class probabilities for the SpliceAI-like models; per tissue P(splice site) and site usage for Pangolin,
+#: which does not tell donor from acceptor
+BASE_MODEL_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "spliceai": ("neither", "acceptor", "donor"),
+    "openspliceai": ("neither", "acceptor", "donor"),
+    "cispliceai": ("neither", "acceptor", "donor"),
+    "pangolin": tuple(f"{t}_{v}" for t in PANGOLIN_TISSUES for v in ("p", "usage")),
+}
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)

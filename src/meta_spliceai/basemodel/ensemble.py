@@ -1,11 +1,14 @@
-"""The base model: SpliceAI-10k (Keras weights of the ``spliceai`` package) or OpenSpliceAI, on ONNX
+"""The base model: SpliceAI-10k (Keras weights of the ``spliceai`` package), OpenSpliceAI or Pangolin, on ONNX
 Runtime (CPU) or PyTorch (CUDA, bfloat16; the optional ``[torch]`` extra).
 
 The network is the published SpliceAI-10k: a 1x1 conv 4->32, four stacks of four
 residual units (BN -> activation -> dilated conv, twice, plus identity), kernel/dilation
 11/1, 11/4, 21/10, 41/25, a 1x1 "skip" conv after the stem and after every stack (summed),
 5,000 nt cropped on each side, a 1x1 conv to 3 classes and a softmax. Outputs are
-``[neither, acceptor, donor]``; an ensemble is the mean of its members' probabilities.
+``[neither, acceptor, donor]``; an ensemble is the mean of its members' probabilities. Pangolin's 12
+networks have the same trunk and 12 output channels (per tissue t: softmax pair 3t, 3t + 1 and sigmoid
+3t + 2); its outputs are, per tissue, the mean of P(splice) (3t + 1) and of usage (3t + 2) over the three
+replicates of that tissue's model: columns ``config.BASE_MODEL_OUTPUTS["pangolin"]``.
 
 Why it is faster than the original while giving the same numbers: every convolution runs
 *unpadded* ("valid") and the residual stream is cropped as it goes. The receptive field is
@@ -21,7 +24,8 @@ descheduled thread, which matters on shared machines. By default (``conv="fft"``
 (units 8-15) run as FFT convolutions between an ONNX front and head (:mod:`.fftconv`): 1.2-1.3x faster.
 
 Sequences: :meth:`BaseModel.predict` takes ``flank + body + flank`` strings (flank = 5,000 nt,
-transcription orientation) and returns one ``(len(body), 3)`` float32 array per input; row i
+transcription orientation) and returns one ``(len(body), C)`` float32 array per input (C: the model's
+columns, :data:`config.BASE_MODEL_OUTPUTS`); row i
 is body position i (0-based). Long bodies are cut into overlapping chunks, short ones are
 batched; neither changes the result beyond float rounding (<= 1e-6).
 """
@@ -39,18 +43,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DEFAULT_PREDICT, FLANK, BaseModelName, Convolution, Device, Precision, Runtime
+from ..config import BASE_MODEL_OUTPUTS, DEFAULT_PREDICT, FLANK, BaseModelName, Convolution, Device, Precision, Runtime
 from ..errors import InputError
 from .weights import (
     CONTEXT,
+    HEAD_CHANNELS,
     STACKS,
     UNITS_PER_STACK,
     WIDTH,
     Weights,
     bn_affine,
     folded_conv1,
+    pangolin_files,
+    pangolin_groups,
     read_keras_h5,
     read_openspliceai,
+    read_pangolin,
     unit_shapes,
 )
 
@@ -82,7 +90,7 @@ def one_hot(seq: str) -> np.ndarray:
 
 
 def torch_net(w: Weights):  # -> torch.nn.Module
-    """A PyTorch module computing one member's probabilities, ``(B, 4, L + 10000) -> (B, 3, L)``."""
+    """A PyTorch module computing one member's probabilities, ``(B, 4, L + 10000) -> (B, C, L)`` (C: 3, Pangolin 12)."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -132,13 +140,17 @@ def torch_net(w: Weights):  # -> torch.nn.Module
                     lost += unit.trim
                 off = FLANK - lost
                 skip = skip + self.skips[s + 1](h[:, :, off : off + n])
-            return torch.softmax(self.out(skip).float(), dim=1)
+            z = self.out(skip).float()
+            if w.head == "softmax":
+                return torch.softmax(z, dim=1)
+            t = z.view(z.shape[0], -1, 3, z.shape[2])  # Pangolin: per tissue (not a site, site, usage)
+            return torch.cat([torch.softmax(t[:, :, :2], dim=2), torch.sigmoid(t[:, :, 2:])], dim=2).view(z.shape)
 
     return Net().eval()
 
 
 class _Ensemble:
-    """PyTorch members: ``fns[i](x, lengths)`` maps one-hot ``(B, 4, L + 10000)`` float32 to probabilities ``(B, 3, L)``
+    """PyTorch members: ``fns[i](x, lengths)`` maps one-hot ``(B, 4, L + 10000)`` float32 to probabilities ``(B, C, L)``
     (``lengths``: each item's input length before right-padding; unused here)."""
 
     runtime = "torch"
@@ -325,8 +337,12 @@ def onnxruntime_available() -> bool:
 class BaseModel:
     """A loaded base-model ensemble: ``predict(seqs)`` gives per-nucleotide probabilities.
 
-    Attributes: ``name`` (``spliceai``/``openspliceai``), ``version``, ``digest`` (SHA-256 over
-    the weight files), ``device`` (``cpu``/``cuda``), ``precision``, ``n_members``.
+    Attributes: ``name`` (``spliceai``/``openspliceai``/``pangolin``), ``version``, ``digest`` (SHA-256 over
+    the weight files), ``device`` (``cpu``/``cuda``), ``precision``, ``n_members``, ``columns`` (what
+    ``predict`` returns, :data:`config.BASE_MODEL_OUTPUTS` of ``name``).
+
+    ``groups`` says how the members combine: per block of output columns, in order, (member indices, the
+    channels of those members' outputs averaged); default: every member, every channel (the plain mean).
     """
 
     def __init__(
@@ -341,8 +357,15 @@ class BaseModel:
         batch_size: int = DEFAULT_PREDICT.batch_size,
         runtime: str = "torch",
         conv: Convolution = DEFAULT_PREDICT.conv,
+        groups: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
     ) -> None:
         self.name = name
+        self.columns: tuple[str, ...] = BASE_MODEL_OUTPUTS[name]
+        channels = HEAD_CHANNELS[members[0].head]
+        self.groups = [(list(m), list(c)) for m, c in (groups or [(range(len(members)), range(channels))])]
+        if sum(len(c) for _, c in self.groups) != len(self.columns):
+            raise ValueError(f"base model {name}: the member groups give {sum(len(c) for _, c in self.groups)} columns, "
+                             f"expected {len(self.columns)} ({', '.join(self.columns)})")
         self.version = version
         self.digest = digest
         self.device = device
@@ -380,7 +403,8 @@ class BaseModel:
 
     def predict(self, seqs: Sequence[str], *, batch_size: int | None = None, chunk_size: int | None = None,
                 on_progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-        """Probabilities ``(len(body), 3)`` float32 ``[neither, acceptor, donor]`` for each input.
+        """Scores ``(len(body), C)`` float32 for each input, columns :attr:`columns` (SpliceAI: ``[neither,
+        acceptor, donor]``; Pangolin: per tissue P(splice site) and usage).
 
         Each input is ``flank + body + flank`` (5,000 nt each side, ACGTN, transcription
         orientation); row i of the result is body position i (0-based). Bodies longer than
@@ -418,7 +442,7 @@ class BaseModel:
                 take, real = take + 1, real + n + CONTEXT
             passes.append(items[k : k + take])
             k += take
-        out = [np.empty((n, 3), dtype=np.float32) for n in lengths]
+        out = [np.empty((n, len(self.columns)), dtype=np.float32) for n in lengths]
         window = 2 * self._ens.workers  # passes in flight: bounds memory, keeps every worker busy
         log.debug("base model: %d input(s), %d nt in %d pass(es) of <= %d nt", len(seqs), sum(lengths), len(passes), cs)
         for w in range(0, len(passes), window):
@@ -441,7 +465,7 @@ class BaseModel:
         return x
 
     def _run(self, inputs: list[tuple[np.ndarray, list[int]]]) -> Iterator[np.ndarray]:
-        """Ensemble mean ``(B, 3, L)`` for each input, in order, each as soon as it is done. On the CPU the
+        """Ensemble scores ``(B, C, L)`` for each input (:meth:`_combine`), in order, each as soon as it is done. On the CPU the
         (input, member) tasks run on ``workers`` threads of one intra-op thread each: no thread ever waits on
         another mid-layer, which keeps throughput on a busy (shared) machine; sums are in member order
         (deterministic)."""
@@ -456,10 +480,18 @@ class BaseModel:
             futures = [[self._pool.submit(f, x, n) for f in fns] for x, n in inputs]  # all in flight at once
             rows = ([fu.result() for fu in row] for row in futures)
         for row in rows:
-            total = row[0].astype(np.float32, copy=True)
-            for r in row[1:]:
-                total += r
-            yield total / np.float32(len(row))
+            yield self._combine(row)
+
+    def _combine(self, row: list[np.ndarray]) -> np.ndarray:
+        """The members' outputs ``(B, channels, L)`` as the model's ``(B, C, L)``: per group the mean of its
+        members' chosen channels, summed in member order (deterministic), the groups' blocks side by side."""
+        parts = []
+        for members, channels in self.groups:
+            total = row[members[0]][:, channels].astype(np.float32, copy=True)
+            for m in members[1:]:
+                total += row[m][:, channels]
+            parts.append(total / np.float32(len(members)))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
 def _spliceai_files() -> list[Path]:
@@ -536,7 +568,7 @@ def load_base_model(
 
     ``spliceai``: the five Keras models of the installed ``spliceai`` package (or the ``.h5``
     file(s) at ``weights``). ``openspliceai``: the PyTorch checkpoints (``*.pt``) in the folder or
-    file ``weights``. ``precision='bfloat16'`` runs the convolutions in bfloat16 (faster on CPUs
+    file ``weights``. ``pangolin``: the folder ``weights`` of Pangolin's 12 networks (:func:`.weights.pangolin_groups`). ``precision='bfloat16'`` runs the convolutions in bfloat16 (faster on CPUs
     with AVX512-BF16 and on GPUs; not exact). ``runtime``: ``auto`` runs float32 on the CPU with
     ONNX Runtime when it is installed (``pip install meta-spliceai[onnx]``; faster), else PyTorch.
     ``conv`` (ONNX Runtime only): ``fft`` computes the 21- and 41-tap stacks by FFT (faster, the same
@@ -549,6 +581,7 @@ def load_base_model(
     if precision not in ("float32", "bfloat16"):
         raise InputError(f"unknown precision {precision!r}; choose float32 or bfloat16")
     dev = resolve_device(device)
+    groups = None
     if name == "spliceai":
         if weights is None:
             files = _spliceai_files()
@@ -566,8 +599,13 @@ def load_base_model(
         files = _weight_files(weights, (".pt", ".pth"))
         version = Path(weights).name
         members = [read_openspliceai(f) for f in files]
+    elif name == "pangolin":
+        files = pangolin_files(weights)
+        version = Path(weights).resolve().name or "pangolin-v2"  # type: ignore[arg-type]
+        members = [read_pangolin(f) for f in files]
+        groups = pangolin_groups()
     else:
-        raise InputError(f"unknown base model {name!r}; choose spliceai or openspliceai")
+        raise InputError(f"unknown base model {name!r}; choose spliceai, openspliceai or pangolin")
     ort_ok = dev == "cpu" and precision == "float32"
     if runtime == "onnx" and not ort_ok:
         raise InputError("runtime onnx runs float32 on the CPU only; use --device cpu --precision float32, or runtime torch")
@@ -582,7 +620,7 @@ def load_base_model(
         # without the instructions PyTorch emulates bfloat16: 72x slower than float32 on an AVX2 CPU (2,000 nt)
         raise InputError("--precision bfloat16 needs a CPU with bfloat16 instructions (AVX512-BF16 or AMX); this one "
                          "would emulate them, ~70x slower than float32: use --precision float32 (exact), or a GPU")
-    model = BaseModel(name, version, _digest(files), members, dev, precision, chunk_size, batch_size, runtime, conv)
+    model = BaseModel(name, version, _digest(files), members, dev, precision, chunk_size, batch_size, runtime, conv, groups)
     log.info("loaded %r from %s", model, os.path.commonpath([str(f) for f in files]))
     return model
 

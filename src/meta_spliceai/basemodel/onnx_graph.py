@@ -12,7 +12,8 @@ the CPU runtime needs only ``onnx`` and ``onnxruntime``.
   BN1 as a per-channel affine (``s1``, ``b1``: a depthwise 1x1 conv), BN2 folded into conv1 (``conv1'``),
   trim = d(k-1);
 - after each stack a skip 1x1 conv on the residual stream cropped to the outputs, summed into the
-  skip accumulator in order; output 1x1 conv 32 -> 3; softmax over channels.
+  skip accumulator in order; output 1x1 conv 32 -> 3; softmax over channels (Pangolin's head,
+  ``w.head == "pangolin"``: 32 -> 12, per tissue a softmax over channels 3t, 3t + 1 and a sigmoid of 3t + 2).
 
 The folding arithmetic is the PyTorch builder's: float64, then cast to float32.
 Crops are depthwise 3-tap convs ``(0, 1, 0)`` dilated by the crop (exact), so no Shape arithmetic is needed.
@@ -35,7 +36,17 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..config import FLANK
-from .weights import STACKS, UNITS_PER_STACK, WIDTH, Weights, bn_affine, folded_conv1, unit_shapes, unit_trim
+from .weights import (
+    HEAD_CHANNELS,
+    STACKS,
+    UNITS_PER_STACK,
+    WIDTH,
+    Weights,
+    bn_affine,
+    folded_conv1,
+    unit_shapes,
+    unit_trim,
+)
 
 OPSET = 17
 #: IR version 8 is what opset 17 came with (and what torch.onnx writes): any onnxruntime >= 1.12 loads it
@@ -150,21 +161,37 @@ def _front(g: _Graph, w: Weights, units: int) -> tuple[str, str, int]:
 
 def _head(g: _Graph, w: Weights, skip: str, ends: list[int]) -> None:
     """Add the skip convs of the stack ends ``ends`` (inputs ``h{u}``, already cropped) to ``skip``, in order,
-    then the output conv and the softmax, as ``p``."""
+    then the output conv and its activation (:func:`_activation`), as ``p``."""
     for u in ends:
         s = SKIP_AFTER.index(u)
         skip = g.node("Add", [skip, g.conv(f"h{u}", f"skip{s + 1}", *w.skips[s + 1])], f"skip.sum{s + 1}")
-    g.node("Softmax", [g.conv(skip, "out", *w.out)], "p", axis=1)
+    _activation(g, w, g.conv(skip, "out", *w.out))
+
+
+def _activation(g: _Graph, w: Weights, z: str) -> None:
+    """``p`` from the output conv's ``z`` (B, C, 1, L): a softmax over the channels, or Pangolin's per-tissue
+    triples (z viewed as (B, tissues, 3, L)): a softmax over the first two, a sigmoid of the third."""
+    if w.head == "softmax":
+        g.node("Softmax", [z], "p", axis=1)
+        return
+    n = HEAD_CHANNELS[w.head]
+    t = g.node("Reshape", [z, g.const("head.triples", np.array([0, n // 3, 3, -1], dtype=np.int64))], "head.t")
+    ax = g.const("head.axis", np.array([2], dtype=np.int64))
+    cut = [g.const(f"head.at{i}", np.array([i], dtype=np.int64)) for i in (0, 2, 3)]
+    pair = g.node("Softmax", [g.node("Slice", [t, cut[0], cut[1], ax], "head.pair")], "head.softmax", axis=2)
+    usage = g.node("Sigmoid", [g.node("Slice", [t, cut[1], cut[2], ax], "head.usage")], "head.sigmoid")
+    both = g.node("Concat", [pair, usage], "head.both", axis=2)
+    g.node("Reshape", [both, g.const("head.flat", np.array([0, n, 1, -1], dtype=np.int64))], "p")
 
 
 def build_onnx(w: Weights) -> onnx.ModelProto:
-    """One member's ONNX model: ``x`` (B, 4, L + 10000) float32 -> ``p`` (B, 3, L) float32."""
+    """One member's ONNX model: ``x`` (B, 4, L + 10000) float32 -> ``p`` (B, C, L) float32 (C: 3, Pangolin 12)."""
     g = _Graph(w)
     _, skip, lost = _front(g, w, len(w.units))
     if lost != FLANK:  # the receptive field must be exactly the flank: kept outputs never see padding
         raise ValueError(f"the units crop {lost} nt per side, expected {FLANK}")
     _head(g, w, skip, [])
-    return g.model("spliceai10k_member", [("x", 4)], [("p", 3)])
+    return g.model("spliceai10k_member", [("x", 4)], [("p", HEAD_CHANNELS[w.head])])
 
 
 def build_pieces(w: Weights) -> dict[str, onnx.ModelProto]:
@@ -187,7 +214,7 @@ def build_pieces(w: Weights) -> dict[str, onnx.ModelProto]:
         out[f"unit{i}"] = g.model(f"unit{i}", [("h", WIDTH)], [("y", WIDTH)])
     g = _Graph(w)
     _head(g, w, g.conv("h0", "skip0", *w.skips[0]), list(SKIP_AFTER))
-    out["head"] = g.model("head", [("h0", WIDTH)] + [(f"h{u}", WIDTH) for u in SKIP_AFTER], [("p", 3)])
+    out["head"] = g.model("head", [("h0", WIDTH)] + [(f"h{u}", WIDTH) for u in SKIP_AFTER], [("p", HEAD_CHANNELS[w.head])])
     return out
 
 
@@ -206,7 +233,7 @@ def build_split(w: Weights, first: int) -> tuple[onnx.ModelProto, onnx.ModelProt
     g = _Graph(w)
     later = [u for u in SKIP_AFTER if u > first]
     _head(g, w, "s", later)
-    head = g.model("head", [("s", WIDTH)] + [(f"h{u}", WIDTH) for u in later], [("p", 3)])
+    head = g.model("head", [("s", WIDTH)] + [(f"h{u}", WIDTH) for u in later], [("p", HEAD_CHANNELS[w.head])])
     return front, head
 
 

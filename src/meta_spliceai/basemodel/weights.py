@@ -1,10 +1,12 @@
 """Base-model weights in one framework-neutral form (numpy arrays in PyTorch layouts: conv
-``(out, in, k)``), read from SpliceAI's Keras ``.h5`` files or OpenSpliceAI's ``.pt`` checkpoints —
-neither reader needs TensorFlow, Keras or PyTorch.
+``(out, in, k)``), read from SpliceAI's Keras ``.h5`` files, OpenSpliceAI's ``.pt`` checkpoints or
+Pangolin's state dicts — no reader needs TensorFlow, Keras or PyTorch.
 
 The network they fill is SpliceAI-10k: a 1x1 conv 4->32, four stacks of four residual units
 (BN -> activation -> dilated conv, twice, plus identity), kernel/dilation 11/1, 11/4, 21/10, 41/25,
-a 1x1 "skip" conv after the stem and after every stack (summed), a 1x1 conv to 3 classes, softmax.
+a 1x1 "skip" conv after the stem and after every stack (summed), then the head: a 1x1 conv to 3 classes
+and a softmax (SpliceAI, OpenSpliceAI), or Pangolin's 12 channels: per tissue t a 2-class softmax
+(channels 3t, 3t + 1 = P(splice site)) and a sigmoid (3t + 2 = site usage).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from ..config import FLANK
+from ..config import FLANK, PANGOLIN_TISSUES
 from ..errors import InputError
 from .checkpoint import read_state_dict
 
@@ -26,6 +29,13 @@ STACKS: tuple[tuple[int, int], ...] = ((11, 1), (11, 4), (21, 10), (41, 25))
 UNITS_PER_STACK = 4
 #: total context the network reads (FLANK on each side of every output)
 CONTEXT = 2 * FLANK
+#: a member's output activation: one softmax over 3 classes, or Pangolin's per-tissue softmax pairs and sigmoids
+Head = Literal["softmax", "pangolin"]
+#: output channels of a member with that head
+HEAD_CHANNELS: dict[str, int] = {"softmax": 3, "pangolin": 3 * len(PANGOLIN_TISSUES)}
+#: Pangolin's 12 networks (file name, tissue index): replicates 1-3 of model 2t for tissue t, tissue by tissue
+PANGOLIN_FILES: tuple[tuple[str, int], ...] = tuple(
+    (f"final.{r}.{2 * t}.3.v2", t) for t in range(len(PANGOLIN_TISSUES)) for r in (1, 2, 3))
 
 
 @dataclass
@@ -38,6 +48,7 @@ class Weights:
     out: tuple[np.ndarray, np.ndarray]
     eps: float
     leaky: float  # slope of the activation for x < 0 (0 = ReLU)
+    head: Head = "softmax"  # the activation of ``out`` (HEAD_CHANNELS gives its channel count)
 
 
 def unit_shapes() -> list[tuple[int, int]]:
@@ -67,12 +78,13 @@ def folded_conv1(unit: dict[str, tuple[np.ndarray, ...]], eps: float) -> tuple[n
 
 
 def check_shapes(w: Weights, source: Path) -> None:
-    """Raise InputError naming the first tensor whose shape is not SpliceAI-10k's."""
+    """Raise InputError naming the first tensor whose shape is not SpliceAI-10k's (with ``w.head``'s outputs)."""
+    n_out = HEAD_CHANNELS[w.head]
     expected: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = [
         ("stem.weight", (WIDTH, 4, 1), w.stem[0].shape),
         ("stem.bias", (WIDTH,), w.stem[1].shape),
-        ("out.weight", (3, WIDTH, 1), w.out[0].shape),
-        ("out.bias", (3,), w.out[1].shape),
+        ("out.weight", (n_out, WIDTH, 1), w.out[0].shape),
+        ("out.bias", (n_out,), w.out[1].shape),
     ]
     if len(w.skips) != len(STACKS) + 1 or len(w.units) != len(STACKS) * UNITS_PER_STACK:
         raise InputError(
@@ -171,35 +183,83 @@ def _walk(group: object) -> list[str]:
     return out
 
 
+class _StateDict:
+    """Tensors of one PyTorch state dict by key (float32, writable copies), read without PyTorch; a missing
+    key is an InputError naming the file and the ``model`` it should have held."""
+
+    def __init__(self, path: Path, what: str, model: str) -> None:
+        try:
+            sd = read_state_dict(path)
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise InputError(f"cannot read {what} checkpoint {path}: {err}") from None
+        self.sd = {k.removeprefix("module."): v for k, v in sd.items()}
+        self.path, self.model = path, model
+
+    def t(self, key: str) -> np.ndarray:
+        if key not in self.sd:
+            raise InputError(f"checkpoint {self.path} has no tensor {key!r}; not {self.model}")
+        return np.array(self.sd[key], dtype=np.float32)  # a writable copy (the reader maps the file read-only)
+
+    def conv(self, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.t(prefix + ".weight"), self.t(prefix + ".bias")
+
+    def bn(self, prefix: str) -> tuple[np.ndarray, ...]:
+        return tuple(self.t(f"{prefix}.{v}") for v in ("weight", "bias", "running_mean", "running_var"))
+
+
 def read_openspliceai(path: Path) -> Weights:
     """Read one OpenSpliceAI 10,000-nt checkpoint (a PyTorch state dict; LeakyReLU(0.1), BN eps 1e-5),
     without PyTorch (:func:`checkpoint.read_state_dict`)."""
-    try:
-        sd = read_state_dict(path)
-    except (OSError, ValueError, KeyError, EOFError) as err:
-        raise InputError(f"cannot read OpenSpliceAI checkpoint {path}: {err}") from None
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-
-    def t(key: str) -> np.ndarray:
-        if key not in sd:
-            raise InputError(f"checkpoint {path} has no tensor {key!r}; not an OpenSpliceAI 10,000-nt model")
-        return np.array(sd[key], dtype=np.float32)  # a writable copy (the reader maps the file read-only)
-
-    def conv(prefix: str) -> tuple[np.ndarray, np.ndarray]:
-        return t(prefix + ".weight"), t(prefix + ".bias")
-
-    def bn(prefix: str) -> tuple[np.ndarray, ...]:
-        return tuple(t(f"{prefix}.{v}") for v in ("weight", "bias", "running_mean", "running_var"))
-
-    units, skips = [], [conv("initial_skip.conv")]
+    sd = _StateDict(path, "OpenSpliceAI", "an OpenSpliceAI 10,000-nt model")
+    units, skips = [], [sd.conv("initial_skip.conv")]
     i = 0
     for _ in STACKS:
         for _ in range(UNITS_PER_STACK):
             p = f"residual_units.{i}"
-            units.append({"bn1": bn(p + ".batchnorm1"), "conv1": conv(p + ".conv1"), "bn2": bn(p + ".batchnorm2"), "conv2": conv(p + ".conv2")})
+            units.append({"bn1": sd.bn(p + ".batchnorm1"), "conv1": sd.conv(p + ".conv1"), "bn2": sd.bn(p + ".batchnorm2"),
+                          "conv2": sd.conv(p + ".conv2")})
             i += 1
-        skips.append(conv(f"residual_units.{i}.conv"))
+        skips.append(sd.conv(f"residual_units.{i}.conv"))
         i += 1
-    w = Weights(stem=conv("initial_conv"), skips=skips, units=units, out=conv("final_conv"), eps=1e-5, leaky=0.1)
+    w = Weights(stem=sd.conv("initial_conv"), skips=skips, units=units, out=sd.conv("final_conv"), eps=1e-5, leaky=0.1)
     check_shapes(w, path)
     return w
+
+
+def read_pangolin(path: Path) -> Weights:
+    """Read one of Pangolin's 12 networks (``final.{R}.{M}.3.v2``, a PyTorch state dict; ReLU, BN eps 1e-5),
+    without PyTorch. Its 8 heads ``conv_last1`` … ``conv_last8`` (per tissue a 2-class conv, then a 1-channel
+    one) are concatenated in order into one 12-channel output conv (``head="pangolin"``)."""
+    sd = _StateDict(path, "Pangolin", "one of Pangolin's networks (final.R.M.3.v2)")
+    units = [{"bn1": sd.bn(f"resblocks.{i}.bn1"), "conv1": sd.conv(f"resblocks.{i}.conv1"),
+              "bn2": sd.bn(f"resblocks.{i}.bn2"), "conv2": sd.conv(f"resblocks.{i}.conv2")}
+             for i in range(len(STACKS) * UNITS_PER_STACK)]
+    skips = [sd.conv("skip")] + [sd.conv(f"convs.{j}") for j in range(len(STACKS))]
+    heads = [sd.conv(f"conv_last{i}") for i in range(1, 2 * len(PANGOLIN_TISSUES) + 1)]
+    out = (np.concatenate([h[0] for h in heads]), np.concatenate([h[1] for h in heads]))
+    w = Weights(stem=sd.conv("conv1"), skips=skips, units=units, out=out, eps=1e-5, leaky=0.0, head="pangolin")
+    check_shapes(w, path)
+    return w
+
+
+def pangolin_files(weights: Path | None) -> list[Path]:
+    """Pangolin's 12 networks in the folder ``weights``, in :data:`PANGOLIN_FILES` order (never copied here)."""
+    where = "Pangolin's 12 networks final.{1,2,3}.{0,2,4,6}.3.v2 (tkzeng/Pangolin, pangolin/models/; GPL-3.0)"
+    if weights is None:
+        raise InputError(f"--base-model pangolin needs --weights DIR: the folder of {where}")
+    folder = Path(weights)
+    if not folder.is_dir():
+        raise InputError(f"--weights {folder} is not a folder; give the folder of {where}")
+    files = [folder / f for f, _ in PANGOLIN_FILES]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"Pangolin weights folder {folder} lacks {len(missing)} of its 12 networks: {', '.join(missing)} "
+                         f"(copy them from tkzeng/Pangolin, pangolin/models/)")
+    return files
+
+
+def pangolin_groups() -> list[tuple[list[int], list[int]]]:
+    """How Pangolin's 12 networks (in :data:`PANGOLIN_FILES` order) combine: per tissue t, the mean over
+    its three replicates of channels 3t + 1 (P(splice site)) and 3t + 2 (usage), tissue by tissue."""
+    tissues = sorted({t for _, t in PANGOLIN_FILES})
+    return [([i for i, (_, u) in enumerate(PANGOLIN_FILES) if u == t], [3 * t + 1, 3 * t + 2]) for t in tissues]
