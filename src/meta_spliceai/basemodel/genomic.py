@@ -51,6 +51,7 @@ def open_store(path: str | os.PathLike[str] | PredictionStore, flag: str = "STOR
     if not store.files():
         raise InputError(f"prediction store {store.path} holds no predictions ({flag}: give a folder of per-gene "
                          "Parquet files written by meta-spliceai predict or apply)")
+    store.require_sites(f"{flag}: tracks are of donor/acceptor scores, give a SpliceAI or OpenSpliceAI store")
     return store
 
 

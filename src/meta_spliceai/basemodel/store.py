@@ -4,7 +4,10 @@ Store layout: a folder holding only finished Parquet files, one per gene (``<gen
 ``polars.scan_parquet(STORE)`` reads as one table with columns
 
 - ``gene_id`` (Arrow ``large_string``, :func:`meta_spliceai.storage.arrow_string`, as in ``master/``), ``position`` (int32, 0-based index into the gene body in transcription
-  direction: 0 = gene start on ``+``, gene end on ``-``), ``neither``, ``acceptor``, ``donor`` (float32).
+  direction: 0 = gene start on ``+``, gene end on ``-``), then the model's score columns (float32),
+  :data:`meta_spliceai.config.BASE_MODEL_OUTPUTS` of the store's base model: ``neither``, ``acceptor``,
+  ``donor`` for SpliceAI, OpenSpliceAI and corrected (``+meta``) stores; Pangolin's ``heart_p``,
+  ``heart_usage``, … ``testis_usage`` (per tissue P(splice site) and usage: no donor/acceptor).
 
 Each file carries the store metadata (schema version, base model name, version, weight digest,
 precision) in its Parquet key-value metadata; a store written by one model refuses another's genes.
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..config import BASE_MODEL_OUTPUTS
 from ..errors import ConfigMismatchError, InputError
 from ..storage import arrow_string, fault_point, guarded_write
 from .ensemble import BaseModel
@@ -40,7 +44,14 @@ STORE_SCHEMA_VERSION = "1"
 META_KEY = b"meta_spliceai.prediction_store"
 
 
+#: the class-probability columns donor/acceptor consumers read (evaluation, features, tracks, apply)
 COLUMNS = ("neither", "acceptor", "donor")
+
+
+def columns_of(base_model: str) -> tuple[str, ...]:
+    """Score columns of a store whose identity names ``base_model``: its :data:`config.BASE_MODEL_OUTPUTS`;
+    any other name (a corrected ``<model>+meta`` store, a test identity) holds :data:`COLUMNS`."""
+    return BASE_MODEL_OUTPUTS.get(base_model, COLUMNS)
 
 
 #: the model's identity fields that must agree across a store
@@ -132,25 +143,44 @@ class PredictionStore:
         """IDs of the genes whose predictions are in the store (read from the files' metadata)."""
         return {self.metadata_of(f)["gene_id"] for f in self.files()}
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The score columns this store holds, in order (:func:`columns_of` its identity's base model; an empty
+        store opened without a model: :data:`COLUMNS`)."""
+        have = self.identity or self._expected or self.stored_identity()
+        return columns_of(have["base_model"]) if have else COLUMNS
+
+    def require_sites(self, hint: str) -> None:
+        """InputError unless the store holds donor/acceptor probabilities (:data:`COLUMNS`); ``hint`` says what to
+        do instead (Pangolin's per-tissue scores do not tell donor from acceptor)."""
+        cols = self.columns
+        if cols != COLUMNS:
+            name = str((self.identity or self.stored_identity() or {}).get("base_model", "?")).capitalize()
+            raise InputError(f"prediction store {self.path} holds {name} scores ({', '.join(cols)}), not donor/acceptor "
+                             f"probabilities: {name} does not tell donor from acceptor; {hint}")
+
     def read(self, gene_id: str) -> np.ndarray:
-        """Probabilities ``(L, 3)`` float32 ``[neither, acceptor, donor]``, row i = body position i (0-based)."""
+        """Scores ``(L, C)`` float32, columns :attr:`columns` in order (SpliceAI: ``[neither, acceptor, donor]``),
+        row i = body position i (0-based)."""
         import pyarrow.parquet as pq
 
         f = self.file_of(gene_id)
         if not f.is_file():
             raise InputError(f"gene {gene_id} is not in prediction store {self.path} (run meta-spliceai predict for it)")
+        cols = list(self.columns)
         try:
-            t = pq.read_table(f, columns=list(COLUMNS))
+            t = pq.read_table(f, columns=cols)
         except Exception as err:  # pyarrow raises several types for a damaged file
+            self._check_file(f, self.metadata_of(f), gene_id)  # another model's file (other columns) is named as such
             raise InputError(_unreadable(f, err)) from None
         kv = t.schema.metadata or {}
         if META_KEY not in kv:
             raise InputError(f"{f} is not a meta-spliceai prediction file; the store {self.path} must hold only its own files")
         self._check_file(f, json.loads(kv[META_KEY]), gene_id)
-        return np.column_stack([t.column(c).to_numpy() for c in COLUMNS]).astype(np.float32, copy=False)
+        return np.column_stack([t.column(c).to_numpy() for c in cols]).astype(np.float32, copy=False)
 
     def scan(self) -> pl.LazyFrame:
-        """All predictions as one lazy table (gene_id, position, neither, acceptor, donor)."""
+        """All predictions as one lazy table (gene_id, position, then :attr:`columns`)."""
         return pl.scan_parquet(self.path)
 
     def stored_identity(self) -> dict[str, str] | None:
@@ -222,7 +252,8 @@ class PredictionStore:
     def write(self, gene_id: str, probs: np.ndarray, extra: dict[str, str] | None = None) -> Path:
         """Write one gene atomically (temp file in the sibling ``.tmp`` folder, then rename into the store).
 
-        ``probs`` is ``(L, 3)`` ``[neither, acceptor, donor]`` in gene order (row i = position i, 0-based).
+        ``probs`` is ``(L, C)``, columns :attr:`columns` (SpliceAI: ``[neither, acceptor, donor]``), in gene
+        order (row i = position i, 0-based).
         """
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -230,15 +261,17 @@ class PredictionStore:
         if self.identity is None:
             raise InputError("PredictionStore.write needs the store opened with its base model (PredictionStore(path, model))")
         probs = np.asarray(probs, dtype=np.float32)
-        if probs.ndim != 2 or probs.shape[1] != 3:
-            raise InputError(f"predictions of gene {gene_id} have shape {probs.shape}; expected (length, 3)")
+        cols = self.columns
+        if probs.ndim != 2 or probs.shape[1] != len(cols):
+            raise InputError(f"predictions of gene {gene_id} have shape {probs.shape}; expected (length, {len(cols)}) "
+                             f"[{', '.join(cols)}]")
         n = probs.shape[0]
         meta = {**self.identity, "gene_id": gene_id, "length": str(n), **(extra or {})}
         table = pa.table(
             {
                 "gene_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([gene_id])).cast(arrow_string()),
                 "position": pa.array(np.arange(n, dtype=np.int32)),
-                **{c: pa.array(np.ascontiguousarray(probs[:, i])) for i, c in enumerate(COLUMNS)},
+                **{c: pa.array(np.ascontiguousarray(probs[:, i])) for i, c in enumerate(cols)},
             }
         ).replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
         self.path.mkdir(parents=True, exist_ok=True)

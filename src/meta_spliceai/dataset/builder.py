@@ -159,6 +159,11 @@ def check_build_flags(
 # --------------------------------------------------------------------------- build
 
 
+#: what to do with a base model whose scores do not tell donor from acceptor (Pangolin) in a build
+_LABELLING_HINT = ("give it after a store that does (the first --predictions store labels the rows: SpliceAI, "
+                   "OpenSpliceAI)")
+
+
 def build(
     *,
     output_dir: str | os.PathLike[str],
@@ -203,8 +208,12 @@ def build(
     the files are the same bytes as a serial build's.
     """
     from ..basemodel.ensemble import resolve_device
+    from ..basemodel.store import COLUMNS, columns_of
     from ..parallel import parallel_options
 
+    if columns_of(base_model) != COLUMNS:
+        raise InputError(f"--base-model {base_model}: {base_model.capitalize()} does not tell donor from acceptor, so "
+                         f"it cannot label a build's rows; {_LABELLING_HINT}")
     par, par_notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
                                       threads_per_worker=threads_per_worker,
                                       device=resolve_device(device) if run_workflow else "cpu")
@@ -358,6 +367,7 @@ class _Context:
             from ..basemodel.store import PredictionStore
 
             store = PredictionStore(self.store_dir)
+            store.require_sites(_LABELLING_HINT)
             have = store.stored_identity()
             if have is not None and have.get("base_model") != self.cfg.base_model:
                 raise ConfigMismatchError(

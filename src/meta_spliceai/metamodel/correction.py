@@ -93,6 +93,7 @@ def apply(
     genome, ann, contig_map, _ = open_reference(fasta, gtf)
     chosen = requested_genes(ann.genes, gene_list=genes, gene_ids_file=Path(gene_ids_file) if gene_ids_file else None)
     base = PredictionStore(predictions)
+    base.require_sites("--predictions: give the store of the base model the meta-model was trained on")
     check_store(card, base.stored_identity(), base.path)
     missing = [g for g in chosen["gene_id"].to_list() if not base.has(g)]
     if missing and not run_workflow:

@@ -155,6 +155,7 @@ def train(
     log.info("split (%s): %d train, %d valid, %d test genes", split, len(parts.train), len(parts.valid), len(parts.test))
 
     store = PredictionStore(Path(predictions) if predictions else ds.store_dir)
+    store.require_sites("--predictions: give the build's store (the one that labelled its rows)")
     lacking = [g for g in parts.valid + parts.test if not store.has(g)]
     if lacking:
         raise InputError(f"prediction store {store.path} lacks {len(lacking)} validation/test gene(s) "

@@ -57,6 +57,7 @@ class MetaScorer:
         store = PredictionStore(predictions)
         if not store.path.is_dir():
             raise InputError(f"prediction store not found: {store.path} (make it with meta-spliceai predict)")
+        store.require_sites("--predictions: give the store of the base model the meta-model was trained on")
         check_store(loaded.card, store.stored_identity(), store.path)
         ann = load_annotation(annotation)
         contig_map = match_contigs(ann.genes["chrom"].unique().to_list(), genome.contigs, strict=False)
