@@ -12,6 +12,8 @@ and a softmax (SpliceAI, OpenSpliceAI), or Pangolin's 12 channels: per tissue t 
 from __future__ import annotations
 
 import json
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -190,7 +192,7 @@ class _StateDict:
     def __init__(self, path: Path, what: str, model: str) -> None:
         try:
             sd = read_state_dict(path)
-        except (OSError, ValueError, KeyError, EOFError) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
             raise InputError(f"cannot read {what} checkpoint {path}: {err}") from None
         self.sd = {k.removeprefix("module."): v for k, v in sd.items()}
         self.path, self.model = path, model
