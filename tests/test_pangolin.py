@@ -69,21 +69,38 @@ def test_each_network_alone_exact() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runtime", ["onnx", "torch"])
-def test_exact_against_pangolin(runtime: str) -> None:
-    """The per-tissue means (ONNX Runtime with the FFT stacks, and PyTorch) against the original's outputs."""
-    if runtime == "torch" and not torch_available():
-        pytest.skip("PyTorch not installed")
-    model = load_base_model("pangolin", weights=PANGOLIN, device="cpu", runtime=runtime)  # type: ignore[arg-type]
-    assert model.columns == BASE_MODEL_OUTPUTS["pangolin"] and model.n_members == 12 and model.runtime == runtime
-    assert model.metadata() == {"base_model": "pangolin", "version": "pangolin-v2", "digest": model.digest,
-                                "precision": "float32"} and len(model.digest) == 16
+def test_predict_cli_exact_against_pangolin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``predict --base-model pangolin`` end to end (ONNX Runtime, FFT stacks): the store's per-tissue means against
+    the original's outputs, its identity and columns."""
+    out = tmp_path / "store"
+    code = main([str(a) for a in ("predict", "--fasta", CHR22 / "genome.fa.gz", "--gtf", CHR22 / "annotation.gtf",
+                                  "--genes", *GENES, "--base-model", "pangolin", "--weights", PANGOLIN, "-o", out)])
+    assert code == 0, capsys.readouterr().err
+    store = PredictionStore(out)
+    identity = store.stored_identity()
+    assert identity is not None and identity["base_model"] == "pangolin" and identity["version"] == "pangolin-v2"
+    assert len(identity["digest"]) == 16 and store.columns == BASE_MODEL_OUTPUTS["pangolin"]
     ref = _reference()
-    names = GENES if runtime == "onnx" else GENES[:1]
-    for name, out in zip(names, model.predict(_inputs(names))):
-        assert out.dtype == np.float32 and out.shape == ref[name].shape == (ref[name].shape[0], 8), name
-        dp = float(np.abs(out - ref[name]).max())
+    for name in GENES:
+        got = store.read(name)
+        assert got.dtype == np.float32 and got.shape == ref[name].shape == (ref[name].shape[0], 8), name
+        dp = float(np.abs(got - ref[name]).max())
         assert dp <= 1e-4, f"{name}: max |dp| {dp}"
+
+
+@pytest.mark.slow
+def test_torch_runtime_exact_against_pangolin() -> None:
+    """The PyTorch module of each network (the CUDA path's) gives the same per-tissue means."""
+    if not torch_available():
+        pytest.skip("PyTorch not installed")
+    model = load_base_model("pangolin", weights=PANGOLIN, device="cpu", runtime="torch")
+    assert model.columns == BASE_MODEL_OUTPUTS["pangolin"] and model.n_members == 12 and model.runtime == "torch"
+    assert model.metadata() == {"base_model": "pangolin", "version": "pangolin-v2", "digest": model.digest,
+                                "precision": "float32"}
+    out = model.predict(_inputs(GENES[:1]))[0]
+    ref = _reference()[GENES[0]]
+    assert out.dtype == np.float32 and out.shape == ref.shape
+    assert float(np.abs(out - ref).max()) <= 1e-4
 
 
 def test_identity_and_missing_networks(tmp_path: Path) -> None:
