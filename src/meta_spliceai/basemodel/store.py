@@ -44,8 +44,8 @@ STORE_SCHEMA_VERSION = "1"
 META_KEY = b"meta_spliceai.prediction_store"
 
 
-#: the class-probability columns donor/acceptor consumers read (evaluation, features, tracks, apply)
-COLUMNS = ("neither", "acceptor", "donor")
+#: the class-probability columns donor/acceptor consumers read (evaluation, features, tracks, apply): SpliceAI's
+COLUMNS: tuple[str, ...] = BASE_MODEL_OUTPUTS["spliceai"]
 
 
 def columns_of(base_model: str) -> tuple[str, ...]:
