@@ -20,14 +20,14 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 #: TensorFlow DataType enum -> numpy dtype (the types a frozen graph's constants use)
 DTYPES: dict[int, np.dtype] = {
     1: np.dtype("<f4"), 2: np.dtype("<f8"), 3: np.dtype("<i4"), 4: np.dtype("u1"), 5: np.dtype("<i2"),
-    6: np.dtype("i1"), 9: np.dtype("<i8"), 10: np.dtype("bool"), 19: np.dtype("<f2"),
+    6: np.dtype("i1"), 9: np.dtype("<i8"), 10: np.dtype("bool"),
 }
 
 
@@ -51,7 +51,7 @@ def varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
             raise WireError("varint longer than 10 bytes")
 
 
-def fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
+def fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, Any]]:
     """``(field_number, wire_type, value)`` of every field of one message, in order: wire type 0 gives an
     int, 1 and 5 the raw 8 / 4 bytes, 2 the bytes (zero-copy views of ``buf``)."""
     buf = memoryview(buf)
@@ -77,14 +77,19 @@ def fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, int | memoryview
         pos += n
 
 
-def _packed(wt: int, value: int | memoryview, fmt: str) -> list:
-    """A repeated scalar field's values, packed (wire type 2) or one per field (0, 1, 5)."""
-    if wt == 0:
+def _packed(wt: int, value: Any, fmt: str) -> list:
+    """A repeated scalar field's values, packed (wire type 2) or one per field (0: varint, 1 / 5: fixed);
+    ``fmt`` is ``f`` (float32), ``d`` (float64) or empty (varints)."""
+    if wt == 0 and not fmt:
         return [value]
-    raw = bytes(value)  # type: ignore[arg-type]
-    if wt in (1, 5):
-        return list(struct.unpack("<" + fmt, raw))
-    if fmt in ("f", "d"):
+    if wt in (1, 5) and fmt == ("d" if wt == 1 else "f"):
+        return list(struct.unpack("<" + fmt, bytes(value)))
+    if wt != 2:
+        raise WireError(f"wire type {wt} for a repeated {'float' if fmt else 'integer'} field")
+    raw = bytes(value)
+    if fmt:
+        if len(raw) % struct.calcsize(fmt):
+            raise WireError("packed floats of a length that is not a multiple of their size")
         return list(np.frombuffer(raw, dtype="<" + fmt))
     out, pos = [], 0
     while pos < len(raw):
@@ -106,25 +111,26 @@ def parse_shape(buf: memoryview) -> tuple[int, ...] | None:
             return None
         if num == 2:
             size = 0
-            for n2, _, v2 in fields(value):  # type: ignore[arg-type]
+            for n2, _, v2 in fields(value):
                 if n2 == 1:
-                    size = _signed(v2)  # type: ignore[arg-type]
+                    size = _signed(v2)
             dims.append(size)
     return tuple(dims)
 
 
-def parse_tensor(buf: memoryview) -> np.ndarray:
+def parse_tensor(buf: memoryview) -> np.ndarray | None:
     """A ``TensorProto`` as a numpy array (``tensor_content`` bytes, or the typed value lists; a single
-    value with a non-scalar shape is broadcast, as TensorFlow does)."""
+    value with a non-scalar shape is broadcast, no values are zeros, as in TensorFlow); None for a
+    DataType outside :data:`DTYPES` (strings, half floats, resources: no weights are stored that way)."""
     dtype_id, shape, content = 0, (), None
     values: list = []
     for num, wt, value in fields(buf):
         if num == 1:
-            dtype_id = value  # type: ignore[assignment]
+            dtype_id = value
         elif num == 2:
-            shape = parse_shape(value) or ()  # type: ignore[arg-type]
+            shape = parse_shape(value) or ()
         elif num == 4:
-            content = bytes(value)  # type: ignore[arg-type]
+            content = bytes(value)
         elif num == 5:
             values += _packed(wt, value, "f")
         elif num == 6:
@@ -132,10 +138,12 @@ def parse_tensor(buf: memoryview) -> np.ndarray:
         elif num in (7, 10, 11):
             values += [_signed(v) for v in _packed(wt, value, "")]
     if dtype_id not in DTYPES:
-        raise WireError(f"tensor of unsupported DataType {dtype_id}")
+        return None
     dtype = DTYPES[dtype_id]
     size = int(np.prod(shape, dtype=np.int64))
     if content is not None:
+        if len(content) % dtype.itemsize:
+            raise WireError(f"tensor_content of {len(content)} bytes for {dtype} values")
         arr = np.frombuffer(content, dtype=dtype).copy()
     elif len(values) == size:
         arr = np.asarray(values, dtype=dtype)
@@ -156,26 +164,26 @@ def parse_attr(buf: memoryview) -> object:
     for num, wt, value in fields(buf):
         if num == 1:
             items: list = []
-            for n2, w2, v2 in fields(value):  # type: ignore[arg-type]
+            for n2, w2, v2 in fields(value):
                 if n2 == 2:
-                    items.append(bytes(v2).decode("utf-8", "replace"))  # type: ignore[arg-type]
+                    items.append(bytes(v2).decode("utf-8", "replace"))
                 elif n2 == 3:
                     items += [_signed(v) for v in _packed(w2, v2, "")]
                 elif n2 == 4:
                     items += [float(v) for v in _packed(w2, v2, "f")]
             return items
         if num == 2:
-            return bytes(value).decode("utf-8", "replace")  # type: ignore[arg-type]
+            return bytes(value).decode("utf-8", "replace")
         if num in (3, 6):
-            return _signed(value)  # type: ignore[arg-type]
+            return _signed(value)
         if num == 4:
-            return struct.unpack("<f", bytes(value))[0]  # type: ignore[arg-type]
+            return struct.unpack("<f", bytes(value))[0]
         if num == 5:
             return bool(value)
         if num == 7:
-            return parse_shape(value)  # type: ignore[arg-type]
+            return parse_shape(value)
         if num == 8:
-            return parse_tensor(value)  # type: ignore[arg-type]
+            return parse_tensor(value)
     return None
 
 
@@ -189,34 +197,48 @@ class Node:
     attrs: dict[str, object] = field(default_factory=dict)
 
 
+def _text(value: Any) -> str:
+    """A string field (UTF-8)."""
+    if isinstance(value, int):
+        raise WireError("a varint where a string was expected")
+    try:
+        return bytes(value).decode()
+    except UnicodeDecodeError as err:
+        raise WireError(f"a string field that is not UTF-8 ({err.reason})") from None
+
+
 def parse_node(buf: memoryview) -> Node:
+    """A ``NodeDef``."""
     node = Node("", "")
     for num, _, value in fields(buf):
         if num == 1:
-            node.name = bytes(value).decode()  # type: ignore[arg-type]
+            node.name = _text(value)
         elif num == 2:
-            node.op = bytes(value).decode()  # type: ignore[arg-type]
+            node.op = _text(value)
         elif num == 3:
-            node.inputs.append(bytes(value).decode())  # type: ignore[arg-type]
+            node.inputs.append(_text(value))
         elif num == 5:
             key, val = "", None
-            for n2, _, v2 in fields(value):  # type: ignore[arg-type]
+            for n2, _, v2 in fields(value):
                 if n2 == 1:
-                    key = bytes(v2).decode()  # type: ignore[arg-type]
+                    key = _text(v2)
                 elif n2 == 2:
-                    val = parse_attr(v2)  # type: ignore[arg-type]
+                    val = parse_attr(v2)
             node.attrs[key] = val
     return node
 
 
 def parse_graph(data: bytes) -> list[Node]:
     """The nodes of a serialized ``GraphDef``, in file order (other GraphDef fields are skipped)."""
-    return [parse_node(value) for num, wt, value in fields(data) if num == 1 and wt == 2]  # type: ignore[arg-type]
+    return [parse_node(value) for num, wt, value in fields(data) if num == 1 and wt == 2]
 
 
 def read_graph(path: Path) -> list[Node]:
     """The nodes of the ``GraphDef`` file at ``path``; raises WireError when it is not one."""
-    nodes = parse_graph(Path(path).read_bytes())
+    try:
+        nodes = parse_graph(Path(path).read_bytes())
+    except (TypeError, struct.error) as err:  # a varint where a message or a fixed-size value belongs
+        raise WireError(f"a field of the wrong wire type ({err})") from None
     if not nodes or any(not n.name or not n.op for n in nodes):
         raise WireError("no named nodes with ops (not a GraphDef)")
     return nodes

@@ -1,6 +1,6 @@
 """Base-model weights in one framework-neutral form (numpy arrays in PyTorch layouts: conv
-``(out, in, k)``), read from SpliceAI's Keras ``.h5`` files or OpenSpliceAI's ``.pt`` checkpoints —
-neither reader needs TensorFlow, Keras or PyTorch.
+``(out, in, k)``), read from SpliceAI's Keras ``.h5`` files, OpenSpliceAI's ``.pt`` checkpoints or
+CI-SpliceAI's frozen TensorFlow graph (``.pb``) — no reader needs TensorFlow, Keras or PyTorch.
 
 The network they fill is SpliceAI-10k: a 1x1 conv 4->32, four stacks of four residual units
 (BN -> activation -> dilated conv, twice, plus identity), kernel/dilation 11/1, 11/4, 21/10, 41/25,
@@ -10,6 +10,7 @@ a 1x1 "skip" conv after the stem and after every stack (summed), a 1x1 conv to 3
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 from ..config import FLANK
 from ..errors import InputError
 from .checkpoint import read_state_dict
+from .tfgraph import read_graph
 
 #: channels of every hidden layer
 WIDTH = 32
@@ -227,13 +229,9 @@ def read_cispliceai_pb(path: Path) -> list[Weights]:
     the ``BiasAdd`` after it; a BatchNorm is ``x * (rsqrt(var + eps) * gamma) + (beta - mean * (rsqrt(var + eps) * gamma))``.
     Activations are ReLU; the final crop keeps the middle (FLANK nt cut each side, checked).
     """
-    import re
-
-    from .tfgraph import WireError, read_graph
-
     try:
         nodes = read_graph(path)
-    except (OSError, WireError) as err:
+    except (OSError, ValueError) as err:  # WireError is a ValueError
         raise InputError(f"{path} is not a TensorFlow GraphDef (.pb) file ({err}); give CI-SpliceAI.pb "
                          "(pip install --force-reinstall cispliceai)") from None
     by = {n.name: n for n in nodes}
