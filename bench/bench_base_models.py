@@ -1,12 +1,13 @@
-"""Benchmark: nucleotides/s and peak memory of each base model (SpliceAI, OpenSpliceAI, Pangolin) on the same
-genes, in the same run.
+"""Benchmark: nucleotides/s and peak memory of each base model (SpliceAI, OpenSpliceAI, CI-SpliceAI, Pangolin) on
+the same genes, in the same run.
 
 Inputs: the 5 genes of Pangolin's reference outputs in ../shared/data/grch37_chr22_20-21Mb (CCDC188, TMEM191B,
 RANBP1, SCARF2, ZDHHC8: 44,141 body nt), each body +- 5,000 nt, reverse-complemented on '-'. Each model runs in a
 fresh process (peak RSS = that process's VmHWM), the default runtime (CPU float32: ONNX Runtime, FFT stacks);
 model loading is timed apart from the prediction (the ONNX graphs come from a cache made before round 1, the FFT
 kernel spectra are made in every process, as in a real run). Rounds interleave the models; the fastest run of
-each is compared. Also: max |dp| against the original's outputs (Keras SpliceAI; Pangolin's PyTorch code).
+each is compared. Also: max |dp| against the original's outputs (Keras SpliceAI; CI-SpliceAI's graph run by
+TensorFlow; Pangolin's PyTorch code).
 
     nice -n 10 python bench/bench_base_models.py [--rounds 2] [--json OUT.json]
 """
@@ -28,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CHR22 = SHARED / "data" / "grch37_chr22_20-21Mb"
 WEIGHTS = {"spliceai": None, "openspliceai": SHARED / "models" / "openspliceai-mane-10000nt",
-           "pangolin": SHARED / "models" / "pangolin-v2"}
+           "cispliceai": None, "pangolin": SHARED / "models" / "pangolin-v2"}
 REFERENCE = {"spliceai": CHR22 / "reference" / "keras_spliceai_outputs.npz",
+             "cispliceai": CHR22 / "reference" / "cispliceai_outputs.npz",
              "pangolin": SHARED / "models" / "pangolin-v2" / "reference_outputs.npz"}
 GENES = ("CCDC188", "TMEM191B", "RANBP1", "SCARF2", "ZDHHC8")
 
