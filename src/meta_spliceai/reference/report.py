@@ -168,3 +168,12 @@ def reference(
         skipped_contigs=skipped,
         contig_conflicts=conflicts,
     )
+
+
+def annotation_manifest(ann: Annotation, fasta_contigs: dict[str, int]) -> dict[str, object]:
+    """What a build records of its annotation's odd records: counts per kind, every split and dropped
+    record, the contigs skipped (not in the FASTA) and the mitochondria not trusted, with gene counts."""
+    skipped, conflicts = contig_summary(ann.genes, match_contig_names(ann.genes["chrom"].unique().sort().to_list(),
+                                                                      fasta_contigs))
+    return {"counts": issue_counts(ann.issues), "records": ann.issues.to_dicts(), "skipped_contigs": skipped,
+            "contig_conflicts": conflicts}
