@@ -177,3 +177,14 @@ def annotation_manifest(ann: Annotation, fasta_contigs: dict[str, int]) -> dict[
                                                                       fasta_contigs))
     return {"counts": issue_counts(ann.issues), "records": ann.issues.to_dicts(), "skipped_contigs": skipped,
             "contig_conflicts": conflicts}
+
+
+def genes_with_contig(genes: pl.DataFrame, contig_map: dict[str, str]) -> tuple[pl.DataFrame, int]:
+    """``genes`` on contigs the FASTA has, and how many were left out (one warning names their contigs)."""
+    kept = genes.filter(pl.col("chrom").is_in(list(contig_map)))
+    n = genes.height - kept.height
+    if n:
+        contigs = sorted(set(genes["chrom"].to_list()) - set(contig_map))
+        log.warning("%d gene(s) on %d contig(s) the FASTA lacks skipped (%s%s)", n, len(contigs), ", ".join(contigs[:5]),
+                    ", …" if len(contigs) > 5 else "")
+    return kept, n
