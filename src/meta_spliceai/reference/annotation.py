@@ -555,18 +555,29 @@ def load_annotation(path: str | os.PathLike[str], cache_dir: str | os.PathLike[s
     check_readable(path, "annotation", "--gtf")
     if cache_dir is None:
         return parse_annotation(path, strict=strict)
-    cache = Path(cache_dir) / f"{file_checksum(path)}-v{_CACHE_VERSION}{'-strict' if strict else ''}"
+    cache = cache_folder(path, cache_dir, strict)
     files = {t: cache / f"{t}.parquet" for t in (*TABLES, "issues")}
     if all(f.is_file() for f in files.values()):
         log.info("annotation tables from cache %s", cache)
         return Annotation(**{t: pl.read_parquet(f) for t, f in files.items()}, source=str(path))
     ann = parse_annotation(path, strict=strict)
+    save_cache(ann, cache)
+    return ann
+
+
+def cache_folder(path: Path, cache_dir: str | os.PathLike[str], strict: bool) -> Path:
+    """Where :func:`load_annotation` keeps the tables of ``path`` (its checksum and the reading mode)."""
+    return Path(cache_dir) / f"{file_checksum(path)}-v{_CACHE_VERSION}{'-strict' if strict else ''}"
+
+
+def save_cache(ann: Annotation, cache: Path) -> None:
+    """Write the tables (and the issues) of ``ann`` into ``cache`` (each file to a temporary name, then renamed)."""
     cache.mkdir(parents=True, exist_ok=True)
-    for t, f in files.items():
+    for t in (*TABLES, "issues"):
+        f = cache / f"{t}.parquet"
         tmp = f.with_name(f".{f.name}.tmp")
         guarded_write(tmp, f, lambda: getattr(ann, t).write_parquet(tmp))  # noqa: B023 - called at once
         os.replace(tmp, f)
-    return ann
 
 
 # --------------------------------------------------------------------------- gene lists
