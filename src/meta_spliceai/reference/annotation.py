@@ -207,8 +207,9 @@ def _gtf_attrs() -> list[pl.Expr]:
         _attr("gene_id", False).alias("gene_id"),
         _attr("transcript_id", False).alias("transcript_id"),
         _attr("gene_name", False).alias("gene_name"),
-        _first(_attr("gene_type", False), _attr("gene_biotype", False)).alias("gene_type"),
-        _first(_attr("transcript_type", False), _attr("transcript_biotype", False)).alias("transcript_type"),
+        # GENCODE's gene_type or Ensembl's gene_biotype in one pattern (one regex pass instead of two)
+        _attr("gene_(?:bio)?type", False).alias("gene_type"),
+        _attr("transcript_(?:bio)?type", False).alias("transcript_type"),
     ]
 
 
