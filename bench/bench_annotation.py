@@ -31,7 +31,7 @@ DEFAULT_GTF = ROOT / "bench" / "_work" / "gencode_like.gtf"
 _CHILD = {
     "meta_spliceai.parse_annotation": """
 import json, sys, time
-from meta_spliceai.annotation import parse_annotation
+from meta_spliceai.reference.annotation import parse_annotation
 t = time.perf_counter()
 a = parse_annotation(sys.argv[1])
 dt = time.perf_counter() - t
