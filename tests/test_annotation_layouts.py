@@ -246,24 +246,41 @@ def test_spliceai_table_as_gtf(chr22, tmp_path):
         load_annotation(one)
 
 
+@pytest.fixture(scope="module")
+def real_original(layouts, tmp_path_factory):
+    """The original genes predicted by the real SpliceAI, and the non-TN rows built from them."""
+    fasta, gtf, _ = layouts["original"]
+    root = tmp_path_factory.mktemp("real")
+    ref = ["--fasta", str(fasta), "--gtf", str(gtf)]
+    assert main(["predict", "-o", str(root / "store"), *ref]) == 0
+    assert main(["build", "-o", str(root / "b"), *ref, "--subset-policy", "all", "--kmer-sizes", "2",
+                 "--predictions", str(root / "store")]) == 0
+    return root / "store", _sites(root / "b")
+
+
 @pytest.mark.slow
-def test_ucsc_layout_predict_build_validate_with_the_real_model(layouts, tmp_path, capsys):
-    """reference -> predict (real SpliceAI) -> build -> validate; a PAR copy is scored like its original."""
+@pytest.mark.parametrize("name", ["ucsc", "gencode_v19", "gencode_v44", "refseq_chr", "refseq_1", "ensembl",
+                                  "overlap", "names"])
+def test_layout_reference_predict_build_validate_with_the_real_model(name, layouts, real_original, tmp_path,
+                                                                      capsys):
+    """reference -> predict (real SpliceAI) -> build -> validate: every gene (a PAR copy too) is scored and
+    labelled like the original gene."""
     from meta_spliceai.basemodel.store import PredictionStore
     from meta_spliceai.maintenance.validation import validate
 
-    fasta, gtf, ids = layouts["ucsc"]
+    fasta, gtf, ids = layouts[name]
     ref = ["--fasta", str(fasta), "--gtf", str(gtf)]
     assert main(["reference", *ref]) == 0
     store = tmp_path / "store"
     assert main(["predict", "-o", str(store), *ref]) == 0
-    s = PredictionStore(store)
-    np.testing.assert_array_equal(s.read("GGTLC3"), s.read("GGTLC3@chrY-"))
     out = tmp_path / "b"
     assert main(["build", "-o", str(out), *ref, "--subset-policy", "all", "--kmer-sizes", "2",
                  "--predictions", str(store)]) == 0
     capsys.readouterr()
     assert validate(dataset=out).ok
+    mine, orig = PredictionStore(store), PredictionStore(real_original[0])
     got = _sites(out)
-    a, b = (got.filter(pl.col("gene_id") == g).drop("gene_id") for g in ("GGTLC3", "GGTLC3@chrY-"))
-    assert a.height and a.equals(b)
+    for new, old in ids.items():
+        np.testing.assert_allclose(mine.read(new), orig.read(old), atol=1e-6)
+        a = got.filter(pl.col("gene_id") == new).drop("gene_id")
+        assert a.height and a.equals(real_original[1].filter(pl.col("gene_id") == old).drop("gene_id")), (name, new)

@@ -122,7 +122,8 @@ def print_plan(plan) -> None:  # noqa: ANN001
         ("nucleotides to predict", f"{plan.body_nt:,} of gene body ({plan.input_nt:,} model input with flanks)"),
         ("calibration", f"{int(cal['genes'])} gene(s), {int(cal['body_nt']):,} nt, {int(cal['threads'])} thread(s): "
                         f"{cal['predict_nt_per_s']:,.0f} input nt/s; build {cal['build_fixed_s']:.1f} s + "
-                        f"{cal['build_s_per_gene']:.2f} s/gene"),
+                        f"{cal['build_s_per_row'] * 1000:.2f} s per 1,000 rows"),
+        ("dataset rows", f"{plan.rows:,.0f} (estimated: {cal['rows_per_site']:.1f} per annotated site)"),
         ("workers", f"{plan.workers}"),
         ("predict time", hours(plan.predict_seconds)),
         ("build time", hours(plan.build_seconds)),

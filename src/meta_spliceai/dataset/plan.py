@@ -8,10 +8,11 @@ them in a temporary folder (deleted). From those it estimates:
 
 - predict time = input nt / (calibrated nt/s), divided by ``workers`` (each worker gets
   cores / workers threads: the calibration runs with that many threads, so the per-worker rate is measured);
-- build time = the fixed cost (start-up, finalize) + genes x (seconds per gene) / ``workers``, both from two
-  calibration builds (of the shortest gene, and of the whole sample);
+- rows = annotated sites of the chosen genes x (rows per site of the calibration build);
+- build time = the fixed cost (start-up, finalize) + rows x (seconds per row) / ``workers``, both from two
+  calibration builds (of the shortest gene, and of the whole sample): the builder's work grows with rows;
 - store size = body nt x (bytes per nt of the calibration's store files);
-- dataset size = annotated sites x (rows per site) x (bytes per row), both from the calibration build;
+- dataset size = rows x (bytes per row of the calibration build);
 - peak memory = this process's peak while calibrating (annotation, model, one batch) plus, with
   ``workers`` > 1, one model and one batch per further worker.
 
@@ -57,6 +58,7 @@ class BuildPlan:
     stored_genes: int  # genes the store already holds
     workers: int
     calibration: dict[str, float] = field(default_factory=dict)
+    rows: float = 0.0  # dataset rows expected (annotated sites x the calibration's rows per site)
     predict_seconds: float = 0.0
     build_seconds: float = 0.0
     store_bytes: float = 0.0
@@ -146,9 +148,10 @@ def plan_build(
                      precision=precision, runtime=runtime, threads=threads)
     plan.calibration = cal
     plan.predict_seconds = plan.input_nt / cal["predict_nt_per_s"] / workers
-    plan.build_seconds = cal["build_fixed_s"] + len(chosen) * cal["build_s_per_gene"] / workers
+    plan.rows = sites * cal["rows_per_site"]
+    plan.build_seconds = cal["build_fixed_s"] + plan.rows * cal["build_s_per_row"] / workers
     plan.store_bytes = body * cal["store_bytes_per_nt"]
-    plan.dataset_bytes = sites * cal["rows_per_site"] * cal["bytes_per_row"]
+    plan.dataset_bytes = plan.rows * cal["bytes_per_row"]
     plan.peak_memory_bytes = cal["peak_rss"] + (workers - 1) * cal["worker_rss"]
     return plan
 
@@ -199,19 +202,21 @@ def _calibrate(genome, ann, contig_map, sample: pl.DataFrame, *, fasta: Path, gt
                 summary = build(output_dir=out, fasta=fasta, gtf=gtf, subset_policy="custom", gene_ids_file=ids,
                                 kmer_sizes=kmer_sizes, feature_sets=feature_sets, seed=seed, predictions=store_dir,
                                 base_model=base_model, progress=False)  # type: ignore[arg-type]
-            runs.append((n, time.perf_counter() - t))
-        (n1, t1), (n2, t2) = runs[0], runs[-1]
-        per_gene = (t2 - t1) / (n2 - n1) if n2 > n1 else t1
-        fixed = max(t1 - per_gene, 0.0)
+            runs.append((time.perf_counter() - t, max(summary.rows_trim, 1), _dir_bytes(out / "master")))
+        # the builder's work grows with its rows (features per row), not with genes: cost per row + fixed cost
+        (t1, r1, b1), (t2, r2, b2) = runs[0], runs[-1]
+        per_row = (t2 - t1) / (r2 - r1) if r2 > r1 and t2 > t1 else t2 / r2
+        fixed = max(t1 - r1 * per_row, 0.0)
+        # bytes per row at the margin: a Parquet file's footer (thousands of k-mer columns) is paid per batch file
+        bytes_per_row = (b2 - b1) / (r2 - r1) if r2 > r1 and b2 > b1 else b2 / r2
         sites = ann.splice_sites.filter(pl.col("gene_id").is_in(sample["gene_id"].implode())).height
-        rows = max(summary.rows_trim, 1)
-        master = _dir_bytes(out / "master")  # of the last (all-sample) build
+        rows = r2
         store_b = _dir_bytes(store_dir)
     return {
         "genes": float(sample.height), "body_nt": float(body), "threads": float(threads), "model_load_s": load_s,
         "predict_s": predict_s, "predict_nt_per_s": (body + 2 * FLANK * sample.height) / max(predict_s, 1e-9),
-        "build_s": t2, "build_fixed_s": fixed, "build_s_per_gene": per_gene, "rows": float(rows),
-        "rows_per_site": rows / max(sites, 1), "bytes_per_row": master / rows, "store_bytes_per_nt": store_b / body,
+        "build_s": t2, "build_fixed_s": fixed, "build_s_per_row": per_row, "rows": float(rows),
+        "rows_per_site": rows / max(sites, 1), "bytes_per_row": bytes_per_row, "store_bytes_per_nt": store_b / body,
         "peak_rss": float(_peak_rss()), "worker_rss": float(max(after_model - rss0, 0)),
     }
 
