@@ -158,12 +158,17 @@ def plan_build(
 
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
-    """The calibration's thread count (what each worker of ``--workers`` gets), restored afterwards."""
-    from ..parallel import _thread_env, set_threads
+    """The calibration's thread count (what each worker of ``--workers`` gets), the environment restored after."""
+    from ..parallel import THREAD_ENV, set_threads
 
-    with _thread_env(n):
-        set_threads(n)
+    saved = {v: os.environ.get(v) for v in THREAD_ENV}
+    set_threads(n)
+    try:
         yield
+    finally:
+        os.environ.update({v: val for v, val in saved.items() if val is not None})
+        for v in (v for v, val in saved.items() if val is None):
+            os.environ.pop(v, None)
 
 
 def _calibrate(genome, ann, contig_map, sample: pl.DataFrame, *, fasta: Path, gtf: str, kmer_sizes, feature_sets,
