@@ -284,3 +284,18 @@ def test_layout_reference_predict_build_validate_with_the_real_model(name, layou
         np.testing.assert_allclose(mine.read(new), orig.read(old), atol=1e-6)
         a = got.filter(pl.col("gene_id") == new).drop("gene_id")
         assert a.height and a.equals(real_original[1].filter(pl.col("gene_id") == old).drop("gene_id")), (name, new)
+
+
+def test_build_on_spliceai_grch37_table_equals_the_bundle_build(chr22, keras_store, tmp_path, capsys):
+    """``build --gtf grch37``: the canonical genes ``variants -A grch37`` scores, labelled as the bundle's GTF."""
+    genes = tmp_path / "genes.txt"
+    genes.write_text("\n".join(np.load(chr22 / "reference" / "keras_spliceai_outputs.npz").files) + "\n")
+    built = {}
+    for name, gtf in (("table", "grch37"), ("gtf", str(chr22 / "annotation.gtf"))):
+        out = tmp_path / name
+        assert main(["build", "-o", str(out), "--fasta", str(chr22 / "genome.fa.gz"), "--gtf", gtf, "--gene-ids-file",
+                     str(genes), "--kmer-sizes", "2", "--predictions", str(keras_store)]) == 0
+        built[name] = pl.read_parquet(out / "master").select("gene_id", "position", "splice_type", "pred_type").sort(
+            "gene_id", "position")
+    capsys.readouterr()
+    assert built["table"].height > 1000 and built["table"].equals(built["gtf"])
