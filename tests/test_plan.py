@@ -17,6 +17,7 @@ def test_dry_run_plans_and_writes_nothing(chr22, keras_store, tmp_path, capsys):
     text = capsys.readouterr().out
     assert not out.exists() and "nothing written" in text
     assert "377,749 of gene body (547,749 model input with flanks)" in text and "peak memory" in text
+    assert "17 of these genes lack predictions" in text and "without --run-workflow" in text
     # the store's genes are not predicted again; two workers share the predict time
     plan = plan_build(output_dir=out, fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf", subset_policy="all",
                       kmer_sizes=(2,), predictions=keras_store, workers=2)

@@ -150,7 +150,8 @@ def _run_build(args: argparse.Namespace) -> int:
             n_genes=args.n_genes, gene_ids_file=args.gene_ids_file, gene_col=args.gene_col, gene_types=args.gene_types,
             kmer_sizes=args.kmer_sizes, feature_sets=args.feature_sets, seed=args.seed, predictions=args.predictions,
             base_model=args.base_model, weights=args.weights, device=args.device, precision=args.precision,
-            runtime=args.runtime, workers=args.workers, threads_per_worker=args.threads_per_worker))
+            runtime=args.runtime, workers=args.workers, threads_per_worker=args.threads_per_worker,
+            run_workflow=args.run_workflow))
         return 0
 
     summary = build(

@@ -99,6 +99,7 @@ def plan_build(
     runtime: str = DEFAULT_PREDICT.runtime,
     workers: int = DEFAULT_PARALLEL.workers,
     threads_per_worker: int | None = None,
+    run_workflow: bool = False,
 ) -> BuildPlan:
     """The plan of ``build`` with these flags (see the module docstring); nothing is written in
     ``output_dir`` or the store (the calibration works in a temporary folder)."""
@@ -138,6 +139,9 @@ def plan_build(
     body = int(todo["length"].sum() or 0)
     plan = BuildPlan(n_genes=len(chosen), n_predict_genes=todo.height, body_nt=body, input_nt=body + 2 * FLANK * todo.height,
                      stored_genes=len(stored), workers=workers, notes=notes)
+    if todo.height and not run_workflow:
+        plan.notes.append(f"{todo.height:,} of these genes lack predictions in {store_dir}: the build refuses to start "
+                          "without --run-workflow (which computes them, as planned here)")
     sites = ann.splice_sites.filter(pl.col("gene_id").is_in(chosen)).height
     threads = threads_per_worker or max(1, usable_cores() // workers)
     by_length = need.sort("length", "gene_id")
