@@ -90,6 +90,9 @@ def layouts(tmp_path_factory, chr22) -> dict[str, tuple[Path, Path, dict[str, st
     # UCSC: GGTLC3 on chrX and chrY (PAR: same gene_id and transcript_id), TMEM191B also on an alt contig
     add("ucsc", xy, _gtf(g + t, "chrX") + _gtf(g, "chrY") + _gtf(t, "chr22_KI270731v1_random"),
         {"GGTLC3": "GGTLC3", "GGTLC3@chrY-": "GGTLC3", "TMEM191B": "TMEM191B"})
+    # the same where the FASTA has the random contig too: that copy is used
+    add("ucsc_alt", _fasta(root / "xyr.fa.gz", chr22, ["chrX", "chrY", "chr22_KI270731v1_random"]),
+        out["ucsc"][1].read_text(), {**out["ucsc"][2], "TMEM191B@chr22_KI270731v1_random+": "TMEM191B"})
     # GENCODE v19: the chrY copy is ENSGR/ENSTR; v44: ..._PAR_Y
     v19 = {"GGTLC3": "ENSG00000001.1", "TMEM191B": "ENSG00000002.1"}
     add("gencode_v19", xy, _gtf(g + t, "chrX", v19) + _gtf(g, "chrY", {"GGTLC3": "ENSGR0000001.1"}),
@@ -138,8 +141,8 @@ def original_sites(layouts, store_for, tmp_path_factory) -> pl.DataFrame:
     return _sites(out)
 
 
-@pytest.mark.parametrize("name", ["ucsc", "gencode_v19", "gencode_v44", "refseq_chr", "refseq_1", "ensembl",
-                                  "overlap", "names"])
+@pytest.mark.parametrize("name", ["ucsc", "ucsc_alt", "gencode_v19", "gencode_v44", "refseq_chr", "refseq_1",
+                                  "ensembl", "overlap", "names"])
 def test_layout_reference_build_validate(name, layouts, store_for, original_sites, tmp_path, capsys):
     from meta_spliceai.maintenance.validation import validate
 
