@@ -10,6 +10,8 @@ e.g. a throw-away venv with ``pyranges==0.1.7 gtfparse>=3,<4``) so the project v
 Usage:
   python bench/make_gencode_like_gtf.py                    # -> bench/_work/gencode_like.gtf
   python bench/bench_annotation.py --competitor-python /tmp/gtfvenv/bin/python
+  # issue 31: the genome-wide GENCODE v19 GTF, today's strict parse and the whole `reference` command too
+  python bench/bench_annotation.py ../shared/data/gencode_v19_hg19_all.gtf.gz --fasta ../shared/data/grch37_chr20/genome.fa.gz
 """
 
 from __future__ import annotations
@@ -29,12 +31,32 @@ DEFAULT_GTF = ROOT / "bench" / "_work" / "gencode_like.gtf"
 _CHILD = {
     "meta_spliceai.parse_annotation": """
 import json, sys, time
-from meta_spliceai.annotation import parse_annotation
+from meta_spliceai.reference.annotation import parse_annotation
 t = time.perf_counter()
 a = parse_annotation(sys.argv[1])
 dt = time.perf_counter() - t
 print(json.dumps({"parse_s": dt, "version": "", "out": {k: getattr(a, k).height for k in
       ("genes", "transcripts", "exons", "splice_sites")}}))
+""",
+    # today's refusal mode (issue 31 baseline): no splitting/dropping pass
+    "meta_spliceai.parse_annotation(strict)": """
+import json, sys, time
+from meta_spliceai.reference.annotation import parse_annotation
+t = time.perf_counter()
+a = parse_annotation(sys.argv[1], strict=True)
+dt = time.perf_counter() - t
+print(json.dumps({"parse_s": dt, "version": "", "out": {k: getattr(a, k).height for k in
+      ("genes", "transcripts", "exons", "splice_sites")}}))
+""",
+    # the whole `reference` command's work (parse, contig match, per-gene sequence checks), FASTA = argv[2]
+    "meta_spliceai reference": """
+import json, sys, time
+from meta_spliceai.reference.report import reference
+t = time.perf_counter()
+r = reference(fasta=sys.argv[2], gtf=sys.argv[1])
+dt = time.perf_counter() - t
+print(json.dumps({"parse_s": dt, "version": "", "out": {"genes": r.n_genes, "transcripts": r.n_transcripts,
+      **r.annotation_issues, "skipped_contigs": len(r.skipped_contigs)}}))
 """,
     "pyranges.read_gtf": """
 import json, sys, time
@@ -56,16 +78,17 @@ print(json.dumps({"parse_s": dt, "version": version("gtfparse"), "out": {"rows":
 }
 
 
-def run_measured(python: str, name: str, gtf: Path, timeout: float) -> dict[str, object]:
+def run_measured(python: str, name: str, gtf: Path, timeout: float, *extra: str) -> dict[str, object]:
     """Run one parser in a subprocess, reaped with ``os.wait4`` to get its own peak RSS and wall seconds."""
     env = dict(os.environ)
     if name.startswith("meta_spliceai"):
         env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    out_path = ROOT / "bench" / "_work" / f".{name}.out"
+    out_path = ROOT / "bench" / "_work" / f".{name.replace(' ', '_')}.out"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "w") as out_fh, open(out_path.with_suffix(".err"), "w") as err_fh:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([python, "-c", _CHILD[name], str(gtf)], stdout=out_fh, stderr=err_fh, env=env)
+        proc = subprocess.Popen([python, "-c", _CHILD[name], str(gtf), *extra], stdout=out_fh, stderr=err_fh,
+                                env=env)
         deadline = t0 + timeout
         status = None
         while status is None:
@@ -105,18 +128,24 @@ def main() -> None:
                     help="interpreter with pyranges==0.1.7 and gtfparse 3.x (skip competitors if not given)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per parser before giving up")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--fasta", type=Path, default=None,
+                    help="also time today's strict parse and the whole `reference` command against this FASTA")
     a = ap.parse_args()
     if not a.gtf.is_file():
         raise SystemExit(f"{a.gtf} not found: run bench/make_gencode_like_gtf.py first")
-    n_lines = sum(1 for _ in open(a.gtf, "rb"))
+    import gzip
+
+    n_lines = sum(1 for _ in (gzip.open if a.gtf.suffix == ".gz" else open)(a.gtf, "rb"))
     print(f"file: {a.gtf} ({a.gtf.stat().st_size / 2**20:,.0f} MiB, {n_lines:,} lines); "
           f"cpus={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     runs = [(a.python, "meta_spliceai.parse_annotation")]
+    if a.fasta:
+        runs += [(a.python, "meta_spliceai.parse_annotation(strict)"), (a.python, "meta_spliceai reference")]
     if a.competitor_python:
         runs += [(a.competitor_python, "pyranges.read_gtf"), (a.competitor_python, "gtfparse.read_gtf")]
     results = []
     for python, name in runs:
-        r = run_measured(python, name, a.gtf, a.timeout)
+        r = run_measured(python, name, a.gtf, a.timeout, *([str(a.fasta)] if name.endswith("reference") else []))
         results.append(r)
         print(f"  {name}: {r['status']}, wall {r['wall_s']:.1f} s, cpu {r['cpu_s']:.1f} s, load "
               f"{os.getloadavg()[0]:.1f}, peak RSS {r['peak_rss_gib']:.2f} GiB, "

@@ -144,7 +144,7 @@ _G = '1\tx\texon\t10\t20\t.\t+\t.\tgene_id "G"; transcript_id "T";\n'
 def test_bad_annotation_exits_2_with_one_line(capsys, tmp_path, chr22, gtf_text, fragment):
     gtf = tmp_path / "bad.gtf"
     gtf.write_text(gtf_text)
-    code, _, err = run(capsys, "reference", "--fasta", chr22 / "genome.fa.gz", "--gtf", gtf)
+    code, _, err = run(capsys, "reference", "--fasta", chr22 / "genome.fa.gz", "--gtf", gtf, "--strict-annotation")
     _one_line_error(code, err, fragment, str(gtf))
 
 

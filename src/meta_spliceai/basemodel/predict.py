@@ -286,7 +286,7 @@ def predict(
     ``ray_address``, else a local cluster); the store is the same either way.
     """
     from ..parallel import parallel_options
-    from ..reference.report import open_reference
+    from ..reference.report import genes_with_contig, open_reference
     from ..storage import check_output_dir
     from .ensemble import resolve_device
 
@@ -297,6 +297,9 @@ def predict(
 
     genome, ann, contig_map, _ = open_reference(fasta, gtf)
     selected = requested_genes(ann.genes, gene_list=genes, gene_ids_file=gene_ids_file, gene_col=gene_col, n_genes=n_genes)
+    skipped = 0
+    if not genes and gene_ids_file is None:  # all genes: those on contigs the FASTA lacks (alt, fix...) are skipped
+        selected, skipped = genes_with_contig(selected, contig_map)
     model_args: dict[str, object] = {
         "name": base_model, "weights": Path(weights).resolve() if weights else None, "device": device,
         "precision": precision, "chunk_size": chunk_size, "batch_size": batch_size, "runtime": runtime}
@@ -309,6 +312,8 @@ def predict(
     store = PredictionStore(out, model)
     summary = predict_genes(genome, selected, model, store, contig_map=contig_map, batch_size=batch_size,
                             progress=progress, overwrite=overwrite, parallel=par, model_args=model_args)
+    if skipped:
+        summary["skipped (contig not in FASTA)"] = skipped
     if notes:
         summary["notes"] = "; ".join(notes)
     return summary

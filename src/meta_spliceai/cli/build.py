@@ -78,6 +78,9 @@ def add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="rebuild from scratch (keeps predictions)")
     p.add_argument("--patch-dataset", action="store_true",
                    help="when the build is complete, run `meta-spliceai patch --inplace` on it once")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (nucleotides to predict, predict/build time from a short calibration on this "
+                        "machine, store and dataset size, peak memory) and exit without writing anything")
     add_model_args(p)
     add_parallel_args(p, "batches")
     p.set_defaults(handler=_run_build)
@@ -102,8 +105,54 @@ def print_build(summary) -> None:
     con.print(f"base-model performance per gene: {out / 'gene_performance.tsv'}")
 
 
+def print_plan(plan) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    def gib(b: float) -> str:
+        return f"{b / 2**30:,.2f} GiB"
+
+    def hours(s: float) -> str:
+        return f"{s:,.0f} s ({s / 3600:,.2f} h)"
+
+    cal = plan.calibration
+    t = Table(title="Build plan (dry run: nothing written)", show_header=False)
+    for k, v in (
+        ("genes to build", f"{plan.n_genes:,}"),
+        ("genes to predict", f"{plan.n_predict_genes:,} ({plan.stored_genes:,} already in the store)"),
+        ("nucleotides to predict", f"{plan.body_nt:,} of gene body ({plan.input_nt:,} model input with flanks)"),
+        ("calibration", f"{int(cal['genes'])} gene(s), {int(cal['body_nt']):,} nt, {int(cal['threads'])} thread(s): "
+                        f"{cal['predict_nt_per_s']:,.0f} input nt/s; build {cal['build_fixed_s']:.1f} s + "
+                        f"{cal['build_s_per_row'] * 1000:.2f} s per 1,000 rows"),
+        ("dataset rows", f"{plan.rows:,.0f} (estimated: {cal['rows_per_site']:.1f} per annotated site)"),
+        ("workers", f"{plan.workers}"),
+        ("predict time", hours(plan.predict_seconds)),
+        ("build time", hours(plan.build_seconds)),
+        ("total time", hours(plan.predict_seconds + plan.build_seconds)),
+        ("prediction store", gib(plan.store_bytes)),
+        ("dataset", gib(plan.dataset_bytes)),
+        ("peak memory", gib(plan.peak_memory_bytes)),
+    ):
+        t.add_row(k, v)
+    con = console()
+    con.print(t)
+    for note in plan.notes:
+        con.print(f"[yellow]{note}[/]")
+
+
 def _run_build(args: argparse.Namespace) -> int:
     from ..dataset.builder import build
+
+    if args.dry_run:
+        from ..dataset.plan import plan_build
+
+        print_plan(plan_build(
+            output_dir=args.output_dir, fasta=args.fasta, gtf=args.gtf, subset_policy=args.subset_policy,
+            n_genes=args.n_genes, gene_ids_file=args.gene_ids_file, gene_col=args.gene_col, gene_types=args.gene_types,
+            kmer_sizes=args.kmer_sizes, feature_sets=args.feature_sets, seed=args.seed, predictions=args.predictions,
+            base_model=args.base_model, weights=args.weights, device=args.device, precision=args.precision,
+            runtime=args.runtime, workers=args.workers, threads_per_worker=args.threads_per_worker,
+            run_workflow=args.run_workflow))
+        return 0
 
     summary = build(
         output_dir=args.output_dir, fasta=args.fasta, gtf=args.gtf, subset_policy=args.subset_policy,

@@ -82,9 +82,23 @@ def output_dir_of(args: argparse.Namespace) -> Path:
     return opt if opt is not None else pos
 
 
+#: what --gtf takes, in every command's help
+GTF_HELP = ("gene annotation: GTF or GFF3 (plain or gzip), grch37 / grch38 (the spliceai package's canonical tables) "
+            "or a table in their format")
+
+
 def add_reference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fasta", type=Path, help="genome FASTA (plain or BGZF); default: the built-in demo reference")
-    p.add_argument("--gtf", type=Path, help="gene annotation, GTF or GFF3 (plain or gzip); default: the demo reference")
+    p.add_argument("--gtf", type=Path, help=f"{GTF_HELP}; default: the demo reference")
+    add_strict_annotation(p)
+
+
+def add_strict_annotation(p: argparse.ArgumentParser) -> None:
+    """``--strict-annotation`` (read by :func:`..cli.main.main` for the whole command, workers included)."""
+    p.add_argument("--strict-annotation", action="store_true",
+                   help="refuse an annotation with a gene ID on several contigs/strands or a transcript with "
+                        "overlapping exons (default: split the ID into one gene per contig and strand, drop the "
+                        "transcript; `reference --json` lists both)")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import config
 from .common import (
+    add_strict_annotation,
     add_model_args,
     add_output_dir,
     add_parallel_args,
@@ -21,6 +22,8 @@ from .common import (
 def add_reference(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "reference", "index and inspect a FASTA + annotation pair before a long run")
     add_reference_args(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object (every split and dropped annotation record included)")
     p.set_defaults(handler=_run_reference)
 
 
@@ -29,7 +32,13 @@ def _run_reference(args: argparse.Namespace) -> int:
 
     from ..reference.report import reference
 
-    rep = reference(fasta=args.fasta, gtf=args.gtf)
+    rep = reference(fasta=args.fasta, gtf=args.gtf, strict_annotation=args.strict_annotation)
+    if args.json:
+        import json
+        import sys
+
+        sys.stdout.write(json.dumps(rep.to_dict(), default=str) + "\n")
+        return 0
     con = console()
     con.print(f"FASTA       {rep.fasta}  ({len(rep.fasta_contigs)} contigs)")
     con.print(f"annotation  {rep.gtf}")
@@ -54,6 +63,7 @@ def _run_reference(args: argparse.Namespace) -> int:
     con.print(f"contigs matched: {pairs or 'none'}")
     if rep.unmatched_contigs:
         con.print(f"[red]annotation contigs missing from the FASTA: {', '.join(rep.unmatched_contigs)}[/]")
+    print_annotation_issues(con, rep)
     for what, ids in (("without sequence", rep.missing_sequence), ("mostly N", rep.mostly_n)):
         if ids:
             more = f" … ({len(ids)} in all)" if len(ids) > 10 else ""
@@ -61,6 +71,23 @@ def _run_reference(args: argparse.Namespace) -> int:
         else:
             con.print(f"genes {what}: none")
     return 0
+
+
+def print_annotation_issues(con, rep) -> None:  # noqa: ANN001
+    """The records split or dropped on reading, and the contigs skipped or not trusted."""
+    n = rep.annotation_issues
+    con.print(f"split on reading: {n.get('split_gene', 0):,} gene ID(s) and {n.get('split_transcript', 0):,} "
+              "transcript ID(s) at several contigs/strands (one per place: the others renamed ID@CONTIG+/-)")
+    dropped = f"dropped on reading: {n.get('dropped_transcript', 0):,} transcript(s) with overlapping or duplicated exons"
+    con.print(dropped + f", {n.get('dropped_gene', 0):,} gene(s) left without transcripts (--json lists them)")
+    if rep.skipped_contigs:
+        parts = [f"{c} ({g:,} genes)" for c, g in list(rep.skipped_contigs.items())[:10]]
+        more = f" … ({len(rep.skipped_contigs)} contigs)" if len(rep.skipped_contigs) > 10 else ""
+        con.print(f"[yellow]contigs skipped (not in the FASTA): {sum(rep.skipped_contigs.values()):,} genes on "
+                  f"{', '.join(parts)}{more}[/]")
+    for contig, c in rep.contig_conflicts.items():
+        con.print(f"[red]contig {contig} ({c['annotation_length']:,} nt) is not FASTA's {c['fasta']} "
+                  f"({c['fasta_length']:,} nt): different mitochondria, its {c['genes']:,} genes are left out[/]")
 
 
 def add_predict(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +131,7 @@ def add_gene_ids(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="TSV to write (gene_id, gene_name, transcript_ids); - for standard output")
     p.add_argument("--gtf", type=Path, help="annotation for names and transcript IDs (a build folder has its own)")
+    add_strict_annotation(p)
     p.add_argument("--n-genes", type=int, help="a seeded random sample of N genes")
     p.add_argument("--seed", type=int, default=config.DEFAULT_BUILD.seed, help="seed of the sample")
     p.set_defaults(handler=_run_gene_ids)

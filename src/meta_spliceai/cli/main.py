@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from .. import __version__
 from ..errors import MetaSpliceAIError
@@ -158,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose + getattr(args, "sub_verbose", 0))
     name = f"meta-spliceai {args.command}"
     try:
-        return int(args.handler(args) or 0)
+        with _strict_annotation(getattr(args, "strict_annotation", False)):
+            return int(args.handler(args) or 0)
     except MetaSpliceAIError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -183,6 +185,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         log.debug("details", exc_info=True)
         return 2
+
+
+@contextlib.contextmanager
+def _strict_annotation(strict: bool) -> Iterator[None]:
+    """``--strict-annotation`` for every annotation reader of the command, in this process and its workers
+    (an environment variable they inherit), restored afterwards."""
+    from ..reference.annotation import STRICT_ENV
+
+    before = os.environ.get(STRICT_ENV)
+    if strict:
+        os.environ[STRICT_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(STRICT_ENV, None)
+        else:
+            os.environ[STRICT_ENV] = before
 
 
 def _output_of(args: argparse.Namespace) -> str | None:

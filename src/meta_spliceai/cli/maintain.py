@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_output_dir, add_subcommand, console
+from .common import add_output_dir, add_strict_annotation, add_subcommand, console
 
 
 def add_patch(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +19,7 @@ def add_patch(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--inplace", action="store_true", help="replace the dataset's files (crash-safe swap)")
     add_output_dir(where, "write the patched dataset here (default DATASET_patched)", "--dst", required=False)
     p.add_argument("--gtf", type=Path, help="annotation to take gene types and structure from (default: the build's)")
+    add_strict_annotation(p)
     p.set_defaults(handler=_run_patch)
 
 
@@ -89,6 +90,7 @@ def add_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", type=Path, help="dataset folder (a build's output folder)")
     p.add_argument("--json", action="store_true", help="print the full report (checks, problems, leakage) as JSON")
     p.add_argument("--gtf", type=Path, help="annotation for the site checks (default: the build's)")
+    add_strict_annotation(p)
     p.set_defaults(handler=_run_validate)
 
 

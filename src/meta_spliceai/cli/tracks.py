@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_output_dir, add_subcommand, console
+from .common import add_output_dir, add_strict_annotation, add_subcommand, console
 
 EPILOG = """\
 Four stranded tracks in OUT: donor.plus.bw, donor.minus.bw, acceptor.plus.bw, acceptor.minus.bw, in the
@@ -22,6 +22,7 @@ def add_tracks(sub: argparse._SubParsersAction) -> None:
     p.add_argument("store", type=Path, metavar="STORE",
                    help="prediction store (meta-spliceai predict), or apply's --out folder / its scores/ store")
     p.add_argument("--gtf", type=Path, required=True, help="the GTF/GFF3 the store was predicted with")
+    add_strict_annotation(p)
     p.add_argument("--fasta", type=Path,
                    help="genome FASTA: contig names and sizes of the tracks (default: the annotation's names, "
                         "each sized by its largest gene end)")

@@ -237,7 +237,7 @@ def build(
         _refuse_foreign_files(out)  # before anything is read, made or (--overwrite) removed
         if overwrite:
             _clear_build(out)
-        from ..reference.report import resolve_reference
+        from ..reference.report import annotation_manifest, resolve_reference
 
         fasta_path, gtf_path, _ = resolve_reference(fasta, gtf)
         genome = Genome(fasta_path)
@@ -263,7 +263,8 @@ def build(
         )
         ctx.cfg = cfg
         inputs = {"fasta": str(fasta_path.resolve()), "gtf": str(gtf_path.resolve()),
-                  "fasta_checksum": checksum(fasta_path), "gtf_checksum": checksum(gtf_path)}
+                  "fasta_checksum": checksum(fasta_path), "gtf_checksum": checksum(gtf_path),
+                  "annotation": annotation_manifest(ann, genome.contigs)}  # split/dropped records, skipped contigs
         plan, notes = _load_or_make_plan(ctx, cfg, inputs)
         summary = BuildSummary(output_dir=str(out), n_genes=sum(map(len, plan)), n_batches=len(plan),
                                notes=notes + par_notes)
@@ -291,6 +292,7 @@ def build(
             summary.genes_without_rows.update(entry.get("genes_without_rows") or {})
         if summary.genes_without_rows:
             summary.notes.append(_no_rows_note(summary.genes_without_rows, summary.n_genes))
+        manifest["annotation"] = inputs["annotation"]
         _finalize(out, len(plan), manifest)
     summary.seconds = time.perf_counter() - t0
     return summary

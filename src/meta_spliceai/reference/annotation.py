@@ -1,4 +1,5 @@
-"""Gene annotation (GTF 2.2 / GFF3, plain or gzip) to the tables every later stage reads.
+"""Gene annotation (GTF 2.2 / GFF3, plain or gzip; SpliceAI's tables, :mod:`.spliceai_table`) to the tables
+every later stage reads.
 
 Tables (polars), coordinates **1-based closed** on the chromosome unless said otherwise:
 
@@ -20,7 +21,7 @@ import logging
 import os
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -29,11 +30,13 @@ from ..config import MIN_EXONS_FOR_SITES
 from ..errors import InputError
 from ..storage import checksum as file_checksum
 from ..storage import guarded_write, is_stdio, read_once
+from .records import drop_overlapping, empty_issues, overlapping, split_by_place
+from .spliceai_table import is_spliceai_table, resolve_annotation, table_records
 
 log = logging.getLogger(__name__)
 
 TABLES = ("genes", "transcripts", "exons", "splice_sites")
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"  # 2: IDs at several places split, overlapping transcripts dropped
 _HEAD_BYTES = 1 << 20  # bytes read up front to recognise GFF3 and empty files
 _GTF_COLS = ["chrom", "source", "feature", "start", "end", "score", "strand", "frame", "attributes"]
 _GENE_LEVEL = ("gene",)
@@ -62,6 +65,8 @@ class Annotation:
     exons: pl.DataFrame
     splice_sites: pl.DataFrame
     source: str = ""
+    #: the records split or dropped on reading (:mod:`.records`); empty for a clean file or a strict read
+    issues: pl.DataFrame = field(default_factory=empty_issues)
 
     def gene_sites(self, gene_id: str) -> pl.DataFrame:
         return self.splice_sites.filter(pl.col("gene_id") == gene_id)
@@ -202,8 +207,9 @@ def _gtf_attrs() -> list[pl.Expr]:
         _attr("gene_id", False).alias("gene_id"),
         _attr("transcript_id", False).alias("transcript_id"),
         _attr("gene_name", False).alias("gene_name"),
-        _first(_attr("gene_type", False), _attr("gene_biotype", False)).alias("gene_type"),
-        _first(_attr("transcript_type", False), _attr("transcript_biotype", False)).alias("transcript_type"),
+        # GENCODE's gene_type or Ensembl's gene_biotype in one pattern (one regex pass instead of two)
+        _attr("gene_(?:bio)?type", False).alias("gene_type"),
+        _attr("transcript_(?:bio)?type", False).alias("transcript_type"),
     ]
 
 
@@ -328,10 +334,7 @@ def _check_exon_overlaps(exons: pl.DataFrame, path: Path) -> None:
 
     ``exons`` is sorted by (transcript_id, start, end) with running transcript numbers ``_t``.
     """
-    bad = exons.with_columns(
-        pl.col("end").shift(1).alias("_prev_end"), pl.col("start").shift(1).alias("_prev_start"),
-        pl.col("row").shift(1).alias("_prev_row"), (pl.col("_t").shift(1) == pl.col("_t")).alias("_same"),
-    ).filter(pl.col("_same").fill_null(False) & (pl.col("start") <= pl.col("_prev_end")))
+    bad = overlapping(exons)
     if bad.height == 0:
         return
     r = bad.sort("row").row(0, named=True)
@@ -344,14 +347,8 @@ def _check_exon_overlaps(exons: pl.DataFrame, path: Path) -> None:
     )
 
 
-def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, path: Path) -> Annotation:
-    missing = exons.filter(pl.col("gene_id").is_null() | pl.col("transcript_id").is_null())
-    if missing.height:
-        raise InputError(
-            f"{path}: exon line without gene_id/transcript_id (data line {int(missing['row'][0]) + 1}); "
-            "every exon needs both attributes (GTF) or a Parent (GFF3)"
-        )
-    # one gene, one contig and one strand
+def _check_one_place(exons: pl.DataFrame, path: Path) -> None:
+    """Strict reading: one gene, one contig and one strand (else the file is refused)."""
     spread = (
         exons.group_by("gene_id")
         .agg(pl.col("chrom").n_unique().alias("nc"), pl.col("strand").n_unique().alias("ns"))
@@ -367,27 +364,51 @@ def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, p
             f"({', '.join(cs)} / {', '.join(ss)}); fix or drop that gene "
             f"({spread.height} such gene(s))"
         )
+
+
+def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, path: Path,
+                  strict: bool = False) -> Annotation:
+    """The four tables from exon, transcript and gene records. ``strict``: refuse a gene on several
+    contigs/strands and a transcript with overlapping exons (duplicated exons merged, as before); else
+    split the first and drop the second (:mod:`.records`)."""
+    missing = exons.filter(pl.col("gene_id").is_null() | pl.col("transcript_id").is_null())
+    if missing.height:
+        raise InputError(
+            f"{path}: exon line without gene_id/transcript_id (data line {int(missing['row'][0]) + 1}); "
+            "every exon needs both attributes (GTF) or a Parent (GFF3)"
+        )
+    issues = [empty_issues()]
+    if strict:
+        _check_one_place(exons, path)
+    else:
+        exons, txs, genes, split = split_by_place(exons, txs, genes, str(path))
+        issues.append(split)
+    exons = exons.select("gene_id", "transcript_id", "chrom", "strand", "start", "end", "gene_name", "gene_type",
+                         "transcript_type", "row")
+    if strict:
+        exons = exons.unique(subset=["transcript_id", "start", "end"], keep="first", maintain_order=True)
     exons = (
-        exons.select("gene_id", "transcript_id", "chrom", "strand", "start", "end", "gene_name", "gene_type",
-                     "transcript_type", "row")
-        .unique(subset=["transcript_id", "start", "end"], keep="first", maintain_order=True)
-        .sort("transcript_id", "start", "end")
+        exons.sort("transcript_id", "start", "end")
         # running transcript number (in transcript_id order): an integer key for the windows below
         .with_columns((pl.col("transcript_id") != pl.col("transcript_id").shift(1)).fill_null(True).cum_sum()
                       .alias("_t"))
     )
-    _check_exon_overlaps(exons, path)
+    if strict:
+        _check_exon_overlaps(exons, path)
+    else:
+        exons, dropped = drop_overlapping(exons, str(path))
+        issues.append(dropped)
     exons = exons.drop("row")
     tx = exons.group_by("transcript_id", maintain_order=True).agg(
         pl.col("gene_id").first(), pl.col("transcript_type").first(), pl.col("chrom").first(),
         pl.col("strand").first(), pl.col("start").min(), pl.col("end").max(), pl.len().alias("exon_count"),
     )
     if txs.height:  # prefer explicit transcript lines for types and spans
-        tx_lines = txs.unique("transcript_id", keep="first").select(
-            "transcript_id", pl.col("start").alias("t_start"), pl.col("end").alias("t_end"),
+        tx_lines = txs.unique(["transcript_id", "chrom", "strand"], keep="first").select(
+            "transcript_id", "chrom", "strand", pl.col("start").alias("t_start"), pl.col("end").alias("t_end"),
             pl.col("transcript_type").alias("t_type"),
         )
-        tx = tx.join(tx_lines, on="transcript_id", how="left").with_columns(
+        tx = tx.join(tx_lines, on=["transcript_id", "chrom", "strand"], how="left").with_columns(
             pl.min_horizontal("start", "t_start").alias("start"),
             pl.max_horizontal("end", "t_end").alias("end"),
             pl.coalesce("t_type", "transcript_type").alias("transcript_type"),
@@ -403,11 +424,11 @@ def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, p
         pl.struct("start", "end").n_unique().alias("exon_count"),
     )
     if genes.height:
-        g_lines = genes.unique("gene_id", keep="first").select(
-            "gene_id", pl.col("start").alias("g_start"), pl.col("end").alias("g_end"),
+        g_lines = genes.unique(["gene_id", "chrom", "strand"], keep="first").select(
+            "gene_id", "chrom", "strand", pl.col("start").alias("g_start"), pl.col("end").alias("g_end"),
             pl.col("gene_name").alias("g_name"), pl.col("gene_type").alias("g_type"),
         )
-        g = g.join(g_lines, on="gene_id", how="left").with_columns(
+        g = g.join(g_lines, on=["gene_id", "chrom", "strand"], how="left").with_columns(
             pl.min_horizontal("start", "g_start").alias("start"),
             pl.max_horizontal("end", "g_end").alias("end"),
             pl.coalesce("g_name", "gene_name").alias("gene_name"),  # the gene record first
@@ -428,7 +449,8 @@ def _build_tables(exons: pl.DataFrame, txs: pl.DataFrame, genes: pl.DataFrame, p
         .alias("exon_number")
     )
     sites = _splice_sites(ex, g)
-    return Annotation(genes=g, transcripts=tx, exons=ex.drop("_t"), splice_sites=sites, source=str(path))
+    return Annotation(genes=g, transcripts=tx, exons=ex.drop("_t"), splice_sites=sites, source=str(path),
+                      issues=pl.concat(issues))
 
 
 def _splice_sites(exons: pl.DataFrame, genes: pl.DataFrame) -> pl.DataFrame:
@@ -475,9 +497,22 @@ def _splice_sites(exons: pl.DataFrame, genes: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def parse_annotation(path: str | os.PathLike[str]) -> Annotation:
-    """Parse a GTF or GFF3 file (plain or gzip) into the four tables, without caching."""
-    path = Path(path)
+#: set (to anything but empty or 0) by ``--strict-annotation``: every reader in this process and its workers
+#: refuses odd records instead of splitting or dropping them (:mod:`.records`)
+STRICT_ENV = "META_SPLICEAI_STRICT_ANNOTATION"
+
+
+def strict_default() -> bool:
+    """Whether annotations are read strictly when a caller does not say (``--strict-annotation``)."""
+    return os.environ.get(STRICT_ENV, "") not in ("", "0")
+
+
+def parse_annotation(path: str | os.PathLike[str], *, strict: bool | None = None) -> Annotation:
+    """Parse a GTF, GFF3 (plain or gzip) or SpliceAI table (``grch37``, ``grch38`` or a file of that format)
+    into the four tables, without caching. ``strict`` (default :func:`strict_default`): refuse a gene on
+    several contigs/strands or a transcript with overlapping exons instead of splitting/dropping it."""
+    path = resolve_annotation(path)
+    strict = strict_default() if strict is None else strict
     check_readable(path, "annotation", "--gtf")
     try:
         with open(path, "rb") as fh:
@@ -495,36 +530,55 @@ def parse_annotation(path: str | os.PathLike[str]) -> Annotation:
         empty = len(head) < _HEAD_BYTES and not head.strip()
     if empty:
         raise InputError(f"annotation {path} is empty (give a GTF/GFF3 with exon lines)")
-    gff = _is_gff3(path, head)
-    df = _parse_lines(path, source, gff)
-    del source
-    _validate_rows(df, path)
-    exons, txs, genes = (_gff3_tables if gff else _gtf_tables)(df)
-    del df
-    ann = _build_tables(exons, txs, genes, path)
-    log.debug("annotation %s (%s): %d genes, %d transcripts, %d exons, %d splice sites", path, "GFF3" if gff else "GTF",
+    if is_spliceai_table(head):
+        kind = "SpliceAI table"
+        exons, txs, genes = table_records(path, source.getvalue() if isinstance(source, io.BytesIO) else _read_raw(path))
+    else:
+        gff = _is_gff3(path, head)
+        kind = "GFF3" if gff else "GTF"
+        df = _parse_lines(path, source, gff)
+        del source
+        _validate_rows(df, path)
+        exons, txs, genes = (_gff3_tables if gff else _gtf_tables)(df)
+        del df
+    ann = _build_tables(exons, txs, genes, path, strict=strict)
+    log.debug("annotation %s (%s): %d genes, %d transcripts, %d exons, %d splice sites", path, kind,
               ann.genes.height, ann.transcripts.height, ann.exons.height, ann.splice_sites.height)
     return ann
 
 
-def load_annotation(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> Annotation:
-    """Parsed tables of ``path``, read from ``cache_dir`` when a cache for the same file checksum exists."""
-    path = Path(path)
+def load_annotation(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None, *,
+                    strict: bool | None = None) -> Annotation:
+    """Parsed tables of ``path`` (see :func:`parse_annotation`), read from ``cache_dir`` when a cache for
+    the same file checksum and reading mode exists."""
+    path = resolve_annotation(path)
+    strict = strict_default() if strict is None else strict
     check_readable(path, "annotation", "--gtf")
     if cache_dir is None:
-        return parse_annotation(path)
-    cache = Path(cache_dir) / f"{file_checksum(path)}-v{_CACHE_VERSION}"
-    files = {t: cache / f"{t}.parquet" for t in TABLES}
+        return parse_annotation(path, strict=strict)
+    cache = cache_folder(path, cache_dir, strict)
+    files = {t: cache / f"{t}.parquet" for t in (*TABLES, "issues")}
     if all(f.is_file() for f in files.values()):
         log.info("annotation tables from cache %s", cache)
         return Annotation(**{t: pl.read_parquet(f) for t, f in files.items()}, source=str(path))
-    ann = parse_annotation(path)
+    ann = parse_annotation(path, strict=strict)
+    save_cache(ann, cache)
+    return ann
+
+
+def cache_folder(path: Path, cache_dir: str | os.PathLike[str], strict: bool) -> Path:
+    """Where :func:`load_annotation` keeps the tables of ``path`` (its checksum and the reading mode)."""
+    return Path(cache_dir) / f"{file_checksum(path)}-v{_CACHE_VERSION}{'-strict' if strict else ''}"
+
+
+def save_cache(ann: Annotation, cache: Path) -> None:
+    """Write the tables (and the issues) of ``ann`` into ``cache`` (each file to a temporary name, then renamed)."""
     cache.mkdir(parents=True, exist_ok=True)
-    for t, f in files.items():
+    for t in (*TABLES, "issues"):
+        f = cache / f"{t}.parquet"
         tmp = f.with_name(f".{f.name}.tmp")
         guarded_write(tmp, f, lambda: getattr(ann, t).write_parquet(tmp))  # noqa: B023 - called at once
         os.replace(tmp, f)
-    return ann
 
 
 # --------------------------------------------------------------------------- gene lists

@@ -12,7 +12,8 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
@@ -183,7 +184,8 @@ def oriented_sequence(genome: Genome, chrom: str, start: int, end: int, strand: 
 
 
 def contig_aliases(name: str) -> list[str]:
-    """Names under which ``name`` may appear in another file: ``chr1``↔``1``, ``chrM``↔``MT``."""
+    """Names under which ``name`` may appear in another file: ``chr1``↔``1``, ``chrM``↔``MT`` (by name alone;
+    :func:`match_contig_names` asks the alias table first, see :mod:`.contigs`)."""
     out = [name]
     bare = name[3:] if name.lower().startswith("chr") else name
     if bare in ("M", "MT"):
@@ -196,35 +198,70 @@ def contig_aliases(name: str) -> list[str]:
     return list(seen)
 
 
+@dataclass(frozen=True)
+class ContigMatch:
+    """Annotation contigs matched to the FASTA's (see :func:`match_contig_names`)."""
+
+    mapping: dict[str, str]  # annotation contig -> FASTA contig
+    unmatched: list[str]  # annotation contigs the FASTA lacks (e.g. alt/fix/random contigs of another FASTA)
+    mito_conflicts: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # contig -> (FASTA's, nt, nt)
+
+    def conflict_notes(self) -> list[str]:
+        return [f"annotation contig {a} ({exp:,} nt) is not FASTA contig {f} ({got:,} nt): different mitochondrial "
+                f"sequences, so its sites are not trusted and its genes are left out"
+                for a, (f, exp, got) in self.mito_conflicts.items()]
+
+
+def match_contig_names(annotation_contigs: Iterable[str], fasta_contigs: Iterable[str] | Mapping[str, int]
+                       ) -> ContigMatch:
+    """Map each annotation contig to its FASTA name: the same name, else the same sequence in bioframe's
+    hg19/hg38 alias tables (RefSeq ``NC_…`` ↔ ``chr1`` ↔ ``1``, checked against the FASTA's lengths when it
+    gives them), else by the ``chr`` prefix for contigs no table knows."""
+    from .contigs import fasta_assembly, find_alias
+
+    lengths = dict(fasta_contigs) if isinstance(fasta_contigs, Mapping) else dict.fromkeys(fasta_contigs, -1)
+    assembly = fasta_assembly(lengths)
+    mapping: dict[str, str] = {}
+    unmatched: list[str] = []
+    conflicts: dict[str, tuple[str, int, int]] = {}
+    for contig in dict.fromkeys(annotation_contigs):
+        if contig in lengths:
+            mapping[contig] = contig
+            continue
+        hit = find_alias(contig, lengths, assembly)
+        name = hit.fasta_name
+        if hit.sequence is None:  # not in any table: chr prefix
+            name = next((a for a in contig_aliases(contig) if a in lengths), None)
+        if hit.mito_conflict:
+            conflicts[contig] = hit.mito_conflict
+            log.warning(ContigMatch({}, [], {contig: hit.mito_conflict}).conflict_notes()[0])
+        if name is None:
+            unmatched.append(contig)
+        else:
+            mapping[contig] = name
+    return ContigMatch(mapping, unmatched, conflicts)
+
+
 def match_contigs(
     annotation_contigs: Iterable[str],
-    fasta_contigs: Iterable[str],
+    fasta_contigs: Iterable[str] | Mapping[str, int],
     *,
     gtf: str | os.PathLike[str] = "annotation",
     fasta: str | os.PathLike[str] = "FASTA",
     strict: bool = True,
 ) -> dict[str, str]:
-    """Map each annotation contig to its FASTA name (exact first, then aliases).
+    """Map each annotation contig to its FASTA name (:func:`match_contig_names`).
 
     With ``strict``, any annotation contig left unmatched is an error listing both name sets;
     otherwise unmatched contigs are simply absent from the result.
     """
-    fasta_set = list(dict.fromkeys(fasta_contigs))
-    lookup = set(fasta_set)
-    mapping: dict[str, str] = {}
-    unmatched: list[str] = []
-    for contig in dict.fromkeys(annotation_contigs):
-        hit = next((a for a in contig_aliases(contig) if a in lookup), None)
-        if hit is None:
-            unmatched.append(contig)
-        else:
-            mapping[contig] = hit
-    if unmatched and strict:
+    match = match_contig_names(annotation_contigs, fasta_contigs)
+    if match.unmatched and strict:
         raise InputError(
-            f"contigs of {gtf} not found in {fasta}: {_preview(unmatched)}; FASTA has: {_preview(fasta_set)} "
-            "(use a FASTA and annotation of the same assembly)"
+            f"contigs of {gtf} not found in {fasta}: {_preview(match.unmatched)}; FASTA has: "
+            f"{_preview(list(dict.fromkeys(fasta_contigs)))} (use a FASTA and annotation of the same assembly)"
         )
-    return mapping
+    return match.mapping
 
 
 def _preview(names: list[str], n: int = 8) -> str:
