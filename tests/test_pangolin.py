@@ -161,6 +161,7 @@ def test_consumers_refuse_a_pangolin_store(tmp_path: Path, capsys: pytest.Captur
     ref = ["--fasta", CHR22 / "genome.fa.gz", "--gtf", CHR22 / "annotation.gtf"]
     for argv in (["build", "-o", tmp_path / "b1", *ref, "--predictions", store.path],
                  ["build", "-o", tmp_path / "b2", *ref, "--base-model", "pangolin", "--weights", PANGOLIN, "--run-workflow"],
+                 ["build", "-o", tmp_path / "b3", *ref, "--predictions", store.path, "--dry-run"],
                  ["tracks", store.path, "--gtf", CHR22 / "annotation.gtf", "-o", tmp_path / "tracks"]):
         code = main([str(a) for a in argv])
         err = capsys.readouterr().err
@@ -169,4 +170,4 @@ def test_consumers_refuse_a_pangolin_store(tmp_path: Path, capsys: pytest.Captur
         assert len(lines) == 1 and "Pangolin does not tell donor from acceptor" in lines[0], err
         if argv[0] == "build":
             assert "give it after a store that does" in lines[0]
-    assert not (tmp_path / "b1").exists() and not (tmp_path / "b2").exists()
+    assert not any((tmp_path / b).exists() for b in ("b1", "b2", "b3"))

@@ -164,6 +164,18 @@ _LABELLING_HINT = ("give it after a store that does (the first --predictions sto
                    "OpenSpliceAI)")
 
 
+def check_labelling(base_model: str, store_dir: Path) -> None:
+    """InputError when the build's base model, or the store at ``store_dir``, does not tell donor from acceptor
+    (Pangolin): its scores cannot label rows (before anything is made; ``build --dry-run`` says so too)."""
+    from ..basemodel.store import COLUMNS, PredictionStore, columns_of
+
+    if columns_of(base_model) != COLUMNS:
+        raise InputError(f"--base-model {base_model}: {base_model.capitalize()} does not tell donor from acceptor, so "
+                         f"it cannot label a build's rows; {_LABELLING_HINT}")
+    if store_dir.is_dir():
+        PredictionStore(store_dir).require_sites(_LABELLING_HINT)
+
+
 def build(
     *,
     output_dir: str | os.PathLike[str],
@@ -208,12 +220,9 @@ def build(
     the files are the same bytes as a serial build's.
     """
     from ..basemodel.ensemble import resolve_device
-    from ..basemodel.store import COLUMNS, columns_of
     from ..parallel import parallel_options
 
-    if columns_of(base_model) != COLUMNS:
-        raise InputError(f"--base-model {base_model}: {base_model.capitalize()} does not tell donor from acceptor, so "
-                         f"it cannot label a build's rows; {_LABELLING_HINT}")
+    check_labelling(base_model, Path(predictions) if predictions else Path(output_dir) / "predictions")
     par, par_notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
                                       threads_per_worker=threads_per_worker,
                                       device=resolve_device(device) if run_workflow else "cpu")

@@ -107,8 +107,11 @@ def plan_build(
     from ..reference.genelists import read_gene_list, resolve_gene_ids
     from ..reference.report import open_reference
 
+    from .builder import check_labelling
+
     if workers < 1:
         raise InputError(f"--workers {workers}: give a positive number of workers")
+    check_labelling(base_model, Path(predictions) if predictions else Path(output_dir) / "predictions")
     policy = subset_policy or ("custom" if gene_ids_file is not None else DEFAULT_BUILD.subset_policy)
     if n_genes is None and policy not in ("custom", "all"):
         n_genes = DEFAULT_BUILD.n_genes
