@@ -54,6 +54,7 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
 
 
 def run_variants(args: argparse.Namespace) -> int:
+    from ..variants.deltas import SKIP_REASONS
     from ..variants.vcf import variants
 
     s = variants(input=args.input, output=args.output, reference=args.reference, annotation=args.annotation,
@@ -65,7 +66,7 @@ def run_variants(args: argparse.Namespace) -> int:
     con.print(f"{s.records:,} records, {s.scored:,} scored ({s.entries:,} SpliceAI entries), {skipped:,} skipped "
               f"as SpliceAI skips them, in {s.seconds:,.1f} s ({s.records / max(s.seconds, 1e-9):,.1f} records/s)")
     for reason, n in s.skipped.items():
-        con.print(f"  skipped ({reason}): {n:,}")
+        con.print(f"  skipped ({reason}: {SKIP_REASONS[reason]}): {n:,}")
     if s.chunks_resumed:
         con.print(f"  resumed: {s.chunks_resumed} chunk(s) were already done")
     con.print(f"annotated VCF: {s.output}")

@@ -40,8 +40,9 @@ from ..storage import checksum, is_stdio, publish_file, read_once, write_text_at
 from .corrected import HEADER_LINE as META_HEADER
 from .corrected import INFO_KEY as META_KEY
 from .corrected import MetaScorer
-from .deltas import Record, score_records
+from .deltas import SKIP_REASONS, Record, score_records
 from .transcripts import load_transcripts
+from .vcfio import malformed, own_flags, quiet_htslib
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,10 @@ def variants(
         raise InputError(f"-I {src} is a folder; give a VCF file (plain or bgzipped)")
     if not is_stdio(out) and not writes_through(out) and out.exists() and out.resolve() == src.resolve():
         raise InputError(f"-O {out} is the input VCF; choose another output path")
-    with _local_files(src, out) as (src, shown, scratch):
-        genome = Genome(reference)
-        table = load_transcripts(annotation)  # errors now, before any work
+    with _local_files(src, out) as (src, shown, scratch), quiet_htslib():
+        with own_flags():
+            genome = Genome(reference)
+            table = load_transcripts(annotation)  # errors now, before any work
         meta = None
         if model is not None:
             if predictions is None:
@@ -203,9 +205,14 @@ def variants(
                         base = worker_cache(("variant-model", runtime),
                                             lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
                     engine = cone_engine(base, runtime) if cone else None
-                    results = [score_records(u[1], table, genome, base, distance=distance, mask=mask,
-                                             share_reference=share_reference, cone=engine,
-                                             correct=meta.corrected if meta else None) for u in units]
+                    before = {i: summary.records - sum(len(r) for _, r in pending[k:]) for k, (i, _) in enumerate(pending)}
+                    results = []
+                    for (i, _), u in zip(todo, units):  # the display moves within a chunk too (minutes under --model)
+                        tick = ((lambda f, a=before[i], n=len(u[1]): bar.update(task, completed=a + int(f * n)))
+                                if bar else None)
+                        results.append(score_records(u[1], table, genome, base, distance=distance, mask=mask,
+                                                     share_reference=share_reference, cone=engine,
+                                                     correct=meta.corrected if meta else None, progress=tick))
                 else:
                     results = run_units(_score_chunk, units, par, what="chunk") if units else []
                 for (i, recs), (entries, corrected, skip) in zip(todo, results):
@@ -222,7 +229,7 @@ def variants(
                     write_text_atomic(_part(parts, i), "".join(lines))
                 pending.clear()
 
-            for i, recs in enumerate(_chunks(vcf, chunk_records, shown)):
+            for i, recs in enumerate(_chunks(vcf, chunk_records, src, shown)):
                 summary.records += len(recs)
                 pending.append((i, recs))
                 if len(pending) >= window:
@@ -235,12 +242,14 @@ def variants(
         _assemble(out, str(header), parts, n_chunks)
         vcf.close()
         shutil.rmtree(parts, ignore_errors=True)
-        summary.skipped = dict(sorted(skipped.items()))
+        summary.skipped = {r: skipped[r] for r in SKIP_REASONS if skipped.get(r)}
         if meta is not None and meta.missing:
             log.warning("%d gene(s) have no track in %s, so no MetaSpliceAI entry: %s (predict them first)",
                         len(meta.missing), predictions, ", ".join(sorted(meta.missing)[:10]))
         for reason, n in summary.skipped.items():
-            log.warning("skipped %d record(s) (%s), as SpliceAI does: written without a SpliceAI entry", n, reason)
+            log.log(logging.INFO if reason == "not in any gene" else logging.WARNING,
+                    "skipped %d record(s) (%s: %s), as SpliceAI does: written without a SpliceAI entry",
+                    n, reason, SKIP_REASONS[reason])
         summary.seconds = time.perf_counter() - t0
         return summary
 
@@ -274,8 +283,8 @@ def _record(rec, src: str) -> Record:  # noqa: ANN001 - pysam VariantRecord
         raise InputError(f"{src}: malformed record at {rec.chrom}:{rec.pos} ({err})") from None
 
 
-def _chunks(vcf, n: int, src: str) -> Iterator[list]:  # noqa: ANN001
-    """Records in chunks of ``n``; a record htslib cannot parse is an error naming the file and record."""
+def _chunks(vcf, n: int, path: Path, src: str) -> Iterator[list]:  # noqa: ANN001
+    """Records in chunks of ``n``; a record htslib cannot parse is an error naming the file, line and field."""
     chunk: list = []
     it = iter(vcf)
     k = 0
@@ -285,8 +294,7 @@ def _chunks(vcf, n: int, src: str) -> Iterator[list]:  # noqa: ANN001
         except StopIteration:
             break
         except (OSError, ValueError) as err:
-            raise InputError(f"{src}: cannot parse VCF record {k + 1:,} ({err}; htslib's message above names the field); "
-                             "fix or remove that record") from None
+            raise malformed(path, src, k + 1, str(vcf.header), err) from None
         k += 1
         chunk.append(rec)
         if len(chunk) == n:
