@@ -199,3 +199,61 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
     assert code == 2 and "Traceback" not in err and "bad.vcf" in last and "record 1" in last
+
+
+def _bgzip(text: str, path: Path) -> Path:
+    """``text`` (a VCF) bgzipped and tabix-indexed with pysam, as a precomputed file is."""
+    path.write_text(text)
+    return Path(pysam.tabix_index(str(path), preset="vcf", force=True))
+
+
+@pytest.mark.slow
+def test_precomputed_supplies_the_records_it_holds_and_changes_no_byte(tmp_path, chr2_default, monkeypatch):
+    """A precomputed file made from a real run (our output VCF of the fixture, every 4th record) supplies those
+    records of an input of every 2nd: only the others and the file's sample are computed; same bytes."""
+    import meta_spliceai.variants.precomputed as pre_mod
+    import meta_spliceai.variants.vcf as mod
+
+    pre = _bgzip(_thin(chr2_default, 4), tmp_path / "pre.vcf")
+    src = _subset(DATA / "chr2.vcf", tmp_path / "in.vcf", 2)  # 25 records, 13 of them in the file
+    monkeypatch.setattr(pre_mod, "sample_size", lambda n: min(n, 4))
+    scored = []
+    real = mod.score_records
+    monkeypatch.setattr(mod, "score_records", lambda recs, *a, **k: (scored.append(len(recs)), real(recs, *a, **k))[1])
+    bundle, ann = BUNDLES["chr2"]
+    s = variants(input=src, output=tmp_path / "out.vcf", reference=bundle / "genome.fa.gz", annotation=ann,
+                 precomputed=[pre], progress=False)
+    assert (tmp_path / "out.vcf").read_text() == _thin(chr2_default, 2)
+    held = sum("SpliceAI=" in x for x in _thin(chr2_default, 4).splitlines() if not x.startswith("#"))
+    assert held >= 10 and s.sources == {"computed": 25 - held, str(pre): held} and s.verified == 4
+    assert sum(scored) == 25 - held + 4  # the sample, then the records the file lacks (or holds without an entry)
+
+
+def _nameless_gtf(path: Path) -> Path:
+    """The chr2 bundle's GTF without gene names: another annotation, whose genes are named by their Ensembl IDs."""
+    text = (BUNDLES["chr2"][0] / "annotation.gtf").read_text()
+    path.write_text(re.sub(r' gene_name "[^"]*";', "", text))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("made_with", "cause"), [
+    ({"annotation": "nameless"}, "another annotation"),
+    ({"distance": 200}, "a larger -D"),
+    ({"mask": 1}, "the other masking"),
+], ids=["annotation", "D", "M"])
+def test_precomputed_made_otherwise_is_refused(tmp_path, made_with, cause):
+    """Copies made with another annotation, another -D and the other -M: the sample check refuses each, naming
+    the cause, and writes nothing."""
+    src = _subset(DATA / "chr2.vcf", tmp_path / "in.vcf", 10)  # 5 records
+    kw = {**made_with}
+    if kw.get("annotation") == "nameless":
+        kw["annotation"] = str(_nameless_gtf(tmp_path / "nameless.gtf"))
+    bundle, ann = BUNDLES["chr2"]
+    other = tmp_path / "other.vcf.gz"
+    variants(input=src, output=other, reference=bundle / "genome.fa.gz", **{"annotation": ann, **kw}, progress=False)
+    with pytest.raises(InputError, match=rf"--precomputed .*other.vcf.gz: \d+ of 5 sampled records differ .*likely "
+                                         rf"cause: the file was made with {cause}"):
+        variants(input=src, output=tmp_path / "out.vcf", reference=bundle / "genome.fa.gz", annotation=ann,
+                 precomputed=[other], progress=False)
+    assert not (tmp_path / "out.vcf").exists()

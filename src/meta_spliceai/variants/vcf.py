@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from .corrected import HEADER_LINE as META_HEADER
 from .corrected import INFO_KEY as META_KEY
 from .corrected import MetaScorer
 from .deltas import SKIP_REASONS, Record, score_records
+from .precomputed import Precomputed, check_sample
 from .transcripts import load_transcripts
 from .vcfio import malformed, own_flags, quiet_htslib
 
@@ -65,6 +66,10 @@ class VariantsSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     chunks_resumed: int = 0
     seconds: float = 0.0
+    #: records by where their entries came from: "computed", or a --precomputed file's path
+    sources: dict[str, int] = field(default_factory=dict)
+    #: records of the --precomputed files recomputed (their sample) and found identical
+    verified: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ def variants(
     executor: Executor = DEFAULT_PARALLEL.executor,
     ray_address: str | None = None,
     threads_per_worker: int | None = None,
+    precomputed: Sequence[str | os.PathLike[str]] = (),
     progress: bool = True,
 ) -> VariantsSummary:
     """Annotate ``input`` (VCF, plain or bgzipped) into ``output`` with SpliceAI delta scores.
@@ -137,6 +143,8 @@ def variants(
     off, every allele's window is a full pass (``share_reference`` then shares reference passes per gene).
     ``input`` may be ``-`` (standard input) or a pipe; ``output`` ``-`` (standard output), a FIFO, a device
     or a symlink is written through (chunks then go to a scratch folder: such a run does not resume).
+    ``precomputed``: tabix-indexed VCFs with SpliceAI entries, which supply the records they hold once a
+    sample of them recomputes identically (:mod:`.precomputed`); the output is the same bytes.
     """
     import pysam
 
@@ -159,6 +167,10 @@ def variants(
             genome = Genome(reference)
             table = load_transcripts(annotation)  # errors now, before any work
         meta = None
+        if precomputed and model is not None:
+            raise InputError("--precomputed supplies SpliceAI entries only; --model needs every record's tracks: "
+                             "give one of them")
+        pre = Precomputed.open(precomputed) if precomputed else None
         if model is not None:
             if predictions is None:
                 raise InputError("--model needs --predictions STORE: the base-model predictions of the genes "
@@ -186,24 +198,39 @@ def variants(
         _prepare_parts(parts, {"input": checksum(src), "reference": str(genome.path), "annotation": str(annotation),
                                "distance": distance, "mask": mask, "chunk_records": chunk_records,
                                "annotation_rows": len(table),
-                               "model": str(model), "predictions": str(predictions)})
+                               "model": str(model), "predictions": str(predictions),
+                               "precomputed": pre.fingerprint() if pre else []})
         summary = VariantsSummary(output=str(out))
         skipped: Counter = Counter()
-        base = None
+
+        def base_model():  # noqa: ANN202 - loaded once per process (a library caller scoring several VCFs reuses it)
+            return worker_cache(("variant-model", runtime),
+                                lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
+
+        supplied: dict[int, tuple[int, tuple[str, ...]]] = {}
+        if pre is not None:
+            held = _held_records(pre, src, shown, chunk_records)
+            supplied = {g: (k, ent) for g, (k, ent, _) in held.items()}
+
+            def compute(recs: list[Record]) -> list[list[str]]:
+                m = base_model()
+                return score_records(recs, table, genome, m, distance=distance, mask=mask, share_reference=share_reference,
+                                     cone=cone_engine(m, runtime) if cone else None)[0]
+
+            summary.verified = check_sample(pre, supplied, {g: r for g, (_, _, r) in held.items()}, compute, distance)
+            pre.close()
         with count_progress(progress) as bar:
             task = bar.add_task("variants: records", total=None, rate="") if bar else None
             window = max(1, par.workers * 2) if not par.serial else 1
             pending: list[tuple[int, list]] = []
 
             def flush() -> None:
-                nonlocal base
                 todo = [(i, recs) for i, recs in pending if not _part(parts, i).is_file()]
                 summary.chunks_resumed += len(pending) - len(todo)
-                units = [(spec, [_record(r, shown) for r in recs]) for _, recs in todo]
-                if par.serial and units:
-                    if base is None:  # loaded once per process (a library caller scoring several VCFs reuses it)
-                        base = worker_cache(("variant-model", runtime),
-                                            lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
+                needs = [[k for k in range(len(recs)) if i * chunk_records + k not in supplied] for i, recs in todo]
+                units = [(spec, [_record(recs[k], shown) for k in need]) for (_, recs), need in zip(todo, needs)]
+                if par.serial and any(u[1] for u in units):
+                    base = base_model()
                     engine = cone_engine(base, runtime) if cone else None
                     before = {i: summary.records - sum(len(r) for _, r in pending[k:]) for k, (i, _) in enumerate(pending)}
                     results = []
@@ -213,10 +240,13 @@ def variants(
                         results.append(score_records(u[1], table, genome, base, distance=distance, mask=mask,
                                                      share_reference=share_reference, cone=engine,
                                                      correct=meta.corrected if meta else None, progress=tick))
+                elif not par.serial and any(u[1] for u in units):
+                    results = run_units(_score_chunk, units, par, what="chunk")
                 else:
-                    results = run_units(_score_chunk, units, par, what="chunk") if units else []
-                for (i, recs), (entries, corrected, skip) in zip(todo, results):
+                    results = [([], [], {}) for _ in units]
+                for (i, recs), need, (entries, corrected, skip) in zip(todo, needs, results):
                     skipped.update(skip)
+                    entries, corrected = _merge(len(recs), need, entries, corrected, supplied, i * chunk_records)
                     lines = []
                     for k, (rec, ent) in enumerate(zip(recs, entries)):
                         if ent:
@@ -243,6 +273,9 @@ def variants(
         vcf.close()
         shutil.rmtree(parts, ignore_errors=True)
         summary.skipped = {r: skipped[r] for r in SKIP_REASONS if skipped.get(r)}
+        by_file = Counter(k for k, _ in supplied.values())
+        summary.sources = {"computed": summary.records - len(supplied),
+                           **{str(p): by_file[k] for k, p in enumerate(pre.paths) if by_file[k]}} if pre else {}
         if meta is not None and meta.missing:
             log.warning("%d gene(s) have no track in %s, so no MetaSpliceAI entry: %s (predict them first)",
                         len(meta.missing), predictions, ", ".join(sorted(meta.missing)[:10]))
@@ -302,6 +335,37 @@ def _chunks(vcf, n: int, path: Path, src: str) -> Iterator[list]:  # noqa: ANN00
             chunk = []
     if chunk:
         yield chunk
+
+
+def _held_records(pre: Precomputed, src: Path, shown: str, n: int) -> dict[int, tuple[int, tuple[str, ...], Record]]:
+    """Record index (0-based, in input order) -> (file, entries, record) of every input record a precomputed file holds."""
+    import pysam
+
+    held = {}
+    with pysam.VariantFile(str(src)) as vcf:
+        g = 0
+        for recs in _chunks(vcf, n, src, shown):
+            for rec in recs:
+                r = _record(rec, shown)
+                hit = pre.lookup(r)
+                if hit is not None:
+                    held[g] = (hit[0], hit[1], r)
+                g += 1
+    log.info("--precomputed: %d record(s) held by the files", len(held))
+    return held
+
+
+def _merge(n: int, need: list[int], entries: list[list[str]], corrected: list[list[str]],
+           supplied: dict[int, tuple[int, tuple[str, ...]]], offset: int) -> tuple[list[list[str]], list[list[str]]]:
+    """A chunk's entries (and corrected entries) per record: the computed ones at ``need``, the supplied ones
+    (record index ``offset + k``) elsewhere."""
+    full: list[list[str]] = [list(supplied[offset + k][1]) if offset + k in supplied else [] for k in range(n)]
+    meta: list[list[str]] = [[] for _ in range(n)]
+    for j, k in enumerate(need):
+        full[k] = entries[j]
+        if corrected:
+            meta[k] = corrected[j]
+    return full, meta
 
 
 def _part(parts: Path, i: int) -> Path:
