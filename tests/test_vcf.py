@@ -257,3 +257,32 @@ def test_precomputed_made_otherwise_is_refused(tmp_path, made_with, cause):
         variants(input=src, output=tmp_path / "out.vcf", reference=bundle / "genome.fa.gz", annotation=ann,
                  precomputed=[other], progress=False)
     assert not (tmp_path / "out.vcf").exists()
+
+
+@pytest.mark.slow
+def test_raw_scores_are_the_tracks_behind_every_delta(tmp_path, chr2_default):
+    """``--raw-scores``: per scored (record, allele, gene) its ±D window of reference and alternate scores at genome
+    positions pos-D..pos+D; the SpliceAI entries (checked against the SpliceAI CLI elsewhere) are these tracks'
+    deltas, field for field; the VCF is the same bytes as without the option."""
+    import numpy as np
+    import polars as pl
+
+    src = _subset(DATA / "chr2.vcf", tmp_path / "in.vcf", 5)  # 10 records: SNVs, insertions, deletions
+    raw = tmp_path / "raw.parquet"
+    _run("chr2", tmp_path / "out.vcf", 50, 0, source=src, chunk_records=4, raw_scores=raw)
+    assert (tmp_path / "out.vcf").read_text() == _thin(chr2_default, 5)
+    df = pl.read_parquet(raw)
+    assert df.columns == ["record", "chrom", "pos", "ref", "alt", "gene", "position", "ref_acceptor", "ref_donor",
+                          "alt_acceptor", "alt_donor"]
+    infos = [rec.info.get("SpliceAI") for rec in pysam.VariantFile(str(tmp_path / "out.vcf"))]
+    entries = [(k + 1, e) for k, v in enumerate(infos) for e in (v or ())]
+    groups = df.group_by(["record", "alt", "gene"], maintain_order=True)
+    assert groups.len().height == len(entries) >= 10
+    for (k, entry), ((rec, alt, gene), g) in zip(entries, groups):
+        f = entry.split("|")
+        assert (rec, alt, gene) == (k, f[0], f[1])
+        assert g["position"].to_list() == list(range(g["pos"][0] - 50, g["pos"][0] + 51))
+        ra, rd, aa, ad = (g[c].to_numpy() for c in ("ref_acceptor", "ref_donor", "alt_acceptor", "alt_donor"))
+        deltas = [aa - ra, ra - aa, ad - rd, rd - ad]
+        assert [f"{d.max():.2f}" for d in deltas] == f[2:6], entry
+        assert [str(int(np.argmax(d)) - 50) for d in deltas] == f[6:10], entry

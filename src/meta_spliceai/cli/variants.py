@@ -55,6 +55,10 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
                         "spliceai / variants output) that supply the records they hold; the others are computed. Each "
                         "file is trusted only after a seeded random sample of the records it would supply "
                         "(min(all, max(30, 1 %%))) recomputes identically; the output is the same bytes")
+    p.add_argument("--raw-scores", type=Path, metavar="OUT.parquet",
+                   help="also write the reference and alternate acceptor and donor scores behind every delta: one row "
+                        "per scored (record, allele, gene) and position (1-based genome) of its +-D window; with "
+                        "--model the corrected ones beside them")
     add_parallel_args(p, "chunks of records")
     p.set_defaults(handler=run_variants)
 
@@ -66,7 +70,8 @@ def run_variants(args: argparse.Namespace) -> int:
     s = variants(input=args.input, output=args.output, reference=args.reference, annotation=args.annotation,
                  distance=args.distance, mask=args.mask, chunk_records=args.chunk_records, runtime=args.runtime,
                  share_reference=not args.no_shared_reference, cone=not args.no_cone, model=args.model,
-                 predictions=args.predictions, precomputed=args.precomputed, progress=True, **parallel_kwargs(args))
+                 predictions=args.predictions, precomputed=args.precomputed, raw_scores=args.raw_scores,
+                 progress=True, **parallel_kwargs(args))
     con = console(stderr=writes_through(args.output))  # stdout may carry the VCF
     skipped = sum(s.skipped.values())
     con.print(f"{s.records:,} records, {s.scored:,} scored ({s.entries:,} SpliceAI entries), {skipped:,} skipped "
@@ -80,4 +85,6 @@ def run_variants(args: argparse.Namespace) -> int:
     if s.chunks_resumed:
         con.print(f"  resumed: {s.chunks_resumed} chunk(s) were already done")
     con.print(f"annotated VCF: {s.output}")
+    if args.raw_scores is not None:
+        con.print(f"raw scores: {args.raw_scores}")
     return 0

@@ -80,6 +80,20 @@ class Job:
     alt_track: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class RawTracks:
+    """The tracks behind one (record, allele, gene)'s deltas: ``(cov, 3)`` ``[neither, acceptor, donor]`` in
+    genome orientation over 1-based positions ``pos - D .. pos + D``; ``alt`` aligned to the reference's
+    positions as the deltas take it (:func:`align_alt`); ``corrected``: the meta-model's (ref, alt), if any."""
+
+    record: int
+    allele: int
+    gene: str
+    ref: np.ndarray
+    alt: np.ndarray
+    corrected: tuple[np.ndarray, np.ndarray] | None = None
+
+
 @dataclass
 class Plan:
     """Per record: its output entries in order, each a finished string or the index of a job."""
@@ -185,7 +199,7 @@ def delta_fields(y_ref: np.ndarray, y_alt: np.ndarray, cov: int, boundary: int, 
 def score_records(records: Sequence[Record], table: TranscriptTable, genome: Genome, model, *,  # noqa: ANN001
                   distance: int, mask: int, share_reference: bool = True, cone: ConeEngine | None = None,
                   correct=None, progress: Callable[[float], None] | None = None,  # noqa: ANN001
-                  ) -> tuple[list[list[str]], list[list[str]], Counter]:
+                  raw: list[RawTracks] | None = None) -> tuple[list[list[str]], list[list[str]], Counter]:
     """SpliceAI entries (``ALLELE|SYMBOL|DS…|DP…``) of each record, the same from corrected tracks (empty
     without ``correct``), and the skipped records by reason.
 
@@ -196,7 +210,8 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
     only inside its cone of influence; same numbers, ``share_reference`` then does not apply). ``correct(table, gene, pos,
     distance, ref, alt)``: corrected (ref, alt) window tracks, or None (e.g.
     :meth:`~meta_spliceai.variants.corrected.MetaScorer.corrected`). ``progress(fraction)``: called as the
-    work goes (after each gene's tracks, each corrected job), with the fraction of it done.
+    work goes (after each gene's tracks, each corrected job), with the fraction of it done. ``raw``: a list
+    that gets each scored job's :class:`RawTracks` (the windows the deltas are taken from, as computed).
     """
     plan, windows = plan_records(records, table, genome, distance)
     total = max(1, len(plan.jobs) * (2 if correct is not None else 1))
@@ -230,11 +245,15 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
             boundary = table.nearest_boundary(job.gene, rec.pos)
             head = f"{alt}|{table.names[job.gene]}|"
             row.append(head + delta_fields(job.ref_track, y_alt, cov, boundary, bool(mask)))  # type: ignore[arg-type]
+            got = None
             if correct is not None:
                 got = correct(table, job.gene, rec.pos, distance, job.ref_track, y_alt)
                 step(1)
                 if got is not None:
                     mrow.append(head + delta_fields(got[0], got[1], cov, boundary, bool(mask)))
+            if raw is not None:
+                raw.append(RawTracks(record=r, allele=job.allele, gene=str(table.names[job.gene]),
+                                     ref=job.ref_track, alt=y_alt, corrected=got))  # type: ignore[arg-type]
         out.append(row)
         meta.append(mrow if correct is not None else [])
     return out, meta, plan.skipped

@@ -40,8 +40,11 @@ from ..storage import checksum, is_stdio, publish_file, read_once, write_text_at
 from .corrected import HEADER_LINE as META_HEADER
 from .corrected import INFO_KEY as META_KEY
 from .corrected import MetaScorer
-from .deltas import SKIP_REASONS, Record, score_records
+from .deltas import SKIP_REASONS, RawTracks, Record, score_records
 from .precomputed import Precomputed, check_sample
+from .raw import assemble as assemble_raw
+from .raw import raw_table
+from .raw import write_part as write_raw_part
 from .transcripts import load_transcripts
 from .vcfio import malformed, own_flags, quiet_htslib
 
@@ -85,9 +88,10 @@ class _Spec:
     cone: bool = True
     model: str | None = None
     predictions: str | None = None
+    raw: bool = False
 
 
-def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], list[list[str]], dict[str, int]]:
+def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], list[list[str]], dict[str, int], list]:
     spec, records = unit
     genome = worker_cache(("genome", spec.fasta), lambda: Genome(spec.fasta))
     table = worker_cache(("transcripts", spec.annotation), lambda: load_transcripts(spec.annotation))
@@ -97,11 +101,12 @@ def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], lis
     if spec.model:
         meta = worker_cache(("meta", spec.model, spec.predictions),
                             lambda: MetaScorer.open(spec.model, spec.predictions, genome, table, spec.annotation))
+    raw: list[RawTracks] | None = [] if spec.raw else None
     entries, corrected, skipped = score_records(records, table, genome, model, distance=spec.distance, mask=spec.mask,
                                                 share_reference=spec.share_reference,
                                                 cone=cone_engine(model, spec.runtime) if spec.cone else None,
-                                                correct=meta.corrected if meta else None)
-    return entries, corrected, dict(skipped)
+                                                correct=meta.corrected if meta else None, raw=raw)
+    return entries, corrected, dict(skipped), raw or []
 
 
 def cone_engine(model, runtime: str) -> ConeEngine | None:  # noqa: ANN001
@@ -131,6 +136,7 @@ def variants(
     ray_address: str | None = None,
     threads_per_worker: int | None = None,
     precomputed: Sequence[str | os.PathLike[str]] = (),
+    raw_scores: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> VariantsSummary:
     """Annotate ``input`` (VCF, plain or bgzipped) into ``output`` with SpliceAI delta scores.
@@ -145,6 +151,7 @@ def variants(
     or a symlink is written through (chunks then go to a scratch folder: such a run does not resume).
     ``precomputed``: tabix-indexed VCFs with SpliceAI entries, which supply the records they hold once a
     sample of them recomputes identically (:mod:`.precomputed`); the output is the same bytes.
+    ``raw_scores``: a Parquet file of the reference and alternate scores behind every delta (:mod:`.raw`).
     """
     import pysam
 
@@ -170,6 +177,11 @@ def variants(
         if precomputed and model is not None:
             raise InputError("--precomputed supplies SpliceAI entries only; --model needs every record's tracks: "
                              "give one of them")
+        if raw_scores is not None and (is_stdio(raw_scores) or Path(raw_scores).is_dir()):
+            raise InputError(f"--raw-scores {raw_scores}: give the Parquet file to write")
+        if precomputed and raw_scores is not None:
+            raise InputError("--raw-scores writes the tracks of every scored record, which --precomputed does not "
+                             "compute: give one of them")
         pre = Precomputed.open(precomputed) if precomputed else None
         if model is not None:
             if predictions is None:
@@ -182,7 +194,8 @@ def variants(
             log.warning("%s", note)
         spec = _Spec(fasta=str(genome.path), annotation=str(annotation), distance=distance, mask=mask,
                      runtime=runtime, share_reference=share_reference, cone=cone,
-                     model=str(model) if model else None, predictions=str(predictions) if predictions else None)
+                     model=str(model) if model else None, predictions=str(predictions) if predictions else None,
+                     raw=raw_scores is not None)
         try:
             vcf = pysam.VariantFile(str(src))
         except (OSError, ValueError) as err:
@@ -199,7 +212,7 @@ def variants(
                                "distance": distance, "mask": mask, "chunk_records": chunk_records,
                                "annotation_rows": len(table),
                                "model": str(model), "predictions": str(predictions),
-                               "precomputed": pre.fingerprint() if pre else []})
+                               "precomputed": pre.fingerprint() if pre else [], "raw_scores": raw_scores is not None})
         summary = VariantsSummary(output=str(out))
         skipped: Counter = Counter()
 
@@ -237,15 +250,21 @@ def variants(
                     for (i, _), u in zip(todo, units):  # the display moves within a chunk too (minutes under --model)
                         tick = ((lambda f, a=before[i], n=len(u[1]): bar.update(task, completed=a + int(f * n)))
                                 if bar else None)
-                        results.append(score_records(u[1], table, genome, base, distance=distance, mask=mask,
-                                                     share_reference=share_reference, cone=engine,
-                                                     correct=meta.corrected if meta else None, progress=tick))
+                        raw: list[RawTracks] = []
+                        got = score_records(u[1], table, genome, base, distance=distance, mask=mask,
+                                            share_reference=share_reference, cone=engine,
+                                            correct=meta.corrected if meta else None, progress=tick,
+                                            raw=raw if spec.raw else None)
+                        results.append((*got, raw))
                 elif not par.serial and any(u[1] for u in units):
                     results = run_units(_score_chunk, units, par, what="chunk")
                 else:
-                    results = [([], [], {}) for _ in units]
-                for (i, recs), need, (entries, corrected, skip) in zip(todo, needs, results):
+                    results = [([], [], {}, []) for _ in units]
+                for (i, recs), need, unit, (entries, corrected, skip, raw) in zip(todo, needs, units, results):
                     skipped.update(skip)
+                    if spec.raw:  # before the chunk's VCF part, which marks the chunk done
+                        rows = [(i * chunk_records + need[t.record] + 1, unit[1][t.record], t) for t in raw]
+                        write_raw_part(_part(parts, i).with_suffix(".raw.parquet"), raw_table(rows, distance, meta is not None))
                     entries, corrected = _merge(len(recs), need, entries, corrected, supplied, i * chunk_records)
                     lines = []
                     for k, (rec, ent) in enumerate(zip(recs, entries)):
@@ -269,6 +288,9 @@ def variants(
                                rate=f"{summary.records / max(time.perf_counter() - t0, 1e-9):,.1f} records/s")
             flush()
             n_chunks = i + 1 if summary.records else 0
+        if raw_scores is not None:
+            assemble_raw(Path(raw_scores), [_part(parts, i).with_suffix(".raw.parquet") for i in range(n_chunks)],
+                         meta is not None)
         _assemble(out, str(header), parts, n_chunks)
         vcf.close()
         shutil.rmtree(parts, ignore_errors=True)
