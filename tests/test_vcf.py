@@ -286,3 +286,28 @@ def test_raw_scores_are_the_tracks_behind_every_delta(tmp_path, chr2_default):
         deltas = [aa - ra, ra - aa, ad - rd, rd - ad]
         assert [f"{d.max():.2f}" for d in deltas] == f[2:6], entry
         assert [str(int(np.argmax(d)) - 50) for d in deltas] == f[6:10], entry
+
+
+@pytest.mark.slow
+def test_raw_scores_under_model_hold_the_corrected_tracks_beside(tmp_path, chr22, chr22_model, keras_store):
+    """With ``--model``: the corrected reference and alternate tracks beside the base ones, and each MetaSpliceAI
+    entry is their deltas (a few records of chr22 genes the store holds)."""
+    import polars as pl
+
+    rows = [x for x in (DATA / "chr22.vcf").read_text().splitlines() if not x.startswith("#") and "NOTE=site" in x][:3]
+    head = [x for x in (DATA / "chr22.vcf").read_text().splitlines() if x.startswith("#")]
+    src = tmp_path / "in.vcf"
+    src.write_text("\n".join(head + rows) + "\n")
+    raw = tmp_path / "raw.parquet"
+    variants(input=src, output=tmp_path / "out.vcf", reference=chr22 / "genome.fa.gz", annotation=str(chr22 / "annotation.gtf"),
+             model=chr22_model[0], predictions=keras_store, raw_scores=raw, progress=False)
+    df = pl.read_parquet(raw)
+    meta = [f"meta_{c}" for c in ("ref_acceptor", "ref_donor", "alt_acceptor", "alt_donor")]
+    assert df.columns[-4:] == meta and df.height >= 101 and df.select(meta).null_count().sum_horizontal().item() == 0
+    infos = [rec.info.get("MetaSpliceAI") for rec in pysam.VariantFile(str(tmp_path / "out.vcf"))]
+    entries = [e for v in infos for e in (v or ())]
+    groups = list(df.group_by(["record", "alt", "gene"], maintain_order=True))
+    assert len(groups) == len(entries) >= 1
+    for entry, (_, g) in zip(entries, groups):
+        ra, rd, aa, ad = (g[c].to_numpy() for c in meta)
+        assert [f"{d.max():.2f}" for d in (aa - ra, ra - aa, ad - rd, rd - ad)] == entry.split("|")[2:6], entry
