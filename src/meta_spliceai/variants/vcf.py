@@ -169,10 +169,11 @@ def variants(
         raise InputError(f"-I {src} is a folder; give a VCF file (plain or bgzipped)")
     if not is_stdio(out) and not writes_through(out) and out.exists() and out.resolve() == src.resolve():
         raise InputError(f"-O {out} is the input VCF; choose another output path")
-    with _local_files(src, out) as (src, shown, scratch), quiet_htslib():
+    with _local_files(src, out) as (src, shown, scratch), contextlib.ExitStack() as quiet:
         with own_flags():
-            genome = Genome(reference)
+            genome = Genome(reference)  # (its index errors quote htslib, so htslib is quieted after it)
             table = load_transcripts(annotation)  # errors now, before any work
+        quiet.enter_context(quiet_htslib())
         meta = None
         if precomputed and model is not None:
             raise InputError("--precomputed supplies SpliceAI entries only; --model needs every record's tracks: "
