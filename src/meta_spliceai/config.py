@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
-BaseModelName = Literal["spliceai", "openspliceai"]
+BaseModelName = Literal["spliceai", "openspliceai", "cispliceai"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["float32", "bfloat16"]
 Runtime = Literal["auto", "torch", "onnx"]

@@ -1,4 +1,5 @@
-"""The base model: SpliceAI-10k (Keras weights of the ``spliceai`` package) or OpenSpliceAI, on ONNX
+"""The base model: SpliceAI-10k (Keras weights of the ``spliceai`` package), OpenSpliceAI or CI-SpliceAI
+(the frozen TensorFlow graph of the ``cispliceai`` package, read without TensorFlow), on ONNX
 Runtime (CPU) or PyTorch (CUDA, bfloat16; the optional ``[torch]`` extra).
 
 The network is the published SpliceAI-10k: a 1x1 conv 4->32, four stacks of four
@@ -49,6 +50,7 @@ from .weights import (
     Weights,
     bn_affine,
     folded_conv1,
+    read_cispliceai_pb,
     read_keras_h5,
     read_openspliceai,
     unit_shapes,
@@ -64,6 +66,8 @@ FFT_FIRST_UNIT = 8
 PAD_WASTE = 0.05
 #: an OpenSpliceAI checkpoint (state dict) or a Keras .h5 file holds one ensemble member
 SPLICEAI_FILES = tuple(f"spliceai{i}.h5" for i in range(1, 6))
+#: CI-SpliceAI's weights: one frozen TensorFlow graph holding its whole ensemble, in the package's data/
+CISPLICEAI_FILES = ("CI-SpliceAI.pb",)
 
 _LUT = np.zeros((256, 4), dtype=np.float32)
 for _i, _c in enumerate("ACGT"):
@@ -325,7 +329,7 @@ def onnxruntime_available() -> bool:
 class BaseModel:
     """A loaded base-model ensemble: ``predict(seqs)`` gives per-nucleotide probabilities.
 
-    Attributes: ``name`` (``spliceai``/``openspliceai``), ``version``, ``digest`` (SHA-256 over
+    Attributes: ``name`` (``spliceai``/``openspliceai``/``cispliceai``), ``version``, ``digest`` (SHA-256 over
     the weight files), ``device`` (``cpu``/``cuda``), ``precision``, ``n_members``.
     """
 
@@ -462,20 +466,24 @@ class BaseModel:
             yield total / np.float32(len(row))
 
 
-def _spliceai_files() -> list[Path]:
-    """The five Keras model files installed with the ``spliceai`` package (never copied here)."""
-    spec = importlib.util.find_spec("spliceai")
+def _package_files(package: str, folder: str, names: Sequence[str], hint: str) -> list[Path]:
+    """Weight files installed with a Python package (never copied here), found without importing it
+    (``cispliceai`` would import TensorFlow); ``hint`` is the alternative the error offers."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise InputError(
-            "the SpliceAI weights come from the 'spliceai' package, which is not installed: "
-            "pip install spliceai (or use --base-model openspliceai --weights DIR)"
-        )
-    root = Path(next(iter(spec.submodule_search_locations))) / "models"
-    files = [root / f for f in SPLICEAI_FILES]
+        raise InputError(f"the {package} weights come from the '{package}' package, which is not installed: "
+                         f"pip install {package} ({hint})")
+    root = Path(next(iter(spec.submodule_search_locations))) / folder
+    files = [root / f for f in names]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
-        raise InputError(f"the 'spliceai' package at {root.parent} lacks {', '.join(missing)}; reinstall it: pip install --force-reinstall spliceai")
+        raise InputError(f"the '{package}' package at {root.parent} lacks {', '.join(missing)}; reinstall it: pip install --force-reinstall {package}")
     return files
+
+
+def _spliceai_files() -> list[Path]:
+    """The five Keras model files installed with the ``spliceai`` package."""
+    return _package_files("spliceai", "models", SPLICEAI_FILES, "or use --base-model openspliceai --weights DIR")
 
 
 def _weight_files(weights: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -536,8 +544,9 @@ def load_base_model(
 
     ``spliceai``: the five Keras models of the installed ``spliceai`` package (or the ``.h5``
     file(s) at ``weights``). ``openspliceai``: the PyTorch checkpoints (``*.pt``) in the folder or
-    file ``weights``. ``precision='bfloat16'`` runs the convolutions in bfloat16 (faster on CPUs
-    with AVX512-BF16 and on GPUs; not exact). ``runtime``: ``auto`` runs float32 on the CPU with
+    file ``weights``. ``cispliceai``: the frozen graph ``CI-SpliceAI.pb`` of the installed ``cispliceai``
+    package (or the ``.pb`` file(s) at ``weights``), five members in one graph. ``precision='bfloat16'``
+    runs the convolutions in bfloat16 (faster on CPUs with AVX512-BF16 and on GPUs; not exact). ``runtime``: ``auto`` runs float32 on the CPU with
     ONNX Runtime when it is installed (``pip install meta-spliceai[onnx]``; faster), else PyTorch.
     ``conv`` (ONNX Runtime only): ``fft`` computes the 21- and 41-tap stacks by FFT (faster, the same
     numbers to ~1e-7), ``direct`` as convolutions.
@@ -566,8 +575,16 @@ def load_base_model(
         files = _weight_files(weights, (".pt", ".pth"))
         version = Path(weights).name
         members = [read_openspliceai(f) for f in files]
+    elif name == "cispliceai":
+        if weights is None:
+            files = _package_files("cispliceai", "data", CISPLICEAI_FILES, "or give a copy of CI-SpliceAI.pb with --weights")
+            version = importlib.metadata.version("cispliceai")
+        else:
+            files = _weight_files(weights, (".pb",))
+            version = f"custom:{Path(weights).name}"
+        members = [w for f in files for w in read_cispliceai_pb(f)]  # each graph holds a whole ensemble
     else:
-        raise InputError(f"unknown base model {name!r}; choose spliceai or openspliceai")
+        raise InputError(f"unknown base model {name!r}; choose spliceai, openspliceai or cispliceai")
     ort_ok = dev == "cpu" and precision == "float32"
     if runtime == "onnx" and not ort_ok:
         raise InputError("runtime onnx runs float32 on the CPU only; use --device cpu --precision float32, or runtime torch")

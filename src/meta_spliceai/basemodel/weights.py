@@ -1,6 +1,6 @@
 """Base-model weights in one framework-neutral form (numpy arrays in PyTorch layouts: conv
-``(out, in, k)``), read from SpliceAI's Keras ``.h5`` files or OpenSpliceAI's ``.pt`` checkpoints —
-neither reader needs TensorFlow, Keras or PyTorch.
+``(out, in, k)``), read from SpliceAI's Keras ``.h5`` files, OpenSpliceAI's ``.pt`` checkpoints or
+CI-SpliceAI's frozen TensorFlow graph (``.pb``) — no reader needs TensorFlow, Keras or PyTorch.
 
 The network they fill is SpliceAI-10k: a 1x1 conv 4->32, four stacks of four residual units
 (BN -> activation -> dilated conv, twice, plus identity), kernel/dilation 11/1, 11/4, 21/10, 41/25,
@@ -10,6 +10,7 @@ a 1x1 "skip" conv after the stem and after every stack (summed), a 1x1 conv to 3
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 from ..config import FLANK
 from ..errors import InputError
 from .checkpoint import read_state_dict
+from .tfgraph import read_graph
 
 #: channels of every hidden layer
 WIDTH = 32
@@ -100,10 +102,8 @@ def check_shapes(w: Weights, source: Path) -> None:
 def read_keras_h5(path: Path) -> Weights:
     """Read one SpliceAI Keras model file (the ``spliceai`` package's ``spliceai{1..5}.h5``).
 
-    Keras names layers by creation order (``conv1d_N``, ``batch_normalization_N``), which in
-    SpliceAI's model code is: stem conv, first skip conv, then per stack four units
-    (conv, conv; BN before each) and the stack's skip conv, then the output conv.
-    The config's kernel sizes and dilations are checked against that plan.
+    Keras names layers by creation order (``conv1d_N``, ``batch_normalization_N``): sorted by N they are
+    the layers :func:`spliceai_from_layers` expects; kernel sizes and dilations come from the config.
     """
     import h5py
 
@@ -134,30 +134,42 @@ def read_keras_h5(path: Path) -> Weights:
 
             convs, bns = numbered("conv1d"), numbered("batch_normalization")
             eps = {layers[b]["config"]["epsilon"] for b in bns}
-        except (KeyError, StopIteration, ValueError, TypeError) as err:
+            layer_convs = [(*conv(c), layers[c]["config"]["kernel_size"][0], layers[c]["config"]["dilation_rate"][0]) for c in convs]
+            layer_bns = [bn(b) for b in bns]
+        except (KeyError, StopIteration, ValueError, TypeError, IndexError) as err:
             raise InputError(f"{path} is not a SpliceAI Keras model file ({err!r}); reinstall: pip install spliceai") from None
-        n_units = len(STACKS) * UNITS_PER_STACK
-        if len(convs) != 2 * n_units + len(STACKS) + 3 or len(bns) != 2 * n_units or len(eps) != 1:
-            raise InputError(
-                f"weights {path}: {len(convs)} conv and {len(bns)} BatchNorm layers, expected "
-                f"{2 * n_units + len(STACKS) + 3} and {2 * n_units}; not a SpliceAI-10k model"
-            )
-        it = iter(convs[2:-1])
-        units, skips = [], [conv(convs[1])]
-        for s, (k, d) in enumerate(STACKS):
-            for u in range(UNITS_PER_STACK):
-                idx = s * UNITS_PER_STACK + u
-                c1, c2 = next(it), next(it)
-                for c in (c1, c2):
-                    kc = layers[c]["config"]
-                    if list(kc["kernel_size"]) != [k] or list(kc["dilation_rate"]) != [d]:
-                        raise InputError(
-                            f"weights {path}: layer {c} has kernel {kc['kernel_size']} dilation "
-                            f"{kc['dilation_rate']}, expected {k}/{d}; not a SpliceAI-10k model"
-                        )
-                units.append({"bn1": bn(bns[2 * idx]), "conv1": conv(c1), "bn2": bn(bns[2 * idx + 1]), "conv2": conv(c2)})
-            skips.append(conv(next(it)))
-        w = Weights(stem=conv(convs[0]), skips=skips, units=units, out=conv(convs[-1]), eps=float(eps.pop()), leaky=0.0)
+    if len(eps) > 1:
+        raise InputError(f"weights {path}: BatchNorm layers with different epsilons {sorted(eps)}; not a SpliceAI-10k model")
+    return spliceai_from_layers(path, layer_convs, layer_bns, eps=float(min(eps, default=0.0)), leaky=0.0)
+
+
+def spliceai_from_layers(path: Path, convs: list[tuple[np.ndarray, np.ndarray, int, int]], bns: list[tuple[np.ndarray, ...]],
+                         *, eps: float, leaky: float) -> Weights:
+    """One member from its conv layers ``(weight (out, in, k), bias, kernel, dilation)`` and BatchNorms
+    ``(gamma, beta, mean, var)`` in Keras creation order, as SpliceAI's model code makes them: stem conv,
+    first skip conv, then per stack four units (conv, conv; a BN before each) and the stack's skip conv,
+    then the output conv. Kernel sizes and dilations are checked against that plan."""
+    n_units = len(STACKS) * UNITS_PER_STACK
+    if len(convs) != 2 * n_units + len(STACKS) + 3 or len(bns) != 2 * n_units:
+        raise InputError(
+            f"weights {path}: {len(convs)} conv and {len(bns)} BatchNorm layers, expected "
+            f"{2 * n_units + len(STACKS) + 3} and {2 * n_units}; not a SpliceAI-10k model"
+        )
+    it = iter(enumerate(convs[2:-1], start=2))
+    units, skips = [], [convs[1][:2]]
+    for s, (k, d) in enumerate(STACKS):
+        for u in range(UNITS_PER_STACK):
+            idx = s * UNITS_PER_STACK + u
+            c1, c2 = next(it), next(it)
+            for i, (_, _, kc, dc) in (c1, c2):
+                if (kc, dc) != (k, d):
+                    raise InputError(
+                        f"weights {path}: conv layer {i + 1} has kernel {kc} dilation {dc}, "
+                        f"expected {k}/{d}; not a SpliceAI-10k model"
+                    )
+            units.append({"bn1": bns[2 * idx], "conv1": c1[1][:2], "bn2": bns[2 * idx + 1], "conv2": c2[1][:2]})
+        skips.append(next(it)[1][:2])
+    w = Weights(stem=convs[0][:2], skips=skips, units=units, out=convs[-1][:2], eps=eps, leaky=leaky)
     check_shapes(w, path)
     return w
 
@@ -203,3 +215,98 @@ def read_openspliceai(path: Path) -> Weights:
     w = Weights(stem=conv("initial_conv"), skips=skips, units=units, out=conv("final_conv"), eps=1e-5, leaky=0.1)
     check_shapes(w, path)
     return w
+
+
+def read_cispliceai_pb(path: Path) -> list[Weights]:
+    """Read CI-SpliceAI's frozen TensorFlow graph (the ``cispliceai`` package's ``data/CI-SpliceAI.pb``),
+    without TensorFlow (:mod:`.tfgraph`): one Weights per ensemble member.
+
+    The graph holds several Keras SpliceAI-10k models side by side, all on the input ``x`` (batch, length, 4),
+    their softmaxes stacked and averaged (``Mean`` over a ``Pack``): the layers of member m are the ops of the
+    Keras layer scopes ``conv1d_N`` / ``batch_normalization_N`` whose op name carries the suffix ``_m`` (none for
+    member 0). Each layer's constants are found by the op structure: a conv is ``Conv2D(ExpandDims(x),
+    ExpandDims(W (k, in, out)))``, its dilation the block shape of a ``SpaceToBatchND`` before it, its bias
+    the ``BiasAdd`` after it; a BatchNorm is ``x * (rsqrt(var + eps) * gamma) + (beta - mean * (rsqrt(var + eps) * gamma))``.
+    Activations are ReLU; the final crop keeps the middle (FLANK nt cut each side, checked).
+    """
+    try:
+        nodes = read_graph(path)
+    except (OSError, ValueError) as err:  # WireError is a ValueError
+        raise InputError(f"{path} is not a TensorFlow GraphDef (.pb) file ({err}); give CI-SpliceAI.pb "
+                         "(pip install --force-reinstall cispliceai)") from None
+    by = {n.name: n for n in nodes}
+    users: dict[str, list] = {}
+    for n in nodes:
+        for i in n.inputs:
+            users.setdefault(i.split(":")[0], []).append(n)
+
+    def bad(what: str) -> InputError:
+        return InputError(f"{path} is a TensorFlow graph but not CI-SpliceAI's ({what}); give CI-SpliceAI.pb "
+                          "(pip install --force-reinstall cispliceai)")
+
+    def node(name: str):  # noqa: ANN202
+        if name.split(":")[0] not in by:
+            raise bad(f"node {name!r} is missing")
+        return by[name.split(":")[0]]
+
+    def const(name: str) -> np.ndarray:
+        n = node(name)
+        while n.op == "Identity":
+            n = node(n.inputs[0])
+        if n.op != "Const" or not isinstance(n.attrs.get("value"), np.ndarray):
+            raise bad(f"{name} is not a constant")
+        return n.attrs["value"]  # type: ignore[return-value]
+
+    def user(name: str, op: str):  # noqa: ANN202
+        found = [u for u in users.get(name, []) if u.op == op]
+        if len(found) != 1:
+            raise bad(f"{name} has {len(found)} {op} consumers, expected 1")
+        return found[0]
+
+    def conv(c) -> tuple[np.ndarray, np.ndarray, int, int]:  # noqa: ANN001
+        k_in_out = const(node(c.inputs[1]).inputs[0]).astype(np.float32)
+        src = node(node(c.inputs[0]).inputs[0])
+        dilation = int(const(src.inputs[1])[0]) if src.op == "SpaceToBatchND" else max(c.attrs.get("dilations", [1]))  # type: ignore[arg-type]
+        n = user(c.name, "Squeeze")
+        if not any(u.op == "BiasAdd" for u in users.get(n.name, [])):  # a dilated conv: back from the batch
+            n = user(n.name, "BatchToSpaceND")
+        bias = const(user(n.name, "BiasAdd").inputs[1]).astype(np.float32)
+        return np.ascontiguousarray(k_in_out.transpose(2, 1, 0)), bias, int(k_in_out.shape[0]), dilation
+
+    def bn(rsqrt) -> tuple[tuple[np.ndarray, ...], float]:  # noqa: ANN001
+        add = node(rsqrt.inputs[0])
+        var, eps = sorted((const(i) for i in add.inputs), key=np.ndim, reverse=True)
+        mul = user(rsqrt.name, "Mul")
+        gamma = const(next(i for i in mul.inputs if i != rsqrt.name))
+        mul2 = next((u for u in users.get(mul.name, []) if u.op == "Mul" and any(x.op == "Sub" for x in users.get(u.name, []))), None)
+        if mul2 is None:
+            raise bad(f"BatchNorm {rsqrt.name} has no mean * scale term")
+        mean = const(next(i for i in mul2.inputs if i != mul.name))
+        beta = const(user(mul2.name, "Sub").inputs[0])
+        return tuple(np.asarray(a, dtype=np.float32) for a in (gamma, beta, mean, var)), float(eps)
+
+    layer_op = re.compile(r"(?:.*/)?(conv1d|batch_normalization)_(\d+)/(?:conv1d|batchnorm)(?:_(\d+))?(?:/Rsqrt)?")
+    members: dict[int, dict[str, dict[int, object]]] = {}
+    for n in nodes:
+        m = layer_op.fullmatch(n.name)
+        if m and n.op == ("Conv2D" if m[1] == "conv1d" else "Rsqrt"):
+            members.setdefault(int(m[3] or 0), {"conv1d": {}, "batch_normalization": {}})[m[1]][int(m[2])] = n
+    if not members:
+        raise bad("no Keras conv1d_N / batch_normalization_N layers")
+    relu = sum(n.op == "Relu" for n in nodes)
+    others = sorted({n.op for n in nodes if n.op in ("LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "Relu6")})
+    if others or relu != 2 * len(STACKS) * UNITS_PER_STACK * len(members):
+        raise bad(f"{relu} ReLU activations and {others or 'no other'} activations for {len(members)} members")
+    crops = [const(n.inputs[1]) for n in nodes if n.op == "StridedSlice" and "cropping1d" in n.name]
+    if len(crops) != len(members) or any(list(c) != [0, FLANK, 0] for c in crops):
+        raise bad(f"the output crops are {[list(c) for c in crops]}, expected [0, {FLANK}, 0] per member")
+    out = []
+    for m in sorted(members):
+        layers = members[m]
+        convs = [conv(layers["conv1d"][i]) for i in sorted(layers["conv1d"])]
+        bns = [bn(layers["batch_normalization"][i]) for i in sorted(layers["batch_normalization"])]
+        eps = {e for _, e in bns}
+        if len(eps) > 1:
+            raise bad(f"member {m} has BatchNorms with different epsilons {sorted(eps)}")
+        out.append(spliceai_from_layers(path, convs, [p for p, _ in bns], eps=min(eps, default=0.0), leaky=0.0))
+    return out

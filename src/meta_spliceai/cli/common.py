@@ -90,11 +90,12 @@ def add_reference_args(p: argparse.ArgumentParser) -> None:
 def add_model_args(p: argparse.ArgumentParser) -> None:
     d = config.DEFAULT_PREDICT
     p.add_argument("--base-model", choices=config.BASE_MODELS, default=d.base_model,
-                   help="spliceai (weights of the installed `spliceai` package, CC BY-NC 4.0) or openspliceai "
-                        "(OpenSpliceAI MANE checkpoints given with --weights)")
+                   help="spliceai (weights of the installed `spliceai` package, CC BY-NC 4.0), openspliceai "
+                        "(OpenSpliceAI MANE checkpoints given with --weights) or cispliceai (CI-SpliceAI: the graph "
+                        "of the installed `cispliceai` package, CC BY 4.0)")
     p.add_argument("--weights", type=Path,
-                   help="weights: openspliceai needs the folder of its .pt checkpoints; spliceai takes .h5 files "
-                        "(default: those of the installed spliceai package)")
+                   help="weights: openspliceai needs the folder of its .pt checkpoints; spliceai takes .h5 files, "
+                        "cispliceai a CI-SpliceAI.pb (default: those of the installed spliceai / cispliceai package)")
     p.add_argument("--device", choices=config.DEVICES, default=d.device, help="auto: CUDA when present, else CPU")
     p.add_argument("--precision", choices=config.PRECISIONS, default=d.precision,
                    help="float32 is exact; bfloat16 is faster on GPUs and CPUs with AVX512-BF16 or AMX (refused on CPUs "
