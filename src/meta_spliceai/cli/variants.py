@@ -53,7 +53,7 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precomputed", nargs="+", type=Path, default=[], metavar="FILE.vcf.gz",
                    help="bgzipped, tabix-indexed VCFs with SpliceAI entries (Illumina's spliceai_scores.*.vcf.gz, or a "
                         "spliceai / variants output) that supply the records they hold; the others are computed. Each "
-                        "file is trusted only after a seeded random sample of the records it would supply "
+                        "file is trusted only if a seeded random sample of the records it would supply "
                         "(min(all, max(30, 1 %%))) recomputes identically; the output is the same bytes")
     p.add_argument("--raw-scores", type=Path, metavar="OUT.parquet",
                    help="also write the reference and alternate acceptor and donor scores behind every delta: one row "

@@ -9,9 +9,10 @@ prefix matched as SpliceAI does), 1-based POS and REF with that ALT and a Splice
 are then those lines' entries in ALT order (each allele's genes in the file's order, as SpliceAI writes them).
 The first file that holds a record supplies it.
 
-**Trust rule**: before a file supplies anything, a random sample of the records it would supply,
-``min(all, max(30, 1 %))`` of them (``random.Random(0)``: the same sample on every run), is recomputed; every
-sampled record must come out identical, string for string, else the run stops with an error naming the
+**Trust rule**: a random sample of the records each file would supply, ``min(all, max(30, 1 %))`` of them
+(``random.Random(0)``: the same sample on every run), is recomputed along with the records no file holds (in
+the same passes of the model: a gene's reference is computed once for both); every sampled record must come
+out identical, string for string, else the run stops, before any output is written, with an error naming the
 likely cause (the file made with another annotation, another ``-D`` or the other ``-M``). The output is then
 the same bytes as a run without ``--precomputed``.
 """
@@ -22,7 +23,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,33 +125,32 @@ def sample_size(n: int) -> int:
     return min(n, max(d.check_records, math.ceil(d.check_fraction * n)))
 
 
-def check_sample(pre: Precomputed, supplied: dict[int, tuple[int, tuple[str, ...]]], records: dict[int, Record],
-                 compute: Callable[[list[Record]], list[list[str]]], distance: int) -> int:
-    """Recompute the sample of each file's supplied records (``supplied``: record index -> (file, entries),
-    ``records``: those records) with ``compute``; an InputError at the first file with a differing record.
-    Returns the number of records recomputed."""
+def pick_sample(pre: Precomputed, supplied: dict[int, tuple[int, tuple[str, ...]]]) -> set[int]:
+    """The records (indices into the input) of each file's sample: ``sample_size`` of the records it would
+    supply (``supplied``: record index -> (file, entries)), drawn with ``random.Random(check_seed)``."""
     rng = random.Random(DEFAULT_VARIANTS.check_seed)
-    checked = 0
+    picked: set[int] = set()
     for k, path in enumerate(pre.paths):
         mine = sorted(i for i, (f, _) in supplied.items() if f == k)
-        if not mine:
-            continue
-        picked = sorted(rng.sample(mine, sample_size(len(mine))))
-        got = compute([records[i] for i in picked])
-        checked += len(picked)
-        bad = [(i, g) for i, g in zip(picked, got) if tuple(g) != supplied[i][1]]
-        if bad:
-            i, g = bad[0]
-            rec = records[i]
-            raise InputError(
-                f"--precomputed {path}: {len(bad)} of {len(picked)} sampled records differ from a fresh computation "
-                f"(e.g. {rec.chrom}:{rec.pos} {rec.ref}>{','.join(rec.alts or ())}: the file says "
-                f"{','.join(supplied[i][1])!r}, this run computes {','.join(g) or '(no entry)'!r}); "
-                f"likely cause: {likely_cause(supplied[i][1], g, distance)}. Use a file made with the same -A, -D and -M "
-                "as this run (Illumina's files: -A grch37/grch38 -D 50, raw = -M 0, masked = -M 1), or drop it"
-            )
-        log.info("--precomputed %s: %d sampled record(s) of %d recomputed, identical", path, len(picked), len(mine))
-    return checked
+        chosen = rng.sample(mine, sample_size(len(mine))) if mine else []
+        picked.update(chosen)
+        log.info("--precomputed %s: holds %d record(s) of the input; %d of them are recomputed to check it",
+                 path, len(mine), len(chosen))
+    return picked
+
+
+def check_record(path: Path, rec: Record, theirs: Sequence[str], ours: Sequence[str], distance: int) -> None:
+    """A sampled record's entries as the file gives them and as computed: an InputError naming the likely cause
+    where they differ."""
+    if tuple(theirs) == tuple(ours):
+        return
+    raise InputError(
+        f"--precomputed {path}: a sampled record differs from a fresh computation ({rec.chrom}:{rec.pos} "
+        f"{rec.ref}>{','.join(rec.alts or ())}: the file says {','.join(theirs)!r}, this run computes "
+        f"{','.join(ours) or '(no entry)'!r}); likely cause: {likely_cause(theirs, ours, distance)}. Use a file made "
+        "with the same -A, -D and -M as this run (Illumina's files: -A grch37/grch38 -D 50, raw = -M 0, masked = "
+        "-M 1), or drop it; nothing was written"
+    )
 
 
 def likely_cause(theirs: Sequence[str], ours: Sequence[str], distance: int) -> str:

@@ -41,7 +41,7 @@ from .corrected import HEADER_LINE as META_HEADER
 from .corrected import INFO_KEY as META_KEY
 from .corrected import MetaScorer
 from .deltas import SKIP_REASONS, RawTracks, Record, score_records
-from .precomputed import Precomputed, check_sample
+from .precomputed import Precomputed, check_record, pick_sample
 from .raw import assemble as assemble_raw
 from .raw import raw_table
 from .raw import write_part as write_raw_part
@@ -221,17 +221,11 @@ def variants(
             return worker_cache(("variant-model", runtime),
                                 lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
 
-        supplied: dict[int, tuple[int, tuple[str, ...]]] = {}
+        supplied: dict[int, tuple[int, tuple[str, ...]]] = {}  # record index -> (file, entries)
+        sampled: set[int] = set()  # supplied records recomputed (in the main passes) to check their file
         if pre is not None:
-            held = _held_records(pre, src, shown, chunk_records)
-            supplied = {g: (k, ent) for g, (k, ent, _) in held.items()}
-
-            def compute(recs: list[Record]) -> list[list[str]]:
-                m = base_model()
-                return score_records(recs, table, genome, m, distance=distance, mask=mask, share_reference=share_reference,
-                                     cone=cone_engine(m, runtime) if cone else None)[0]
-
-            summary.verified = check_sample(pre, supplied, {g: r for g, (_, _, r) in held.items()}, compute, distance)
+            supplied = _held_records(pre, src, shown, chunk_records)
+            sampled = pick_sample(pre, supplied)
             pre.close()
         with count_progress(progress) as bar:
             task = bar.add_task("variants: records", total=None, rate="") if bar else None
@@ -241,7 +235,8 @@ def variants(
             def flush() -> None:
                 todo = [(i, recs) for i, recs in pending if not _part(parts, i).is_file()]
                 summary.chunks_resumed += len(pending) - len(todo)
-                needs = [[k for k in range(len(recs)) if i * chunk_records + k not in supplied] for i, recs in todo]
+                needs = [[k for k in range(len(recs)) if i * chunk_records + k not in supplied
+                          or i * chunk_records + k in sampled] for i, recs in todo]
                 units = [(spec, [_record(recs[k], shown) for k in need]) for (_, recs), need in zip(todo, needs)]
                 if par.serial and any(u[1] for u in units):
                     base = base_model()
@@ -262,6 +257,11 @@ def variants(
                 else:
                     results = [([], [], {}, []) for _ in units]
                 for (i, recs), need, unit, (entries, corrected, skip, raw) in zip(todo, needs, units, results):
+                    for j, k in enumerate(need):
+                        g = i * chunk_records + k
+                        if g in sampled:
+                            check_record(pre.paths[supplied[g][0]], unit[1][j], supplied[g][1], entries[j], distance)
+                            summary.verified += 1
                     skipped.update(skip)
                     if spec.raw:  # before the chunk's VCF part, which marks the chunk done
                         rows = [(i * chunk_records + need[t.record] + 1, unit[1][t.record], t) for t in raw]
@@ -360,8 +360,8 @@ def _chunks(vcf, n: int, path: Path, src: str) -> Iterator[list]:  # noqa: ANN00
         yield chunk
 
 
-def _held_records(pre: Precomputed, src: Path, shown: str, n: int) -> dict[int, tuple[int, tuple[str, ...], Record]]:
-    """Record index (0-based, in input order) -> (file, entries, record) of every input record a precomputed file holds."""
+def _held_records(pre: Precomputed, src: Path, shown: str, n: int) -> dict[int, tuple[int, tuple[str, ...]]]:
+    """Record index (0-based, in input order) -> (file, entries) of every input record a precomputed file holds."""
     import pysam
 
     held = {}
@@ -369,10 +369,9 @@ def _held_records(pre: Precomputed, src: Path, shown: str, n: int) -> dict[int, 
         g = 0
         for recs in _chunks(vcf, n, src, shown):
             for rec in recs:
-                r = _record(rec, shown)
-                hit = pre.lookup(r)
+                hit = pre.lookup(_record(rec, shown))
                 if hit is not None:
-                    held[g] = (hit[0], hit[1], r)
+                    held[g] = hit
                 g += 1
     log.info("--precomputed: %d record(s) held by the files", len(held))
     return held
