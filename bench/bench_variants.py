@@ -3,6 +3,12 @@ one run after the other; exactness of every INFO value and variants/s with each 
 
     python bench/bench_variants.py --spliceai /path/to/throwaway-venv/bin/spliceai --work /tmp/bv \
         [--n 600] [--skip-spliceai EXPECTED.vcf] [--model MODEL_DIR] [--modes cone,no_cone,...]
+    python bench/bench_variants.py --precomputed --work /tmp/bv [--n 300]
+
+``--precomputed``: the cost of ``variants --precomputed`` at 0 %, 50 % and 100 % coverage: the default run's
+own output, bgzipped and tabix-indexed, cut to none (a file of other positions' records), every other and
+every record of the VCF, supplies them; each run's output must be byte-identical to the run without it
+(timed in the same process tree, one after the other); the ratio is against that run.
 
 Our modes: ``cone`` (the default engine), ``no_cone`` (every alternate window a full pass, the reference
 shared per gene), ``no_cone_no_shared`` (a reference and an alternate window per variant: SpliceAI's
@@ -115,7 +121,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--model", type=Path, help="a train output folder: also time the corrected-delta mode")
     ap.add_argument("--modes", help="comma-separated subset of our modes (default: all)")
+    ap.add_argument("--precomputed", action="store_true", help="time --precomputed at 0/50/100 %% coverage instead")
     a = ap.parse_args()
+    if a.precomputed:
+        precomputed(a.work, a.n)
+        return
     a.work.mkdir(parents=True, exist_ok=True)
     vcf = a.work / "chr20_bench.vcf"
     genes = make_vcf(vcf, a.n)
@@ -155,10 +165,52 @@ def main() -> None:
         print(name, json.dumps(row), flush=True)
     if "gtf" in res and "gtf_model" in res:
         res["model_cost"] = round(res["gtf_model"]["s"] / res["gtf"]["s"], 2)  # type: ignore[index]
+    record(res, "variants.jsonl")
+
+
+def record(res: dict, name: str) -> None:
+    """Print a run's figures and append them as one JSON line to ``bench/results/NAME``."""
     print(json.dumps(res, indent=1))
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    with open(ROOT / "bench" / "results" / "variants.jsonl", "a") as fh:
+    with open(ROOT / "bench" / "results" / name, "a") as fh:
         fh.write(json.dumps(res) + "\n")
+
+
+def _bgzip(header: list[str], records: list[str], path: Path) -> Path:
+    path.write_text("".join(header + records))
+    return Path(pysam.tabix_index(str(path), preset="vcf", force=True))
+
+
+def precomputed(work: Path, n: int) -> None:
+    """``variants --precomputed`` at 0, 50 and 100 % coverage beside the run without it; outputs byte-compared."""
+    work.mkdir(parents=True, exist_ok=True)
+    vcf = work / "chr20_bench.vcf"
+    make_vcf(vcf, n)
+    ours = [sys.executable, "-m", "meta_spliceai", "variants", "-I", str(vcf), "-R", str(CHR20 / "genome.fa.gz"),
+            "-A", "grch37"]
+    res: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M"), "records": n, "load": os.getloadavg(),
+                              "bench": "precomputed"}
+    full = work / "full.vcf"
+    wall, rss = timed([*ours, "-O", str(full)])
+    res["without"] = {"s": round(wall, 1), "variants_per_s": round(n / wall, 3), "peak_rss_gib": round(rss, 2)}
+    print("without", json.dumps(res["without"]), flush=True)
+    lines = full.read_text().splitlines(keepends=True)
+    header, records = [x for x in lines if x.startswith("#")], [x for x in lines if not x.startswith("#")]
+    # 0 %: records of the same file shifted to positions the VCF does not hold (the lookups all miss)
+    shifted = [x.split("\t", 2)[0] + "\t" + str(int(x.split("\t", 2)[1]) + 1) + "\t"
+               + x.split("\t", 2)[2] for x in records]
+    held = {x.split("\t", 2)[1] for x in records}
+    files = {0: [x for x in shifted if x.split("\t", 2)[1] not in held], 50: records[::2], 100: records}
+    for pct, recs in files.items():
+        pre = _bgzip(header, recs, work / f"pre{pct}.vcf")
+        out = work / f"pre{pct}_out.vcf"
+        wall, rss = timed([*ours, "-O", str(out), "--precomputed", str(pre)])
+        row = {"s": round(wall, 1), "variants_per_s": round(n / wall, 3), "peak_rss_gib": round(rss, 2),
+               "speedup": round(res["without"]["s"] / wall, 2),  # type: ignore[index]
+               "byte_identical": out.read_bytes() == full.read_bytes()}
+        res[f"coverage_{pct}"] = row
+        print(f"coverage {pct} %", json.dumps(row), flush=True)
+    record(res, "variants.jsonl")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert all(f.suffix == ".parquet" and not f.name.startswith(".") for f in (tmp_path / "store").iterdir())
     df = pl.scan_parquet(tmp_path / "store").collect()
     assert df.schema == pl.Schema(
-        {"gene_id": pl.String, "position": pl.Int32, "neither": pl.Float32, "acceptor": pl.Float32, "donor": pl.Float32}
+        {"gene_id": pl.String, "position": pl.Int64, "neither": pl.Float32, "acceptor": pl.Float32, "donor": pl.Float32}
     )
     assert df.height == 24
     g1 = df.filter(pl.col("gene_id") == "ENSG0000.3").sort("position")
@@ -266,3 +266,28 @@ def test_predict_progress_moves_within_a_gene(tmp_path: Path, genome: Genome, an
     assert len(moving) == -(-length // 8_000) and moving == sorted(moving) and moving[0] < length
     assert moving[-1] == length and updates[-1] == (length, "1/1 genes")
     assert any(m.startswith("predict: gene TANGO2 ") and "written (1/1)" in m for m in records), records
+
+
+def test_store_and_master_join_in_pyarrow_and_old_int32_stores_read(tmp_path: Path, keras_store: Path, chr22_dataset: Path) -> None:
+    """Shared columns have one Arrow type in every table (``position`` int64, ``gene_id`` large_string): pyarrow joins
+    a store and ``master/`` on (gene_id, position) as they are; a store written with int32 positions still scans."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    master = pads.dataset(sorted((chr22_dataset / "master").glob("*.parquet"))).to_table(
+        columns=["gene_id", "position", "donor_score", "acceptor_score"])
+    store = pads.dataset(keras_store).to_table()
+    assert store.schema.field("position").type == master.schema.field("position").type == pa.int64()
+    assert store.schema.field("gene_id").type == master.schema.field("gene_id").type == pa.large_string()
+    joined = master.join(store, keys=["gene_id", "position"])
+    assert joined.num_rows == master.num_rows > 0
+    np.testing.assert_array_equal(joined["donor_score"].to_numpy(), joined["donor"].to_numpy())
+    # a store of both kinds of files (int32 from before, int64 now) reads as one Int64 table
+    old = shutil.copytree(keras_store, tmp_path / "old")
+    first = sorted(old.glob("*.parquet"))[0]
+    t = pq.read_table(first)
+    t = t.set_column(t.schema.get_field_index("position"), "position", t["position"].cast(pa.int32()))
+    pq.write_table(t, first)
+    df = PredictionStore(old).scan().collect()
+    assert df.schema["position"] == pl.Int64 and df.height == pads.dataset(keras_store).count_rows()

@@ -287,3 +287,35 @@ def test_cli(synthetic, tmp_path, capsys):
     code = main(["tracks", str(tmp_path / "missing"), "--gtf", str(gtf), "--out", str(tmp_path / "v")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "prediction store not found" in err
+
+
+def test_readme_and_help_forms_run_as_written(synthetic, tmp_path, monkeypatch, capsys):
+    """Every ``meta-spliceai tracks …`` line of the README and of ``tracks --help`` runs as written, in a folder
+    holding what they name: ``preds`` (a predict store), ``applied`` (an apply --out: ``scores/`` beside
+    ``calls.parquet``, which is no store file), ``genes.gtf`` and ``genome.fa``."""
+    import shlex
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from meta_spliceai.cli.tracks import EPILOG
+
+    fa, gtf, store, arrays = synthetic
+    work = tmp_path / "work"
+    work.mkdir()
+    store.rename(work / "preds")
+    fa.rename(work / "genome.fa")
+    gtf.rename(work / "genes.gtf")
+    corrected = PredictionStore(work / "applied" / "scores", {"base_model": "spliceai+meta", "version": "xgboost",
+                                                               "digest": "card", "precision": "float32"})
+    for g, a in arrays.items():
+        corrected.write(g, np.roll(a, 1, axis=0))
+    pq.write_table(pa.table({"gene_id": ["A"], "position": [3]}), work / "applied" / "calls.parquet")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [x.split("#")[0].strip() for x in readme.splitlines() + EPILOG.splitlines()
+             if x.strip().startswith("meta-spliceai tracks ")]
+    assert len(lines) >= 4, lines
+    monkeypatch.chdir(work)
+    for line in lines:
+        assert main(shlex.split(line)[1:]) == 0, line
+        assert "track:" in capsys.readouterr().out, line

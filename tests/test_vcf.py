@@ -199,3 +199,115 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
     assert code == 2 and "Traceback" not in err and "bad.vcf" in last and "record 1" in last
+
+
+def _bgzip(text: str, path: Path) -> Path:
+    """``text`` (a VCF) bgzipped and tabix-indexed with pysam, as a precomputed file is."""
+    path.write_text(text)
+    return Path(pysam.tabix_index(str(path), preset="vcf", force=True))
+
+
+@pytest.mark.slow
+def test_precomputed_supplies_the_records_it_holds_and_changes_no_byte(tmp_path, chr2_default, monkeypatch):
+    """A precomputed file made from a real run (our output VCF of the fixture, every 4th record) supplies those
+    records of an input of every 2nd: only the others and the file's sample are computed; same bytes."""
+    import meta_spliceai.variants.precomputed as pre_mod
+    import meta_spliceai.variants.vcf as mod
+
+    pre = _bgzip(_thin(chr2_default, 4), tmp_path / "pre.vcf")
+    src = _subset(DATA / "chr2.vcf", tmp_path / "in.vcf", 2)  # 25 records, 13 of them in the file
+    monkeypatch.setattr(pre_mod, "sample_size", lambda n: min(n, 4))
+    scored = []
+    real = mod.score_records
+    monkeypatch.setattr(mod, "score_records", lambda recs, *a, **k: (scored.append(len(recs)), real(recs, *a, **k))[1])
+    bundle, ann = BUNDLES["chr2"]
+    s = variants(input=src, output=tmp_path / "out.vcf", reference=bundle / "genome.fa.gz", annotation=ann,
+                 precomputed=[pre], progress=False)
+    assert (tmp_path / "out.vcf").read_text() == _thin(chr2_default, 2)
+    held = sum("SpliceAI=" in x for x in _thin(chr2_default, 4).splitlines() if not x.startswith("#"))
+    assert held >= 10 and s.sources == {"computed": 25 - held, str(pre): held} and s.verified == 4
+    assert sum(scored) == 25 - held + 4  # the sample, then the records the file lacks (or holds without an entry)
+
+
+def _nameless_gtf(path: Path) -> Path:
+    """The chr2 bundle's GTF without gene names: another annotation, whose genes are named by their Ensembl IDs."""
+    text = (BUNDLES["chr2"][0] / "annotation.gtf").read_text()
+    path.write_text(re.sub(r' gene_name "[^"]*";', "", text))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("made_with", "cause"), [
+    ({"annotation": "nameless"}, "another annotation"),
+    ({"distance": 200}, "a larger -D"),
+    ({"mask": 1}, "the other masking"),
+], ids=["annotation", "D", "M"])
+def test_precomputed_made_otherwise_is_refused(tmp_path, made_with, cause):
+    """Copies made with another annotation, another -D and the other -M: the sample check refuses each, naming
+    the cause, and writes nothing."""
+    src = _subset(DATA / "chr2.vcf", tmp_path / "in.vcf", 10)  # 5 records
+    kw = {**made_with}
+    if kw.get("annotation") == "nameless":
+        kw["annotation"] = str(_nameless_gtf(tmp_path / "nameless.gtf"))
+    bundle, ann = BUNDLES["chr2"]
+    other = tmp_path / "other.vcf.gz"
+    variants(input=src, output=other, reference=bundle / "genome.fa.gz", **{"annotation": ann, **kw}, progress=False)
+    with pytest.raises(InputError, match=rf"--precomputed .*other.vcf.gz: a sampled record differs .*likely "
+                                         rf"cause: the file was made with {cause}"):
+        variants(input=src, output=tmp_path / "out.vcf", reference=bundle / "genome.fa.gz", annotation=ann,
+                 precomputed=[other], progress=False)
+    assert not (tmp_path / "out.vcf").exists()
+
+
+@pytest.mark.slow
+def test_raw_scores_are_the_tracks_behind_every_delta(tmp_path, chr2_default):
+    """``--raw-scores``: per scored (record, allele, gene) its ±D window of reference and alternate scores at genome
+    positions pos-D..pos+D; the SpliceAI entries (checked against the SpliceAI CLI elsewhere) are these tracks'
+    deltas, field for field; the VCF is the same bytes as without the option."""
+    import numpy as np
+    import polars as pl
+
+    src = _subset(DATA / "chr2.vcf", tmp_path / "in.vcf", 5)  # 10 records: SNVs, insertions, deletions
+    raw = tmp_path / "raw.parquet"
+    _run("chr2", tmp_path / "out.vcf", 50, 0, source=src, chunk_records=4, raw_scores=raw)
+    assert (tmp_path / "out.vcf").read_text() == _thin(chr2_default, 5)
+    df = pl.read_parquet(raw)
+    assert df.columns == ["record", "chrom", "pos", "ref", "alt", "gene", "position", "ref_acceptor", "ref_donor",
+                          "alt_acceptor", "alt_donor"]
+    infos = [rec.info.get("SpliceAI") for rec in pysam.VariantFile(str(tmp_path / "out.vcf"))]
+    entries = [(k + 1, e) for k, v in enumerate(infos) for e in (v or ())]
+    groups = df.group_by(["record", "alt", "gene"], maintain_order=True)
+    assert groups.len().height == len(entries) >= 10
+    for (k, entry), ((rec, alt, gene), g) in zip(entries, groups):
+        f = entry.split("|")
+        assert (rec, alt, gene) == (k, f[0], f[1])
+        assert g["position"].to_list() == list(range(g["pos"][0] - 50, g["pos"][0] + 51))
+        ra, rd, aa, ad = (g[c].to_numpy() for c in ("ref_acceptor", "ref_donor", "alt_acceptor", "alt_donor"))
+        deltas = [aa - ra, ra - aa, ad - rd, rd - ad]
+        assert [f"{d.max():.2f}" for d in deltas] == f[2:6], entry
+        assert [str(int(np.argmax(d)) - 50) for d in deltas] == f[6:10], entry
+
+
+@pytest.mark.slow
+def test_raw_scores_under_model_hold_the_corrected_tracks_beside(tmp_path, chr22, chr22_model, keras_store):
+    """With ``--model``: the corrected reference and alternate tracks beside the base ones, and each MetaSpliceAI
+    entry is their deltas (a few records of chr22 genes the store holds)."""
+    import polars as pl
+
+    rows = [x for x in (DATA / "chr22.vcf").read_text().splitlines() if not x.startswith("#") and "NOTE=site" in x][:3]
+    head = [x for x in (DATA / "chr22.vcf").read_text().splitlines() if x.startswith("#")]
+    src = tmp_path / "in.vcf"
+    src.write_text("\n".join(head + rows) + "\n")
+    raw = tmp_path / "raw.parquet"
+    variants(input=src, output=tmp_path / "out.vcf", reference=chr22 / "genome.fa.gz", annotation=str(chr22 / "annotation.gtf"),
+             model=chr22_model[0], predictions=keras_store, raw_scores=raw, progress=False)
+    df = pl.read_parquet(raw)
+    meta = [f"meta_{c}" for c in ("ref_acceptor", "ref_donor", "alt_acceptor", "alt_donor")]
+    assert df.columns[-4:] == meta and df.height >= 101 and df.select(meta).null_count().sum_horizontal().item() == 0
+    infos = [rec.info.get("MetaSpliceAI") for rec in pysam.VariantFile(str(tmp_path / "out.vcf"))]
+    entries = [e for v in infos for e in (v or ())]
+    groups = list(df.group_by(["record", "alt", "gene"], maintain_order=True))
+    assert len(groups) == len(entries) >= 1
+    for entry, (_, g) in zip(entries, groups):
+        ra, rd, aa, ad = (g[c].to_numpy() for c in meta)
+        assert [f"{d.max():.2f}" for d in (aa - ra, ra - aa, ad - rd, rd - ad)] == entry.split("|")[2:6], entry

@@ -29,6 +29,7 @@ _API: dict[str, str] = {
     "Genome": "reference.genome",
     # base model
     "predict": "basemodel.predict",
+    "predict_sequences": "basemodel.sequences",
     "load_base_model": "basemodel.ensemble",
     "PredictionStore": "basemodel.store",
     "scores_in_genome": "basemodel.genomic",

@@ -148,6 +148,11 @@ class VariantsDefaults:
     mask: int = 0  # -M: 1 masks annotated-site gains and unannotated-site losses
     chunk_records: int = 500  # records per resumable chunk (and per unit of a parallel run)
     max_distance: int = 4999  # SpliceAI accepts -D 0..4999
+    #: --precomputed: records of each file recomputed before it is trusted: min(all, max(check_records,
+    #: check_fraction of them)), drawn with check_seed
+    check_records: int = 30
+    check_fraction: float = 0.01
+    check_seed: int = 0
     cone: bool = True  # alternate alleles computed only inside their cone of influence (same numbers)
 
 

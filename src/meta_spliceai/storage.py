@@ -126,6 +126,16 @@ def arrow_string():  # -> pyarrow.DataType (pyarrow imported on use)
     return pa.large_string()
 
 
+def arrow_position():  # -> pyarrow.DataType
+    """The one Arrow type of every position column written to Parquet (a store's and ``master/``'s
+    ``position``, ``genomic_position``, ``calls.parquet``'s, the raw-score and sequence tables'): int64,
+    so tables join on ``(gene_id, position)`` in pyarrow without casts; stores written with int32 (before
+    this type was declared here) are cast on read."""
+    import pyarrow as pa
+
+    return pa.int64()
+
+
 #: an output path meaning standard output (an input path: standard input)
 STDIO = "-"
 

@@ -24,7 +24,7 @@ import polars as pl
 
 from ..errors import InputError
 from ..reference.annotation import Annotation, load_annotation
-from .store import COLUMNS, PredictionStore
+from .store import COLUMNS, META_KEY, PredictionStore
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,26 @@ def open_store(path: str | os.PathLike[str] | PredictionStore, flag: str = "STOR
         if not p.exists():
             raise InputError(f"prediction store not found: {p} ({flag}: give the folder meta-spliceai predict "
                              "wrote, or apply's --out folder)")
-        if p.is_dir() and not any(p.glob("*.parquet")) and (p / "scores").is_dir():
-            p = p / "scores"  # apply's output folder: its corrected store
+        if p.is_dir() and (p / "scores").is_dir() and not _is_store_file(next(iter(sorted(p.glob("*.parquet"))), None)):
+            p = p / "scores"  # apply's output folder (scores/ beside calls.parquet): its corrected store
         store = PredictionStore(p)
     if not store.files():
         raise InputError(f"prediction store {store.path} holds no predictions ({flag}: give a folder of per-gene "
                          "Parquet files written by meta-spliceai predict or apply)")
     store.require_sites(f"{flag}: tracks are of donor/acceptor scores, give a SpliceAI or OpenSpliceAI store")
     return store
+
+
+def _is_store_file(file: Path | None) -> bool:
+    """Whether ``file`` is a prediction store's gene file (its Parquet metadata carries the store's key)."""
+    import pyarrow.parquet as pq
+
+    if file is None:
+        return False
+    try:
+        return META_KEY in (pq.read_schema(file).metadata or {})
+    except Exception:  # pyarrow raises several types for a damaged file: the store's own check names it
+        return True
 
 
 def as_annotation(annotation: str | os.PathLike[str] | Annotation) -> Annotation:

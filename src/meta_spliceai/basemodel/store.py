@@ -3,11 +3,12 @@
 Store layout: a folder holding only finished Parquet files, one per gene (``<gene>.parquet``), that
 ``polars.scan_parquet(STORE)`` reads as one table with columns
 
-- ``gene_id`` (Arrow ``large_string``, :func:`meta_spliceai.storage.arrow_string`, as in ``master/``), ``position`` (int32, 0-based index into the gene body in transcription
-  direction: 0 = gene start on ``+``, gene end on ``-``), then the model's score columns (float32),
-  :data:`meta_spliceai.config.BASE_MODEL_OUTPUTS` of the store's base model: ``neither``, ``acceptor``,
-  ``donor`` for SpliceAI, OpenSpliceAI and corrected (``+meta``) stores; Pangolin's ``heart_p``,
-  ``heart_usage``, … ``testis_usage`` (per tissue P(splice site) and usage: no donor/acceptor).
+- ``gene_id`` (Arrow ``large_string``, :func:`meta_spliceai.storage.arrow_string`, as in ``master/``), ``position`` (int64,
+  :func:`~meta_spliceai.storage.arrow_position`, as in ``master/``; stores written with int32 are cast on read; 0-based
+  index into the gene body in transcription direction: 0 = gene start on ``+``, gene end on ``-``), then the model's
+  score columns (float32), :data:`meta_spliceai.config.BASE_MODEL_OUTPUTS` of the store's base model: ``neither``,
+  ``acceptor``, ``donor`` for SpliceAI, OpenSpliceAI, CI-SpliceAI and corrected (``+meta``) stores; Pangolin's
+  ``heart_p``, ``heart_usage``, … ``testis_usage`` (per tissue P(splice site) and usage: no donor/acceptor).
 
 Each file carries the store metadata (schema version, base model name, version, weight digest,
 precision) in its Parquet key-value metadata; a store written by one model refuses another's genes.
@@ -32,7 +33,7 @@ import polars as pl
 
 from ..config import BASE_MODEL_OUTPUTS
 from ..errors import ConfigMismatchError, InputError
-from ..storage import arrow_string, fault_point, guarded_write
+from ..storage import arrow_position, arrow_string, fault_point, guarded_write
 from .ensemble import BaseModel
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,13 @@ class PredictionStore:
         return np.column_stack([t.column(c).to_numpy() for c in cols]).astype(np.float32, copy=False)
 
     def scan(self) -> pl.LazyFrame:
-        """All predictions as one lazy table (gene_id, position, then :attr:`columns`)."""
-        return pl.scan_parquet(self.path)
+        """All predictions as one lazy table (gene_id, position, then :attr:`columns`); ``position`` Int64
+        whatever the files hold (stores written before int64 hold int32)."""
+        files = self.files()
+        if not files:
+            return pl.scan_parquet(self.path)
+        schema = {**pl.read_parquet_schema(files[0]), "position": pl.Int64}
+        return pl.scan_parquet(files, schema=schema, cast_options=pl.ScanCastOptions(integer_cast="upcast"))
 
     def stored_identity(self) -> dict[str, str] | None:
         """Identity (model, version, digest, precision, schema) of the store's predictions; None when empty.
@@ -270,7 +276,7 @@ class PredictionStore:
         table = pa.table(
             {
                 "gene_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([gene_id])).cast(arrow_string()),
-                "position": pa.array(np.arange(n, dtype=np.int32)),
+                "position": pa.array(np.arange(n, dtype=np.int64), arrow_position()),
                 **{c: pa.array(np.ascontiguousarray(probs[:, i])) for i, c in enumerate(cols)},
             }
         ).replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})

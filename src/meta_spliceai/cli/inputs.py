@@ -93,7 +93,8 @@ def print_annotation_issues(con, rep) -> None:  # noqa: ANN001
 def add_predict(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "predict", "score gene bodies with the base model into a prediction store")
     add_reference_args(p)
-    add_output_dir(p, "prediction store folder (resumable, one file per gene)", "--out")
+    add_output_dir(p, "prediction store folder (resumable, one file per gene); with --sequences the Parquet file to write "
+                      "(- for TSV on standard output)", "--out")
     p.add_argument("--genes", nargs="+", metavar="GENE", help="gene IDs or names")
     p.add_argument("--gene-ids-file", type=Path,
                    help="file of gene IDs or names (one per line, or a TSV/CSV column; - for standard input)")
@@ -105,13 +106,47 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
                    help="nucleotides per forward pass for long genes (results do not depend on it)")
     p.add_argument("--overwrite", action="store_true",
                    help="recompute the chosen genes even if the store has them (e.g. after an annotation change)")
+    p.add_argument("--sequences", metavar="SEQS.fa",
+                   help="score every nucleotide of each record of this FASTA (plain or gzip; - for standard input) "
+                        "instead of genes, each padded with --flank N on each side as SpliceAI's README does, into "
+                        "-o OUT: a Parquet table sequence, position (1-based), neither, acceptor, donor (-o - : TSV "
+                        "on standard output)")
+    p.add_argument("--flank", type=int, default=config.FLANK, metavar="N",
+                   help=f"with --sequences: N added on each side of each record (default {config.FLANK}, as SpliceAI's "
+                        f"README: every nucleotide is scored; with less, the record's own first and last "
+                        f"{config.FLANK} - N nt are context only, e.g. 0 for records that carry their own context)")
     add_model_args(p)
     add_parallel_args(p, "genes")
     p.set_defaults(handler=_run_predict)
 
 
+def _run_predict_sequences(args: argparse.Namespace) -> int:
+    from ..basemodel.sequences import predict_sequences
+    from ..errors import InputError
+    from ..storage import writes_through
+
+    given = [flag for flag, v in (("--genes", args.genes), ("--gene-ids-file", args.gene_ids_file), ("--gtf", args.gtf),
+                                  ("--fasta", args.fasta), ("--n-genes", args.n_genes), ("--overwrite", args.overwrite),
+                                  ("--workers", args.workers != config.DEFAULT_PARALLEL.workers)) if v]
+    if given:
+        raise InputError(f"--sequences scores the records of its FASTA, not genes: drop {', '.join(given)}")
+    res = predict_sequences(sequences=args.sequences, out=args.output_dir, flank=args.flank, base_model=args.base_model,
+                            weights=args.weights, device=args.device, precision=args.precision,
+                            chunk_size=args.chunk_size, batch_size=args.batch_size, runtime=args.runtime, progress=True)
+    con = console(stderr=writes_through(args.output_dir))  # stdout may carry the table
+    short = res.pop("too_short")
+    for k, v in res.items():
+        con.print(f"{k:>18}: {v:,.1f}" if isinstance(v, float) else f"{k:>18}: {v}")
+    if short:
+        con.print(f"{'too short':>18}: {len(short)} record(s) without a score: {', '.join(short[:10])}")
+    return 0
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     from ..basemodel.predict import predict
+
+    if args.sequences is not None:
+        return _run_predict_sequences(args)
 
     res = predict(fasta=args.fasta, gtf=args.gtf, out=args.output_dir, genes=args.genes, gene_ids_file=args.gene_ids_file,
                   gene_col=args.gene_col, n_genes=args.n_genes, batch_size=args.batch_size, device=args.device,

@@ -15,6 +15,7 @@ header line and INFO field (SpliceAI=ALLELE|SYMBOL|DS_AG|DS_AL|DS_DG|DS_DL|DP_AG
 the same genes, scores and skip rules, computed with the exact base model, batched.
   meta-spliceai variants -I in.vcf -O out.vcf.gz -R genome.fa -A grch37
   meta-spliceai variants -I in.vcf.gz -O out.vcf -R genome.fa -A genes.gtf -D 500 -M 1 --workers 2
+  meta-spliceai variants -I in.vcf -O out.vcf -R genome.fa -A grch37 --precomputed spliceai_scores.raw.snv.hg19.vcf.gz
 """
 
 
@@ -49,24 +50,41 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cone", action="store_true",
                    help="run every alternate allele's whole window through the model instead of only its cone of "
                         "influence (a benchmark lever: the same numbers, ~2-3x slower)")
+    p.add_argument("--precomputed", nargs="+", type=Path, default=[], metavar="FILE.vcf.gz",
+                   help="bgzipped, tabix-indexed VCFs with SpliceAI entries (Illumina's spliceai_scores.*.vcf.gz, or a "
+                        "spliceai / variants output) that supply the records they hold; the others are computed. Each "
+                        "file is trusted only if a seeded random sample of the records it would supply "
+                        "(min(all, max(30, 1 %%))) recomputes identically; the output is the same bytes")
+    p.add_argument("--raw-scores", type=Path, metavar="OUT.parquet",
+                   help="also write the reference and alternate acceptor and donor scores behind every delta: one row "
+                        "per scored (record, allele, gene) and position (1-based genome) of its +-D window; with "
+                        "--model the corrected ones beside them")
     add_parallel_args(p, "chunks of records")
     p.set_defaults(handler=run_variants)
 
 
 def run_variants(args: argparse.Namespace) -> int:
+    from ..variants.deltas import SKIP_REASONS
     from ..variants.vcf import variants
 
     s = variants(input=args.input, output=args.output, reference=args.reference, annotation=args.annotation,
                  distance=args.distance, mask=args.mask, chunk_records=args.chunk_records, runtime=args.runtime,
                  share_reference=not args.no_shared_reference, cone=not args.no_cone, model=args.model,
-                 predictions=args.predictions, progress=True, **parallel_kwargs(args))
+                 predictions=args.predictions, precomputed=args.precomputed, raw_scores=args.raw_scores,
+                 progress=True, **parallel_kwargs(args))
     con = console(stderr=writes_through(args.output))  # stdout may carry the VCF
     skipped = sum(s.skipped.values())
     con.print(f"{s.records:,} records, {s.scored:,} scored ({s.entries:,} SpliceAI entries), {skipped:,} skipped "
               f"as SpliceAI skips them, in {s.seconds:,.1f} s ({s.records / max(s.seconds, 1e-9):,.1f} records/s)")
     for reason, n in s.skipped.items():
-        con.print(f"  skipped ({reason}): {n:,}")
+        con.print(f"  skipped ({reason}: {SKIP_REASONS[reason]}): {n:,}")
+    for source, n in s.sources.items():
+        con.print(f"  from {'computation' if source == 'computed' else source}: {n:,} records")
+    if s.sources:
+        con.print(f"  precomputed entries checked: {s.verified:,} sampled records recomputed, identical")
     if s.chunks_resumed:
         con.print(f"  resumed: {s.chunks_resumed} chunk(s) were already done")
     con.print(f"annotated VCF: {s.output}")
+    if args.raw_scores is not None:
+        con.print(f"raw scores: {args.raw_scores}")
     return 0

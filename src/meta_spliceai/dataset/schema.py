@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from ..config import DEFAULT_BUILD, FEATURE_SETS
 from ..errors import InputError
-from ..storage import arrow_string
+from ..storage import arrow_position, arrow_string
 
 #: bump when a column is added, removed, renamed or changes meaning or type
 #: (2: context feature families partner / neighbourhood / gene_peaks; feature_sets in the metadata)
@@ -55,6 +55,7 @@ BASES = "ACGT"
 
 #: the Arrow type of every string column (declared once, in storage: prediction stores and calls share it)
 STRING: pa.DataType = arrow_string()
+POSITION: pa.DataType = arrow_position()
 _STR = STRING
 
 # --- fixed columns, in file order: (name, role, arrow type) ---------------------------------
@@ -63,8 +64,8 @@ ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("gene_name", _STR),
     ("chrom", _STR),
     ("strand", _STR),
-    ("genomic_position", pa.int64()),  # 1-based on the chromosome
-    ("position", pa.int64()),  # 0-based in the gene body, transcription direction
+    ("genomic_position", POSITION),  # 1-based on the chromosome
+    ("position", POSITION),  # 0-based in the gene body, transcription direction
 )
 LABEL_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("splice_type", _STR),  # donor / acceptor / neither (annotation truth at this position)

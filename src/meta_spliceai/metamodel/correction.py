@@ -37,7 +37,7 @@ from ..config import DEFAULT_PARALLEL, Executor
 from ..dataset.evaluation import ACCEPTOR, DONOR, check_probs
 from ..errors import InputError
 from ..parallel import ParallelOptions
-from ..storage import arrow_string, commit, tmp_path_for, write_text_atomic
+from ..storage import arrow_position, arrow_string, commit, tmp_path_for, write_text_atomic
 from .card import Corrector, LoadedModel, check_store, corrected_track, load_card
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def calls_schema():  # -> pyarrow.Schema
     import pyarrow as pa
 
     s = arrow_string()
-    return pa.schema([("gene_id", s), ("gene_name", s), ("chrom", s), ("strand", s), ("position", pa.int64()),
+    return pa.schema([("gene_id", s), ("gene_name", s), ("chrom", s), ("strand", s), ("position", arrow_position()),
                       ("type", s), ("base_score", pa.float64()), ("meta_score", pa.float64())])
 
 

@@ -14,11 +14,13 @@ input nt), per gene whose transcribed span holds ``pos``:
   argmax (first on ties) minus cov//2; ``-M 1`` zeroes a gain at an annotated exon boundary and a
   loss elsewhere (the boundary nearest ``pos``); values printed ``{:.2f}``.
 
-Skipped (no SpliceAI entry, the record is written unchanged), in this order: no gene holds ``pos``;
-the contig is not in the FASTA; REF differs from the FASTA (case-sensitive: the FASTA is upper-cased,
-REF is not); the window runs off the contig; ``len(REF) > 2D``. Per allele: ``.``/``-``/``*`` or
-symbolic (``<…>``, breakends with ``[``/``]`` or ``<>``) alleles give nothing; REF and ALT both
-longer than 1 give ``ALT|GENE|.|.|.|.|.|.|.|.``.
+Skipped (no SpliceAI entry, the record is written unchanged), in this order: no ALT; no gene holds
+``pos``; the contig is not in the FASTA; REF differs from the FASTA (case-sensitive: the FASTA is
+upper-cased, REF is not); the window runs off the contig; ``len(REF) > 2D``. Per allele:
+``.``/``-``/``*`` or symbolic (``<…>``, breakends with ``[``/``]`` or ``<>``) alleles give nothing;
+REF and ALT both longer than 1 give ``ALT|GENE|.|.|.|.|.|.|.|.``. Every record without an entry is
+counted under one reason of :data:`SKIP_REASONS` (SpliceAI logs the five it warns about and skips
+the others silently).
 
 The reference track of every variant of one gene is the same masked sequence's, so it is computed
 once per gene (one pass over the span) when that is cheaper than a window per variant: exact, since
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +45,18 @@ log = logging.getLogger(__name__)
 
 #: SpliceAI's track order inside the model: [neither, acceptor, donor]
 ACCEPTOR, DONOR = 1, 2
-SKIP_REASONS = ("bad input", "fasta issue", "ref issue", "near chromosome end", "ref too long")
+#: every reason a record gets no entry, with what it means; the first five are SpliceAI's own warnings
+SKIP_REASONS = {
+    "bad input": "no ALT allele",
+    "fasta issue": "a gene holds the position but its contig is not in the FASTA",
+    "ref issue": "REF differs from the FASTA (case-sensitive)",
+    "near chromosome end": "the window runs off the contig",
+    "ref too long": "REF longer than 2 x -D",
+    "contig not in FASTA": "no gene there and the contig is not in the FASTA",
+    "past contig end": "no gene there and the position is past the contig's end",
+    "not in any gene": "no gene of the annotation holds the position (SpliceAI skips these silently)",
+    "no scorable allele": "every ALT is symbolic, a breakend, '*', '-' or '.'",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,20 @@ class Job:
     gene: int
     ref_track: np.ndarray | None = None  # (cov, 3) genome orientation
     alt_track: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class RawTracks:
+    """The tracks behind one (record, allele, gene)'s deltas: ``(cov, 3)`` ``[neither, acceptor, donor]`` in
+    genome orientation over 1-based positions ``pos - D .. pos + D``; ``alt`` aligned to the reference's
+    positions as the deltas take it (:func:`align_alt`); ``corrected``: the meta-model's (ref, alt), if any."""
+
+    record: int
+    allele: int
+    gene: str
+    ref: np.ndarray
+    alt: np.ndarray
+    corrected: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -94,13 +121,14 @@ def plan_records(records: Sequence[Record], table: TranscriptTable, genome: Geno
         plan.entries.append([])
         windows.append("")
         genes = table.genes_at(rec.chrom, rec.pos)
+        chrom = match_prefix(rec.chrom, first_contig)
         if rec.alts is None:  # SpliceAI: "bad input" (no ALT to score)
-            if len(genes):
-                plan.skipped["bad input"] += 1
+            plan.skipped["bad input"] += 1
             continue
         if not len(genes):
+            plan.skipped["contig not in FASTA" if chrom not in genome.contigs else
+                         "past contig end" if rec.pos > genome.contigs[chrom] else "not in any gene"] += 1
             continue
-        chrom = match_prefix(rec.chrom, first_contig)
         if chrom not in genome.contigs:
             plan.skipped["fasta issue"] += 1
             log.warning("Skipping record (fasta issue): %s:%d %s>%s", rec.chrom, rec.pos, rec.ref, ",".join(rec.alts))
@@ -122,6 +150,9 @@ def plan_records(records: Sequence[Record], table: TranscriptTable, genome: Geno
             log.warning("Skipping record (ref too long): %s:%d, %d nt > 2 x -D", rec.chrom, rec.pos, len(rec.ref))
             continue
         windows[r] = seq
+        if all(symbolic(alt) for alt in rec.alts):
+            plan.skipped["no scorable allele"] += 1
+            continue
         for a, alt in enumerate(rec.alts):
             for g in genes:
                 if symbolic(alt):
@@ -167,7 +198,8 @@ def delta_fields(y_ref: np.ndarray, y_alt: np.ndarray, cov: int, boundary: int, 
 
 def score_records(records: Sequence[Record], table: TranscriptTable, genome: Genome, model, *,  # noqa: ANN001
                   distance: int, mask: int, share_reference: bool = True, cone: ConeEngine | None = None,
-                  correct=None) -> tuple[list[list[str]], list[list[str]], Counter]:  # noqa: ANN001
+                  correct=None, progress: Callable[[float], None] | None = None,  # noqa: ANN001
+                  raw: list[RawTracks] | None = None) -> tuple[list[list[str]], list[list[str]], Counter]:
     """SpliceAI entries (``ALLELE|SYMBOL|DS…|DP…``) of each record, the same from corrected tracks (empty
     without ``correct``), and the skipped records by reason.
 
@@ -177,13 +209,25 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
     this engine instead of ``model`` (one reference pass per cluster of nearby variants, each alternate
     only inside its cone of influence; same numbers, ``share_reference`` then does not apply). ``correct(table, gene, pos,
     distance, ref, alt)``: corrected (ref, alt) window tracks, or None (e.g.
-    :meth:`~meta_spliceai.variants.corrected.MetaScorer.corrected`).
+    :meth:`~meta_spliceai.variants.corrected.MetaScorer.corrected`). ``progress(fraction)``: called as the
+    work goes (after each gene's tracks, each corrected job), with the fraction of it done. ``raw``: a list
+    that gets each scored job's :class:`RawTracks` (the windows the deltas are taken from, as computed).
     """
     plan, windows = plan_records(records, table, genome, distance)
+    total = max(1, len(plan.jobs) * (2 if correct is not None else 1))
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(min(done / total, 1.0))
+
     if cone is not None:
-        cone_tracks(plan, records, table, genome, cone, distance=distance)
+        cone_tracks(plan, records, table, genome, cone, distance=distance, step=step)
     else:
         compute_tracks(plan, records, windows, table, genome, model, distance=distance, share_reference=share_reference)
+        step(len(plan.jobs))
     cov = 2 * distance + 1
     out: list[list[str]] = []
     meta: list[list[str]] = []
@@ -201,10 +245,15 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
             boundary = table.nearest_boundary(job.gene, rec.pos)
             head = f"{alt}|{table.names[job.gene]}|"
             row.append(head + delta_fields(job.ref_track, y_alt, cov, boundary, bool(mask)))  # type: ignore[arg-type]
+            got = None
             if correct is not None:
                 got = correct(table, job.gene, rec.pos, distance, job.ref_track, y_alt)
+                step(1)
                 if got is not None:
                     mrow.append(head + delta_fields(got[0], got[1], cov, boundary, bool(mask)))
+            if raw is not None:
+                raw.append(RawTracks(record=r, allele=job.allele, gene=str(table.names[job.gene]),
+                                     ref=job.ref_track, alt=y_alt, corrected=got))  # type: ignore[arg-type]
         out.append(row)
         meta.append(mrow if correct is not None else [])
     return out, meta, plan.skipped
@@ -257,7 +306,7 @@ def compute_tracks(plan: Plan, records: Sequence[Record], windows: list[str], ta
 
 
 def cone_tracks(plan: Plan, records: Sequence[Record], table: TranscriptTable, genome: Genome, cone: ConeEngine, *,
-                distance: int) -> None:
+                distance: int, step: Callable[[int], None] | None = None) -> None:
     """Fill every job's reference and alternate tracks with the cone engine, gene by gene.
 
     Coordinates: a gene's input ``G`` is its masked span with FLANK + D of N on each side, in model
@@ -284,6 +333,8 @@ def cone_tracks(plan: Plan, records: Sequence[Record], table: TranscriptTable, g
         for j, (y_ref, y_alt) in zip(js, cone.score(gene, todo)):
             plan.jobs[j].ref_track = y_ref[::-1] if minus else y_ref
             plan.jobs[j].alt_track = y_alt[::-1] if minus else y_alt
+        if step is not None:
+            step(len(js))
 
 
 def _gene_input(genome: Genome, table: TranscriptTable, g: int, chrom: str, distance: int) -> str:

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +40,13 @@ from ..storage import checksum, is_stdio, publish_file, read_once, write_text_at
 from .corrected import HEADER_LINE as META_HEADER
 from .corrected import INFO_KEY as META_KEY
 from .corrected import MetaScorer
-from .deltas import Record, score_records
+from .deltas import SKIP_REASONS, RawTracks, Record, score_records
+from .precomputed import Precomputed, check_record, pick_sample
+from .raw import assemble as assemble_raw
+from .raw import raw_table
+from .raw import write_part as write_raw_part
 from .transcripts import load_transcripts
+from .vcfio import malformed, own_flags, quiet_htslib
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,10 @@ class VariantsSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     chunks_resumed: int = 0
     seconds: float = 0.0
+    #: records by where their entries came from: "computed", or a --precomputed file's path
+    sources: dict[str, int] = field(default_factory=dict)
+    #: records of the --precomputed files recomputed (their sample) and found identical
+    verified: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,9 +88,10 @@ class _Spec:
     cone: bool = True
     model: str | None = None
     predictions: str | None = None
+    raw: bool = False
 
 
-def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], list[list[str]], dict[str, int]]:
+def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], list[list[str]], dict[str, int], list]:
     spec, records = unit
     genome = worker_cache(("genome", spec.fasta), lambda: Genome(spec.fasta))
     table = worker_cache(("transcripts", spec.annotation), lambda: load_transcripts(spec.annotation))
@@ -91,11 +101,12 @@ def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], lis
     if spec.model:
         meta = worker_cache(("meta", spec.model, spec.predictions),
                             lambda: MetaScorer.open(spec.model, spec.predictions, genome, table, spec.annotation))
+    raw: list[RawTracks] | None = [] if spec.raw else None
     entries, corrected, skipped = score_records(records, table, genome, model, distance=spec.distance, mask=spec.mask,
                                                 share_reference=spec.share_reference,
                                                 cone=cone_engine(model, spec.runtime) if spec.cone else None,
-                                                correct=meta.corrected if meta else None)
-    return entries, corrected, dict(skipped)
+                                                correct=meta.corrected if meta else None, raw=raw)
+    return entries, corrected, dict(skipped), raw or []
 
 
 def cone_engine(model, runtime: str) -> ConeEngine | None:  # noqa: ANN001
@@ -124,6 +135,8 @@ def variants(
     executor: Executor = DEFAULT_PARALLEL.executor,
     ray_address: str | None = None,
     threads_per_worker: int | None = None,
+    precomputed: Sequence[str | os.PathLike[str]] = (),
+    raw_scores: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> VariantsSummary:
     """Annotate ``input`` (VCF, plain or bgzipped) into ``output`` with SpliceAI delta scores.
@@ -136,6 +149,9 @@ def variants(
     off, every allele's window is a full pass (``share_reference`` then shares reference passes per gene).
     ``input`` may be ``-`` (standard input) or a pipe; ``output`` ``-`` (standard output), a FIFO, a device
     or a symlink is written through (chunks then go to a scratch folder: such a run does not resume).
+    ``precomputed``: tabix-indexed VCFs with SpliceAI entries, which supply the records they hold once a
+    sample of them recomputes identically (:mod:`.precomputed`); the output is the same bytes.
+    ``raw_scores``: a Parquet file of the reference and alternate scores behind every delta (:mod:`.raw`).
     """
     import pysam
 
@@ -153,10 +169,21 @@ def variants(
         raise InputError(f"-I {src} is a folder; give a VCF file (plain or bgzipped)")
     if not is_stdio(out) and not writes_through(out) and out.exists() and out.resolve() == src.resolve():
         raise InputError(f"-O {out} is the input VCF; choose another output path")
-    with _local_files(src, out) as (src, shown, scratch):
-        genome = Genome(reference)
-        table = load_transcripts(annotation)  # errors now, before any work
+    with _local_files(src, out) as (src, shown, scratch), contextlib.ExitStack() as quiet:
+        with own_flags():
+            genome = Genome(reference)  # (its index errors quote htslib, so htslib is quieted after it)
+            table = load_transcripts(annotation)  # errors now, before any work
+        quiet.enter_context(quiet_htslib())
         meta = None
+        if precomputed and model is not None:
+            raise InputError("--precomputed supplies SpliceAI entries only; --model needs every record's tracks: "
+                             "give one of them")
+        if raw_scores is not None and (is_stdio(raw_scores) or Path(raw_scores).is_dir()):
+            raise InputError(f"--raw-scores {raw_scores}: give the Parquet file to write")
+        if precomputed and raw_scores is not None:
+            raise InputError("--raw-scores writes the tracks of every scored record, which --precomputed does not "
+                             "compute: give one of them")
+        pre = Precomputed.open(precomputed) if precomputed else None
         if model is not None:
             if predictions is None:
                 raise InputError("--model needs --predictions STORE: the base-model predictions of the genes "
@@ -168,7 +195,8 @@ def variants(
             log.warning("%s", note)
         spec = _Spec(fasta=str(genome.path), annotation=str(annotation), distance=distance, mask=mask,
                      runtime=runtime, share_reference=share_reference, cone=cone,
-                     model=str(model) if model else None, predictions=str(predictions) if predictions else None)
+                     model=str(model) if model else None, predictions=str(predictions) if predictions else None,
+                     raw=raw_scores is not None)
         try:
             vcf = pysam.VariantFile(str(src))
         except (OSError, ValueError) as err:
@@ -184,32 +212,61 @@ def variants(
         _prepare_parts(parts, {"input": checksum(src), "reference": str(genome.path), "annotation": str(annotation),
                                "distance": distance, "mask": mask, "chunk_records": chunk_records,
                                "annotation_rows": len(table),
-                               "model": str(model), "predictions": str(predictions)})
+                               "model": str(model), "predictions": str(predictions),
+                               "precomputed": pre.fingerprint() if pre else [], "raw_scores": raw_scores is not None})
         summary = VariantsSummary(output=str(out))
         skipped: Counter = Counter()
-        base = None
+
+        def base_model():  # noqa: ANN202 - loaded once per process (a library caller scoring several VCFs reuses it)
+            return worker_cache(("variant-model", runtime),
+                                lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
+
+        supplied: dict[int, tuple[int, tuple[str, ...]]] = {}  # record index -> (file, entries)
+        sampled: set[int] = set()  # supplied records recomputed (in the main passes) to check their file
+        if pre is not None:
+            supplied = _held_records(pre, src, shown, chunk_records)
+            sampled = pick_sample(pre, supplied)
+            pre.close()
         with count_progress(progress) as bar:
             task = bar.add_task("variants: records", total=None, rate="") if bar else None
             window = max(1, par.workers * 2) if not par.serial else 1
             pending: list[tuple[int, list]] = []
 
             def flush() -> None:
-                nonlocal base
                 todo = [(i, recs) for i, recs in pending if not _part(parts, i).is_file()]
                 summary.chunks_resumed += len(pending) - len(todo)
-                units = [(spec, [_record(r, shown) for r in recs]) for _, recs in todo]
-                if par.serial and units:
-                    if base is None:  # loaded once per process (a library caller scoring several VCFs reuses it)
-                        base = worker_cache(("variant-model", runtime),
-                                            lambda: load_base_model("spliceai", device="cpu", runtime=runtime))
+                needs = [[k for k in range(len(recs)) if i * chunk_records + k not in supplied
+                          or i * chunk_records + k in sampled] for i, recs in todo]
+                units = [(spec, [_record(recs[k], shown) for k in need]) for (_, recs), need in zip(todo, needs)]
+                if par.serial and any(u[1] for u in units):
+                    base = base_model()
                     engine = cone_engine(base, runtime) if cone else None
-                    results = [score_records(u[1], table, genome, base, distance=distance, mask=mask,
-                                             share_reference=share_reference, cone=engine,
-                                             correct=meta.corrected if meta else None) for u in units]
+                    before = {i: summary.records - sum(len(r) for _, r in pending[k:]) for k, (i, _) in enumerate(pending)}
+                    results = []
+                    for (i, _), u in zip(todo, units):  # the display moves within a chunk too (minutes under --model)
+                        tick = ((lambda f, a=before[i], n=len(u[1]): bar.update(task, completed=a + int(f * n)))
+                                if bar else None)
+                        raw: list[RawTracks] = []
+                        got = score_records(u[1], table, genome, base, distance=distance, mask=mask,
+                                            share_reference=share_reference, cone=engine,
+                                            correct=meta.corrected if meta else None, progress=tick,
+                                            raw=raw if spec.raw else None)
+                        results.append((*got, raw))
+                elif not par.serial and any(u[1] for u in units):
+                    results = run_units(_score_chunk, units, par, what="chunk")
                 else:
-                    results = run_units(_score_chunk, units, par, what="chunk") if units else []
-                for (i, recs), (entries, corrected, skip) in zip(todo, results):
+                    results = [([], [], {}, []) for _ in units]
+                for (i, recs), need, unit, (entries, corrected, skip, raw) in zip(todo, needs, units, results):
+                    for j, k in enumerate(need):
+                        g = i * chunk_records + k
+                        if g in sampled:
+                            check_record(pre.paths[supplied[g][0]], unit[1][j], supplied[g][1], entries[j], distance)
+                            summary.verified += 1
                     skipped.update(skip)
+                    if spec.raw:  # before the chunk's VCF part, which marks the chunk done
+                        rows = [(i * chunk_records + need[t.record] + 1, unit[1][t.record], t) for t in raw]
+                        write_raw_part(_part(parts, i).with_suffix(".raw.parquet"), raw_table(rows, distance, meta is not None))
+                    entries, corrected = _merge(len(recs), need, entries, corrected, supplied, i * chunk_records)
                     lines = []
                     for k, (rec, ent) in enumerate(zip(recs, entries)):
                         if ent:
@@ -222,7 +279,7 @@ def variants(
                     write_text_atomic(_part(parts, i), "".join(lines))
                 pending.clear()
 
-            for i, recs in enumerate(_chunks(vcf, chunk_records, shown)):
+            for i, recs in enumerate(_chunks(vcf, chunk_records, src, shown)):
                 summary.records += len(recs)
                 pending.append((i, recs))
                 if len(pending) >= window:
@@ -232,15 +289,23 @@ def variants(
                                rate=f"{summary.records / max(time.perf_counter() - t0, 1e-9):,.1f} records/s")
             flush()
             n_chunks = i + 1 if summary.records else 0
+        if raw_scores is not None:
+            assemble_raw(Path(raw_scores), [_part(parts, i).with_suffix(".raw.parquet") for i in range(n_chunks)],
+                         meta is not None)
         _assemble(out, str(header), parts, n_chunks)
         vcf.close()
         shutil.rmtree(parts, ignore_errors=True)
-        summary.skipped = dict(sorted(skipped.items()))
+        summary.skipped = {r: skipped[r] for r in SKIP_REASONS if skipped.get(r)}
+        by_file = Counter(k for k, _ in supplied.values())
+        summary.sources = {"computed": summary.records - len(supplied),
+                           **{str(p): by_file[k] for k, p in enumerate(pre.paths) if by_file[k]}} if pre else {}
         if meta is not None and meta.missing:
             log.warning("%d gene(s) have no track in %s, so no MetaSpliceAI entry: %s (predict them first)",
                         len(meta.missing), predictions, ", ".join(sorted(meta.missing)[:10]))
         for reason, n in summary.skipped.items():
-            log.warning("skipped %d record(s) (%s), as SpliceAI does: written without a SpliceAI entry", n, reason)
+            log.log(logging.INFO if reason == "not in any gene" else logging.WARNING,
+                    "skipped %d record(s) (%s: %s), as SpliceAI does: written without a SpliceAI entry",
+                    n, reason, SKIP_REASONS[reason])
         summary.seconds = time.perf_counter() - t0
         return summary
 
@@ -274,8 +339,8 @@ def _record(rec, src: str) -> Record:  # noqa: ANN001 - pysam VariantRecord
         raise InputError(f"{src}: malformed record at {rec.chrom}:{rec.pos} ({err})") from None
 
 
-def _chunks(vcf, n: int, src: str) -> Iterator[list]:  # noqa: ANN001
-    """Records in chunks of ``n``; a record htslib cannot parse is an error naming the file and record."""
+def _chunks(vcf, n: int, path: Path, src: str) -> Iterator[list]:  # noqa: ANN001
+    """Records in chunks of ``n``; a record htslib cannot parse is an error naming the file, line and field."""
     chunk: list = []
     it = iter(vcf)
     k = 0
@@ -285,8 +350,7 @@ def _chunks(vcf, n: int, src: str) -> Iterator[list]:  # noqa: ANN001
         except StopIteration:
             break
         except (OSError, ValueError) as err:
-            raise InputError(f"{src}: cannot parse VCF record {k + 1:,} ({err}; htslib's message above names the field); "
-                             "fix or remove that record") from None
+            raise malformed(path, src, k + 1, str(vcf.header), err) from None
         k += 1
         chunk.append(rec)
         if len(chunk) == n:
@@ -294,6 +358,36 @@ def _chunks(vcf, n: int, src: str) -> Iterator[list]:  # noqa: ANN001
             chunk = []
     if chunk:
         yield chunk
+
+
+def _held_records(pre: Precomputed, src: Path, shown: str, n: int) -> dict[int, tuple[int, tuple[str, ...]]]:
+    """Record index (0-based, in input order) -> (file, entries) of every input record a precomputed file holds."""
+    import pysam
+
+    held = {}
+    with pysam.VariantFile(str(src)) as vcf:
+        g = 0
+        for recs in _chunks(vcf, n, src, shown):
+            for rec in recs:
+                hit = pre.lookup(_record(rec, shown))
+                if hit is not None:
+                    held[g] = hit
+                g += 1
+    log.info("--precomputed: %d record(s) held by the files", len(held))
+    return held
+
+
+def _merge(n: int, need: list[int], entries: list[list[str]], corrected: list[list[str]],
+           supplied: dict[int, tuple[int, tuple[str, ...]]], offset: int) -> tuple[list[list[str]], list[list[str]]]:
+    """A chunk's entries (and corrected entries) per record: the computed ones at ``need``, the supplied ones
+    (record index ``offset + k``) elsewhere."""
+    full: list[list[str]] = [list(supplied[offset + k][1]) if offset + k in supplied else [] for k in range(n)]
+    meta: list[list[str]] = [[] for _ in range(n)]
+    for j, k in enumerate(need):
+        full[k] = entries[j]
+        if corrected:
+            meta[k] = corrected[j]
+    return full, meta
 
 
 def _part(parts: Path, i: int) -> Path:
