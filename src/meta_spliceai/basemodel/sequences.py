@@ -33,7 +33,6 @@ from ..errors import InputError
 from ..progress import nucleotide_progress
 from ..storage import arrow_position, arrow_string, guarded_write, is_stdio, publish_file, tmp_path_for
 from .ensemble import load_base_model
-from .store import COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +133,7 @@ def predict_sequences(
                             batch_size=batch_size, runtime=runtime)
     summary: dict[str, object] = {"sequences": 0, "nt_scored": 0, "too_short": [], "other_letters": 0}
     t0 = time.perf_counter()
-    with _Writer(out) as writer, nucleotide_progress(progress) as bar:
+    with _Writer(out, tuple(model.columns)) as writer, nucleotide_progress(progress) as bar:
         task = bar.add_task(f"predict --sequences {model.name}", total=None, unit="nt", genes="")
         group: list[FastaRecord] = []
 
@@ -178,15 +177,16 @@ def _chain(first: FastaRecord, rest: Iterator[FastaRecord]) -> Iterator[FastaRec
 class _Writer:
     """Rows to a Parquet file under a temporary name (renamed on success), or TSV to standard output."""
 
-    def __init__(self, out: str | os.PathLike[str]) -> None:
+    def __init__(self, out: str | os.PathLike[str], columns: tuple[str, ...]) -> None:
         self.out = out
+        self.columns = columns  # the base model's own outputs (BASE_MODEL_OUTPUTS)
         self.tsv = is_stdio(out)
         self.pq = None
         self.tmp: Path | None = None
 
     def __enter__(self) -> _Writer:
         if self.tsv:
-            sys.stdout.write("\t".join(("sequence", "position", *COLUMNS)) + "\n")
+            sys.stdout.write("\t".join(("sequence", "position", *self.columns)) + "\n")
         return self
 
     def write(self, name: str, first: int, probs: np.ndarray) -> None:
@@ -198,7 +198,7 @@ class _Writer:
         table = pa.table({
             "sequence": pa.array([name] * n, arrow_string()),
             "position": pa.array(np.arange(first, first + n, dtype=np.int64), arrow_position()),
-            **{c: pa.array(np.ascontiguousarray(probs[:, i], dtype=np.float32)) for i, c in enumerate(COLUMNS)},
+            **{c: pa.array(np.ascontiguousarray(probs[:, i], dtype=np.float32)) for i, c in enumerate(self.columns)},
         })
         if self.tsv:
             import polars as pl
@@ -216,7 +216,7 @@ class _Writer:
             sys.stdout.flush()
             return
         if self.pq is None and kind is None:  # no record long enough: an empty table of the same columns
-            self.write("", 1, np.zeros((0, 3), dtype=np.float32))
+            self.write("", 1, np.zeros((0, len(self.columns)), dtype=np.float32))
         if self.pq is not None:
             self.pq.close()
         if kind is None and self.tmp is not None:
