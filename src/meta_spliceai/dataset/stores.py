@@ -153,7 +153,7 @@ def check_against_card(card_models: Sequence[Mapping[str, str]], identities: Seq
         raise ConfigMismatchError(f"the meta-model was trained on {len(want)} base model(s) ({', '.join(map(str, want))}) "
                                   f"but {len(have)} prediction store(s) are given ({', '.join(map(str, have))}); give "
                                   "--predictions with one store per model, in the card's order")
-    if want != have:
+    if want != have and sorted(map(str, want)) == sorted(map(str, have)):
         raise ConfigMismatchError(f"prediction stores are for {', '.join(map(str, have))} but the meta-model was trained "
                                   f"on {', '.join(map(str, want))}, in that order; reorder --predictions")
     for w, i, p in zip(card_models, identities, paths):
