@@ -218,3 +218,33 @@ def test_cli_stacked_apply_mismatch_is_one_line(stacked, tmp_path, chr22, keras_
                  "--gtf", str(chr22 / "annotation.gtf"), "-o", str(tmp_path / "x")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "2 base model(s)" in err[0]
+
+
+def test_stack_features_by_hand():
+    """A few stacked columns checked by hand on tiny tracks (site model and Pangolin's tissue columns)."""
+    from meta_spliceai.config import BASE_MODEL_OUTPUTS
+    from meta_spliceai.dataset.schema import stack_fields
+    from meta_spliceai.dataset.stacking import stack_features, stack_top
+
+    L = 6
+    a = np.zeros((L, 3), np.float32)
+    a[:, 0] = 1
+    a[2] = (0.1, 0.1, 0.8)  # [neither, acceptor, donor]
+    b = a.copy()
+    b[2] = (0.5, 0.1, 0.4)
+    b[4] = (0.3, 0.7, 0.0)
+    pang = np.zeros((L, len(BASE_MODEL_OUTPUTS["pangolin"])), np.float32)
+    pang[3, 0] = 0.9  # heart P(splice) at 3
+    pang[5, 3] = 0.2  # liver usage at 5
+    names = ("spliceai", "openspliceai", "pangolin")
+    pos = np.arange(L)
+    f = stack_features((a, b, pang), names, pos)
+    assert list(f) == [n for n, _ in stack_fields(names[1:])]
+    np.testing.assert_allclose(f["openspliceai_donor_diff"][2], 0.4 - 0.8, rtol=1e-6)
+    np.testing.assert_allclose(f["stack_donor_mean"][2], 0.6, rtol=1e-6)
+    assert f["stack_donor_n50"][2] == 1 and f["openspliceai_acceptor_is_local_peak"][4] == 1
+    np.testing.assert_allclose(f["openspliceai_donor_window_max"][:5], [0.4, 0.4, 0.4, 0.4, 0.4])
+    assert f["pangolin_p_max"][3] == pytest.approx(0.9) and f["pangolin_p_max_m1"][4] == pytest.approx(0.9)
+    assert f["pangolin_usage_max"][5] == pytest.approx(0.2) and f["pangolin_heart_p_window_max"][1] == pytest.approx(0.9)
+    np.testing.assert_allclose(stack_top((a, b, pang), names), [0, 0, 0.8, 0.9, 0.7, 0])
+    np.testing.assert_allclose(f["stack_top_score"], [0, 0, 0.8, 0.9, 0.7, 0])
