@@ -129,9 +129,11 @@ def test_train_compares_with_each_base_model_and_their_mean(stacked):
     assert [m["base_model"] for m in card["base_models"]] == ["spliceai", "openspliceai"]
     assert card["base_models"][1] == OTHER_IDENTITY and card["base_model"] == card["base_models"][0]
     assert card["feature_settings"]["stack_models"] == ["openspliceai"]
+    assert card["ablations"]["calibrated_stack"]["columns"][3:] == [f"openspliceai_{c}_score" for c in
+                                                                    ("neither", "acceptor", "donor")]
     for t in ("donor", "acceptor"):
         ms = res.metrics["site_types"][t]["methods"]
-        assert list(ms)[:3] == ["base", "base_openspliceai", "base_mean"]
+        assert list(ms)[:5] == ["base", "base_openspliceai", "base_mean", "calibrated_base", "calibrated_stack"]
         for ref in ("base", "base_openspliceai", "base_mean"):
             lo, hi = ms["meta"][f"vs_{ref}"]["pr_auc"]["ci95"]
             assert lo <= ms["meta"][f"vs_{ref}"]["pr_auc"]["difference"] <= hi

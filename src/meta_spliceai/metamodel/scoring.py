@@ -27,7 +27,7 @@ from .models import MetaModel
 from .trainset import frame_matrix
 
 #: the methods of a comparison, in report order (feature-ablation models go before ``meta``)
-METHODS = ("base", "calibrated_base", "meta_scores_only", "meta")
+METHODS = ("base", "calibrated_base", "calibrated_stack", "meta_scores_only", "meta")
 #: the plain mean of a stack's site models' tracks (untrained)
 MEAN = "base_mean"
 
@@ -74,11 +74,18 @@ def calibrate(calib: dict[str, list], probs: np.ndarray) -> np.ndarray:
 Scorer = Callable[[np.ndarray, np.ndarray, pl.DataFrame], np.ndarray]
 
 
-def scorers(models: dict[str, MetaModel], calib: dict[str, list] | None) -> dict[str, Scorer]:
-    """Method name -> f(gene probs, scored positions, their features) -> class probabilities at them."""
+def scorers(models: dict[str, MetaModel], calib: dict[str, list] | None,
+            calib_stack: dict[str, list] | None = None) -> dict[str, Scorer]:
+    """Method name -> f(gene probs, scored positions, their features) -> class probabilities at them.
+
+    ``calib_stack``: a stack's linear model on every site model's log scores (``calibrated_stack``), read
+    from the feature columns its ``columns`` name."""
     out: dict[str, Scorer] = {}
     if calib is not None:
         out["calibrated_base"] = lambda probs, pos, feats: calibrate(calib, probs[pos])
+    if calib_stack is not None:
+        cols = list(calib_stack["columns"])
+        out["calibrated_stack"] = lambda probs, pos, feats: calibrate(calib_stack, feats.select(cols).to_numpy())
     for name, m in models.items():
         out[name] = lambda probs, pos, feats, m=m: m.predict(frame_matrix(feats, m.features, m.categories))
     return out
@@ -134,10 +141,10 @@ def evaluate_genes(loaded: LoadedModel, store: StoreSet | PredictionStore, ann, 
     models = {"meta": loaded.model}
     ab = card.get("ablations", {})
     for name, a in ab.items():  # the score-only model and, after --feature-ablation, one per context family
-        if name != "calibrated_base":
+        if name not in ("calibrated_base", "calibrated_stack"):
             models[name] = load_model(a["kind"], loaded.folder / a["file"], list(a["features"]),
                                       {k: list(v) for k, v in a["categories"].items()})
-    score = scorers(models, ab.get("calibrated_base"))
+    score = scorers(models, ab.get("calibrated_base"), ab.get("calibrated_stack"))
     bases = list(base_methods(corrector.cfg.base_models))
     methods = method_order(score, bases)
     ids = genes["gene_id"].to_list()

@@ -222,7 +222,9 @@ def train(
         gene_rows = {g["gene_id"]: g for g in genes.iter_rows(named=True)}
         t = time.perf_counter()
         calib = _fit_calibration(stores, parts.valid, corrector, sites) if ablations else None
-        score = scorers(fitted, calib)
+        calib_stack = (_fit_calibration(stores, parts.valid, corrector, sites, stacked=True)
+                       if ablations and len(base_methods(cfg.base_models)) else None)
+        score = scorers(fitted, calib, calib_stack)
         bases = list(base_methods(cfg.base_models))
         methods = method_order(score, bases)
         valid_c = collect(methods, parts.valid, stores, gene_rows, sites, corrector, score, progress, "valid")
@@ -248,8 +250,8 @@ def train(
 
         base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
         delta = test_c.per_gene(("base", "meta"), thresholds)
-        files, card = _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
-                                     floor, stores, n_rows, sampling_weights, seed, validation)
+        files, card = _write_outputs(out, ds, full, spec, fitted, (calib, calib_stack), pruned, parts, thresholds,
+                                     metrics, delta, floor, stores, n_rows, sampling_weights, seed, validation)
         if feature_ablation:
             files["feature_ablation"] = str(out / "feature_ablation.md")
         timings["total_s"] = time.perf_counter() - t0
@@ -422,12 +424,19 @@ def _build_stores(ds: Dataset, cfg, predictions) -> StoreSet:  # noqa: ANN001
     return StoreSet(cfg.base_models, paths)
 
 
-def _fit_calibration(stores: StoreSet, genes, corrector: Corrector, sites) -> dict[str, list] | None:  # noqa: ANN001
+def _fit_calibration(stores: StoreSet, genes, corrector: Corrector, sites,  # noqa: ANN001
+                     stacked: bool = False) -> dict[str, list] | None:
     """Calibrated base model: multinomial logistic regression on the labelling model's three log scores, fitted
-    on every scored position of the validation genes (no sampling, so no weights). Returns its coefficients."""
+    on every scored position of the validation genes (no sampling, so no weights). Returns its coefficients.
+
+    ``stacked``: on the log scores of every site model of a stack instead (a linear stack, ``calibrated_stack``);
+    ``columns`` names the feature columns holding those scores, which is where the scorer reads them."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
+    from ..dataset.schema import is_site_model
+
+    use = [i for i, n in enumerate(stores.names) if is_site_model(n)] if stacked else [0]
     Xs, ys = [], []
     for g in genes:
         tracks = stores.read(g)
@@ -436,7 +445,7 @@ def _fit_calibration(stores: StoreSet, genes, corrector: Corrector, sites) -> di
         y = np.zeros(pos.size, dtype=np.int64)
         y[np.isin(pos, sites[g]["acceptor"])] = CLASSES.index("acceptor")
         y[np.isin(pos, sites[g]["donor"])] = CLASSES.index("donor")
-        Xs.append(log_scores(probs[pos]))
+        Xs.append(np.hstack([log_scores((probs if i == 0 else tracks[i])[pos]) for i in use]))
         ys.append(y)
     X, y = np.concatenate(Xs), np.concatenate(ys)
     if np.unique(y).size < 3:
@@ -445,7 +454,11 @@ def _fit_calibration(stores: StoreSet, genes, corrector: Corrector, sites) -> di
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         lr = LogisticRegression(max_iter=2000).fit(X, y)
-    return {"coef": lr.coef_.tolist(), "intercept": lr.intercept_.tolist(), "classes": lr.classes_.tolist()}
+    out = {"coef": lr.coef_.tolist(), "intercept": lr.intercept_.tolist(), "classes": lr.classes_.tolist()}
+    if stacked:  # store order [neither, acceptor, donor] of each model, as its feature columns
+        out["columns"] = [f"{'' if i == 0 else stores.names[i] + '_'}{c}_score" for i in use
+                          for c in ("neither", "acceptor", "donor")]
+    return out
 
 
 def _dataset_identity(ds: Dataset) -> dict[str, object]:
@@ -475,8 +488,9 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
             sub.mkdir(exist_ok=True)
             ablation_card[name] = {"kind": m.kind, "file": f"{name}/{m.save(sub)}", "features": m.features,
                                    "categories": m.categories}
-    if calib is not None:
-        ablation_card["calibrated_base"] = {"kind": "multinomial_logistic_on_log_scores", **calib}
+    for name, c in zip(("calibrated_base", "calibrated_stack"), calib):
+        if c is not None:
+            ablation_card[name] = {"kind": "multinomial_logistic_on_log_scores", **c}
     imp = meta.importances()
     imp_df = pl.DataFrame({"feature": list(imp), "importance": list(imp.values())}).sort("importance", descending=True)
     write_text_atomic(out / "feature_importances.tsv", imp_df.write_csv(separator="\t"))
