@@ -250,3 +250,22 @@ def test_stack_features_by_hand():
     assert f["pangolin_usage_max"][5] == pytest.approx(0.2) and f["pangolin_heart_p_window_max"][1] == pytest.approx(0.9)
     np.testing.assert_allclose(stack_top((a, b, pang), names), [0, 0, 0.8, 0.9, 0.7, 0])
     np.testing.assert_allclose(f["stack_top_score"], [0, 0, 0.8, 0.9, 0.7, 0])
+
+
+@pytest.mark.slow
+def test_run_workflow_computes_each_models_store(tmp_path, chr22):
+    """build --run-workflow --base-models spliceai,openspliceai: OUT/predictions/<model>, real models, one gene."""
+    from meta_spliceai.basemodel.store import PredictionStore
+
+    weights = chr22.parents[1] / "models" / "openspliceai-mane-10000nt"
+    genes = tmp_path / "one.txt"
+    genes.write_text("CCDC188\n")
+    from meta_spliceai.dataset.builder import build
+
+    build(output_dir=tmp_path / "b", fasta=chr22 / "genome.fa.gz", gtf=chr22 / "annotation.gtf", gene_ids_file=genes,
+          kmer_sizes=(), run_workflow=True, base_models=["spliceai", "openspliceai"],
+          weights={"openspliceai": weights}, progress=False)
+    for m in ("spliceai", "openspliceai"):
+        assert PredictionStore(tmp_path / "b" / "predictions" / m).stored_identity()["base_model"] == m
+    cols = pq.read_schema(next((tmp_path / "b" / "master").glob("*.parquet"))).names
+    assert "openspliceai_donor_score" in cols
