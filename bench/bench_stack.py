@@ -36,10 +36,13 @@ BUNDLES = {
 }
 
 
+SRC = ROOT / "src"
+
+
 def run(name: str, argv: list[str], work: Path) -> dict[str, object]:
     """One CLI step (nice -n 10); wall seconds; the log in WORK/<name>.log."""
     cmd = ["nice", "-n", "10", sys.executable, "-m", "meta_spliceai", *argv]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
     t0 = time.perf_counter()
     with open(work / f"{name}.log", "w") as fh:
         rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
@@ -126,7 +129,10 @@ def main() -> int:
     ap.add_argument("--kmer-sizes", default="3", help="k-mer sizes of both builds (0: none)")
     ap.add_argument("--bootstrap", type=int, default=300, help="gene-level bootstrap resamples")
     ap.add_argument("--table-only", action="store_true", help="only print the table of what is there")
+    ap.add_argument("--src", type=Path, default=SRC, help="meta_spliceai source to run (another version's src/)")
     args = ap.parse_args()
+    global SRC
+    SRC = args.src
     args.work.mkdir(parents=True, exist_ok=True)
     done = [] if args.table_only else steps(args, args.work)
     text, figures = table(args.work)

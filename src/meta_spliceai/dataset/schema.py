@@ -232,8 +232,9 @@ def is_site_model(name: str) -> bool:
 def model_fields(name: str) -> tuple[tuple[str, pa.DataType], ...]:
     """The column family of base model ``name`` in a stacked build (prefix ``{name}_``), in file order.
 
-    Site models: their three scores at the position, both tracks at -2..+2, and per type the window max
-    (±2), log-odds, local peak, and the differences to the labelling model. Tissue models (Pangolin): each
+    Site models: their three scores at the position, both tracks at -2..+2, per type the window max
+    (±2), log-odds, local peak, and the differences to the labelling model, then the ``neighbourhood`` and
+    ``gene_peaks`` families of their own tracks (is this the model's strongest peak nearby, in the gene). Tissue models (Pangolin): each
     store column at the position and its ±2 window max, the max over tissues of P(splice) and of usage at
     the position and -2..+2, and that P(splice) max minus the labelling model's max(donor, acceptor).
     """
@@ -243,6 +244,7 @@ def model_fields(name: str) -> tuple[tuple[str, pa.DataType], ...]:
         out += [(f"{name}_{t}_score_{o}", f32) for t in ("donor", "acceptor") for o in _OFFSET_TAGS]
         for t in ("donor", "acceptor"):
             out += [(f"{name}_{t}_{s}", pa.int8() if s == "is_local_peak" else f32) for s in STACK_SITE_SUFFIXES]
+        out += [(f"{name}_{n}", t) for n, t in _NEIGHBOURHOOD + _GENE_PEAKS]  # its own tracks' context
         return tuple(out)
     cols = BASE_MODEL_OUTPUTS[name]
     out = [(f"{name}_{c}", f32) for c in cols] + [(f"{name}_{c}_window_max", f32) for c in cols]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import BASE_MODEL_OUTPUTS
 from ..errors import InputError
-from .context import EPS, PEAK_FLOOR
+from .context import EPS, PEAK_FLOOR, context_features
 from .evaluation import ACCEPTOR, DONOR, NEITHER
 from .schema import STACK_SITE_SUFFIXES, STACK_STATS, STACK_TOP, is_site_model
 
@@ -93,6 +93,9 @@ def _site_family(name: str, track: np.ndarray, label: np.ndarray, positions: np.
         }
     for t, _ in _TYPES:
         out.update({f"{name}_{t}_{k}": fam[t][k] for k in STACK_SITE_SUFFIXES})
+    ctx = context_features(track[:, DONOR], track[:, ACCEPTOR], positions,
+                           feature_sets=("base", "neighbourhood", "gene_peaks"))
+    out.update({f"{name}_{k}": v for k, v in ctx.items()})
     return out
 
 
