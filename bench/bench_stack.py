@@ -121,6 +121,7 @@ def table(work: Path) -> tuple[str, dict]:
 
 
 def main() -> int:
+    global SRC
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stores", default="/work/stores", help="folder of <bundle>_<model> prediction stores")
     ap.add_argument("--genes", default="/work/stores/chr20_pc_every3.tsv", help="chr20 genes to build")
@@ -131,7 +132,6 @@ def main() -> int:
     ap.add_argument("--table-only", action="store_true", help="only print the table of what is there")
     ap.add_argument("--src", type=Path, default=SRC, help="meta_spliceai source to run (another version's src/)")
     args = ap.parse_args()
-    global SRC
     SRC = args.src
     args.work.mkdir(parents=True, exist_ok=True)
     done = [] if args.table_only else steps(args, args.work)
