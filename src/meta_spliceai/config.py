@@ -72,14 +72,23 @@ class BuildConfig:
     kmer_window: int = 500
     feature_sets: tuple[FeatureSet, ...] = ("base", "partner")  # canonical order (FEATURE_SETS); base required
     seed: int = 42
-    base_model: BaseModelName = "spliceai"
+    base_model: BaseModelName = "spliceai"  # the labelling model: its store decides TP/FP/FN and the TN strata
+    #: the other base models of a stacked build, in store order (each adds its column family; empty: one model)
+    stack_models: tuple[BaseModelName, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
+        if not d["stack_models"]:  # a one-model build's build.json and card stay as they were
+            del d["stack_models"]
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
         return d
+
+    @property
+    def base_models(self) -> tuple[str, ...]:
+        """Every base model of the build, the labelling model first."""
+        return (self.base_model, *self.stack_models)
 
 
 DEFAULT_BUILD = BuildConfig()
