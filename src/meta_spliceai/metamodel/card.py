@@ -50,15 +50,23 @@ class Corrector:
     genome: object = None  # genome.Genome, needed with k-mers
     contig_map: Mapping[str, str] | None = None
 
-    def features(self, gene: Mapping[str, object], probs: np.ndarray, positions: np.ndarray) -> pl.DataFrame:
-        seq, offset = None, 0
-        if self.cfg.kmer_sizes:
-            if self.genome is None:
-                raise InputError("the model uses k-mer features: pass the genome with --fasta")
-            chrom = (self.contig_map or {}).get(str(gene["chrom"]))
-            if chrom is None:
-                raise InputError(f"gene {gene['gene_id']} lies on contig {gene['chrom']} absent from the FASTA")
-            seq, offset = gene_sequence(self.genome, chrom, gene, self.cfg)  # type: ignore[arg-type]
+    def sequence(self, gene: Mapping[str, object]) -> tuple[str | None, int]:
+        """The gene's transcription-oriented body with the k-mer flank and the index of position 0
+        (:func:`~meta_spliceai.dataset.rows.gene_sequence`); ``(None, 0)`` without k-mers."""
+        if not self.cfg.kmer_sizes:
+            return None, 0
+        if self.genome is None:
+            raise InputError("the model uses k-mer features: pass the genome with --fasta")
+        chrom = (self.contig_map or {}).get(str(gene["chrom"]))
+        if chrom is None:
+            raise InputError(f"gene {gene['gene_id']} lies on contig {gene['chrom']} absent from the FASTA")
+        return gene_sequence(self.genome, chrom, gene, self.cfg)  # type: ignore[arg-type]
+
+    def features(self, gene: Mapping[str, object], probs: np.ndarray, positions: np.ndarray, *,
+                 sequence: tuple[str, int] | None = None) -> pl.DataFrame:
+        """Feature rows of ``positions``; ``sequence``: ``(seq, offset)`` read by the sequence features instead of
+        the genome's (``seq[offset + p]`` = gene position ``p``; e.g. an alternate allele's sequence)."""
+        seq, offset = sequence if sequence is not None else self.sequence(gene)
         return position_features(gene, probs, positions, seq, offset, self.cfg)
 
     def correct(self, probs: np.ndarray, positions: np.ndarray, class_probs: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..basemodel.cone import ConeEngine, ConeVariant
 from ..config import FLANK
+from ..parallel import worker_cache
 from ..reference.genome import Genome, reverse_complement
 from .transcripts import TranscriptTable, match_prefix
 
@@ -175,9 +176,9 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
     ``flank + body + flank`` strings). ``share_reference``: compute each gene's reference track once
     when that is cheaper than one window per variant (same numbers). ``cone``: compute the tracks with
     this engine instead of ``model`` (one reference pass per cluster of nearby variants, each alternate
-    only inside its cone of influence; same numbers, ``share_reference`` then does not apply). ``correct(table, gene, pos,
-    distance, ref, alt)``: corrected (ref, alt) window tracks, or None (e.g.
-    :meth:`~meta_spliceai.variants.corrected.MetaScorer.corrected`).
+    only inside its cone of influence; same numbers, ``share_reference`` then does not apply). ``correct``: a
+    :class:`~meta_spliceai.variants.corrected.MetaScorer`: every card model's tracks of the jobs
+    (``model_tracks``), then the corrected windows of all of them in one call (``correct_jobs``).
     """
     plan, windows = plan_records(records, table, genome, distance)
     if cone is not None:
@@ -185,6 +186,16 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
     else:
         compute_tracks(plan, records, windows, table, genome, model, distance=distance, share_reference=share_reference)
     cov = 2 * distance + 1
+    fixed: list = []
+    if correct is not None and plan.jobs:
+        per_job = correct.model_tracks(plan, records, windows, table, genome, model.metadata(), distance=distance,
+                                       cone=cone is not None, share_reference=share_reference)
+        todo = []
+        for job, tracks in zip(plan.jobs, per_job):
+            rec = records[job.record]
+            alt = rec.alts[job.allele]  # type: ignore[index]
+            todo.append((job.gene, rec.pos, rec.ref, alt, [(y, align_alt(z, cov, len(rec.ref), len(alt))) for y, z in tracks]))
+        fixed = correct.correct_jobs(table, todo, distance)
     out: list[list[str]] = []
     meta: list[list[str]] = []
     for r, entries in enumerate(plan.entries):
@@ -201,13 +212,19 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
             boundary = table.nearest_boundary(job.gene, rec.pos)
             head = f"{alt}|{table.names[job.gene]}|"
             row.append(head + delta_fields(job.ref_track, y_alt, cov, boundary, bool(mask)))  # type: ignore[arg-type]
-            if correct is not None:
-                got = correct(table, job.gene, rec.pos, distance, job.ref_track, y_alt)
-                if got is not None:
-                    mrow.append(head + delta_fields(got[0], got[1], cov, boundary, bool(mask)))
+            if correct is not None and fixed[e] is not None:
+                mrow.append(head + delta_fields(fixed[e][0], fixed[e][1], cov, boundary, bool(mask)))
         out.append(row)
         meta.append(mrow if correct is not None else [])
     return out, meta, plan.skipped
+
+
+def cone_engine(model, runtime: str) -> ConeEngine | None:  # noqa: ANN001
+    """The cone engine of ``model``'s members, made once per process and model; None where the model does not
+    run on ONNX Runtime (PyTorch, CUDA: its own windows are scored instead)."""
+    if getattr(model, "runtime", None) != "onnx":
+        return None
+    return worker_cache(("variant-cone", runtime, model.name, model.digest), lambda: ConeEngine(model.members))
 
 
 def compute_tracks(plan: Plan, records: Sequence[Record], windows: list[str], table: TranscriptTable, genome: Genome,

@@ -19,11 +19,10 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..basemodel.cone import ConeEngine
 from ..basemodel.ensemble import load_base_model
 from ..config import (
     DEFAULT_PARALLEL,
@@ -40,7 +39,7 @@ from ..storage import checksum, is_stdio, publish_file, read_once, write_text_at
 from .corrected import HEADER_LINE as META_HEADER
 from .corrected import INFO_KEY as META_KEY
 from .corrected import MetaScorer
-from .deltas import Record, score_records
+from .deltas import Record, cone_engine, score_records
 from .transcripts import load_transcripts
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,8 @@ class _Spec:
     share_reference: bool
     cone: bool = True
     model: str | None = None
-    predictions: str | None = None
+    predictions: tuple[str, ...] = ()
+    weights: tuple[tuple[str, str], ...] = ()
 
 
 def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], list[list[str]], dict[str, int]]:
@@ -89,21 +89,14 @@ def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], lis
                          lambda: load_base_model("spliceai", device="cpu", runtime=spec.runtime))  # type: ignore[arg-type]
     meta = None
     if spec.model:
-        meta = worker_cache(("meta", spec.model, spec.predictions),
-                            lambda: MetaScorer.open(spec.model, spec.predictions, genome, table, spec.annotation))
+        meta = worker_cache(("meta", spec.model, spec.predictions, spec.weights),
+                            lambda: MetaScorer.open(spec.model, spec.predictions, genome, table, spec.annotation,
+                                                    dict(spec.weights)))
     entries, corrected, skipped = score_records(records, table, genome, model, distance=spec.distance, mask=spec.mask,
                                                 share_reference=spec.share_reference,
                                                 cone=cone_engine(model, spec.runtime) if spec.cone else None,
-                                                correct=meta.corrected if meta else None)
+                                                correct=meta)
     return entries, corrected, dict(skipped)
-
-
-def cone_engine(model, runtime: str) -> ConeEngine | None:  # noqa: ANN001
-    """The cone engine of ``model``'s members, made once per process; None where the model does not run
-    on ONNX Runtime (PyTorch, CUDA: its own windows are scored instead)."""
-    if getattr(model, "runtime", None) != "onnx":
-        return None
-    return worker_cache(("variant-cone", runtime), lambda: ConeEngine(model.members))
 
 
 def variants(
@@ -119,7 +112,8 @@ def variants(
     share_reference: bool = True,
     cone: bool = DEFAULT_VARIANTS.cone,
     model: str | os.PathLike[str] | None = None,
-    predictions: str | os.PathLike[str] | None = None,
+    predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    weights: Mapping[str, str | os.PathLike[str]] | None = None,
     workers: int = DEFAULT_PARALLEL.workers,
     executor: Executor = DEFAULT_PARALLEL.executor,
     ray_address: str | None = None,
@@ -130,8 +124,9 @@ def variants(
 
     ``distance`` (-D, 0-4999) and ``mask`` (-M, 0/1) as SpliceAI's; ``annotation``: ``grch37``,
     ``grch38``, a SpliceAI-format table or a GTF/GFF3 (:mod:`.transcripts`). ``model`` (a ``train``
-    output folder) with ``predictions`` (the genes' base-model store): also a ``MetaSpliceAI`` INFO key
-    with the same fields from the corrected tracks (:mod:`.corrected`). ``cone``: alternate alleles
+    output folder) with ``predictions`` (the genes' base-model store, one per base model of the card, in
+    card order) and ``weights`` (checkpoint folders by base-model name, for the card's models that need them):
+    also a ``MetaSpliceAI`` INFO key with the same fields from the corrected tracks (:mod:`.corrected`). ``cone``: alternate alleles
     computed only inside their cone of influence (:mod:`~meta_spliceai.basemodel.cone`; same numbers);
     off, every allele's window is a full pass (``share_reference`` then shares reference passes per gene).
     ``input`` may be ``-`` (standard input) or a pipe; ``output`` ``-`` (standard output), a FIFO, a device
@@ -157,18 +152,21 @@ def variants(
         genome = Genome(reference)
         table = load_transcripts(annotation)  # errors now, before any work
         meta = None
+        stores = () if predictions is None else (
+            (str(predictions),) if isinstance(predictions, (str, os.PathLike)) else tuple(str(p) for p in predictions))
         if model is not None:
-            if predictions is None:
+            if not stores:
                 raise InputError("--model needs --predictions STORE: the base-model predictions of the genes "
                                  "(meta-spliceai predict --gtf ANNOTATION), whose whole-gene tracks the features read")
-            meta = MetaScorer.open(model, predictions, genome, table, annotation)
+            meta = MetaScorer.open(model, stores, genome, table, annotation, weights)
         par, notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
                                       threads_per_worker=threads_per_worker)
         for note in notes:
             log.warning("%s", note)
         spec = _Spec(fasta=str(genome.path), annotation=str(annotation), distance=distance, mask=mask,
                      runtime=runtime, share_reference=share_reference, cone=cone,
-                     model=str(model) if model else None, predictions=str(predictions) if predictions else None)
+                     model=str(model) if model else None, predictions=stores,
+                     weights=tuple(sorted((k, str(v)) for k, v in (weights or {}).items())))
         try:
             vcf = pysam.VariantFile(str(src))
         except (OSError, ValueError) as err:
@@ -184,7 +182,7 @@ def variants(
         _prepare_parts(parts, {"input": checksum(src), "reference": str(genome.path), "annotation": str(annotation),
                                "distance": distance, "mask": mask, "chunk_records": chunk_records,
                                "annotation_rows": len(table),
-                               "model": str(model), "predictions": str(predictions)})
+                               "model": str(model), "predictions": list(stores)})
         summary = VariantsSummary(output=str(out))
         skipped: Counter = Counter()
         base = None
@@ -205,7 +203,7 @@ def variants(
                     engine = cone_engine(base, runtime) if cone else None
                     results = [score_records(u[1], table, genome, base, distance=distance, mask=mask,
                                              share_reference=share_reference, cone=engine,
-                                             correct=meta.corrected if meta else None) for u in units]
+                                             correct=meta) for u in units]
                 else:
                     results = run_units(_score_chunk, units, par, what="chunk") if units else []
                 for (i, recs), (entries, corrected, skip) in zip(todo, results):
@@ -238,7 +236,7 @@ def variants(
         summary.skipped = dict(sorted(skipped.items()))
         if meta is not None and meta.missing:
             log.warning("%d gene(s) have no track in %s, so no MetaSpliceAI entry: %s (predict them first)",
-                        len(meta.missing), predictions, ", ".join(sorted(meta.missing)[:10]))
+                        len(meta.missing), ", ".join(stores), ", ".join(sorted(meta.missing)[:10]))
         for reason, n in summary.skipped.items():
             log.warning("skipped %d record(s) (%s), as SpliceAI does: written without a SpliceAI entry", n, reason)
         summary.seconds = time.perf_counter() - t0

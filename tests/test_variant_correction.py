@@ -1,0 +1,162 @@
+"""``variants --model``: the alternate track's features from the alternate sequence, the stores checked
+against the card, and the MetaSpliceAI key written beside SpliceAI's (chr22 bundle, Keras store)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pysam
+import pytest
+
+from meta_spliceai.basemodel.store import PredictionStore
+from meta_spliceai.cli.main import main
+from meta_spliceai.dataset.rows import position_features
+from meta_spliceai.errors import ConfigMismatchError, InputError
+from meta_spliceai.metamodel.card import TO_STORE
+from meta_spliceai.metamodel.trainset import frame_matrix
+from meta_spliceai.reference.genome import Genome, reverse_complement
+from meta_spliceai.variants.corrected import MetaScorer
+from meta_spliceai.variants.transcripts import load_transcripts
+from meta_spliceai.variants.vcf import variants
+
+D = 50
+
+
+@pytest.fixture(scope="module")
+def scorer(chr22, chr22_model, keras_store):
+    gtf = chr22 / "annotation.gtf"
+    genome, table = Genome(chr22 / "genome.fa.gz"), load_transcripts(str(gtf))
+    return MetaScorer.open(chr22_model[0], keras_store, genome, table, gtf), genome, table
+
+
+def _site(scorer, strand: str):
+    """A gene of ``strand`` and the genome position of its best-scored donor (a position the meta-model corrects)."""
+    meta, _, table = scorer
+    for g, gid in enumerate(table.gene_ids):
+        gene = meta.genes[str(gid)]
+        if gene["strand"] != strand or not meta.stores[0].has(str(gid)):
+            continue
+        track = meta.stores[0].read(str(gid))
+        p = int(np.argmax(track[:, 2]))
+        if track[p, 2] > 0.5 and 2 * D < p < track.shape[0] - 2 * D:
+            q = int(gene["start"]) + p if strand == "+" else int(gene["end"]) - p
+            return g, gene, track, q
+    raise AssertionError(f"no {strand} gene with a confident donor")
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_alternate_features_read_the_alternate_sequence(scorer, strand):
+    """An SNV 2 nt from a corrected donor changes the k-mer counts there: with the scores held equal, the
+    alternate window's corrections differ from the reference's, and equal those of the alternate gene sequence."""
+    meta, genome, table = scorer
+    g, gene, track, site = _site(scorer, strand)
+    pos = site + 2
+    ref = genome.fetch("22", pos - 1, pos)
+    alt = "A" if ref != "A" else "C"
+    q = np.arange(pos - D, pos + D + 1)
+    idx = int(gene["end"]) - q if strand == "-" else q - int(gene["start"])
+    y = track[idx].copy()  # the store's scores as both windows: only the sequence differs
+    (got,) = meta.correct_jobs(table, [(g, pos, ref, alt, [(y, y)])], D)
+    ref_c, alt_c = got
+    np.testing.assert_allclose(ref_c, _long_way(meta, genome, gene, track, pos, ref, ref), atol=1e-6)
+    np.testing.assert_allclose(alt_c, _long_way(meta, genome, gene, track, pos, ref, alt), atol=1e-6)
+    # the donor's features: the alternate's k-mer counts are those of the alternate sequence, not the reference's
+    g_data = meta._gene(str(table.gene_ids[g]))
+    p = np.array([int(np.argmax(track[:, 2]))])
+    a = int(gene["end"]) - pos if strand == "-" else pos - int(gene["start"])
+    allele = reverse_complement(alt) if strand == "-" else alt
+    f_ref = meta._features(gene, g_data, p, 0, a, ref, allele)[0]
+    f_alt = meta._features(gene, g_data, p, 1, a, ref, allele)[0]
+    kmers = [c for c in f_ref.columns if "mer_" in c]
+    changed = [c for c in kmers if f_ref[c][0] != f_alt[c][0]]
+    assert changed and all(abs(f_ref[c][0] - f_alt[c][0]) <= 3 for c in changed)  # an SNV changes <= 3 3-mers
+    cfg = meta.corrector.cfg
+    flank = cfg.kmer_window // 2 + max(cfg.kmer_sizes)
+    start, end = int(gene["start"]), int(gene["end"])
+    fwd = genome.fetch("22", start - 1 - flank, pos - 1) + alt + genome.fetch("22", pos, end + flank)
+    want = position_features(gene, track, p, reverse_complement(fwd) if strand == "-" else fwd, flank, cfg)
+    assert f_alt.equals(want)
+
+
+@pytest.mark.parametrize("strand,kind", [("+", "insertion"), ("+", "deletion"), ("-", "insertion"), ("-", "deletion")])
+def test_indel_alternate_sequence_is_shifted_right_of_the_allele(scorer, strand, kind):
+    """Right of an indel (transcription orientation) a position reads the alternate sequence at its shifted place."""
+    meta, genome, table = scorer
+    g, gene, track, site = _site(scorer, strand)
+    pos = site - 20 if strand == "+" else site + 20  # upstream of the donor in transcription orientation
+    ref = genome.fetch("22", pos - 1, pos + (3 if kind == "deletion" else 0))
+    alt = ref[0] + "GATTACA" if kind == "insertion" else ref[0]
+    q = np.arange(pos - D, pos + D + 1)
+    idx = int(gene["end"]) - q if strand == "-" else q - int(gene["start"])
+    y = track[idx].copy()
+    (got,) = meta.correct_jobs(table, [(g, pos, ref, alt, [(y, y)])], D)
+    np.testing.assert_allclose(got[1], _long_way(meta, genome, gene, track, pos, ref, alt), atol=1e-6)
+
+
+def _long_way(meta: MetaScorer, genome: Genome, gene, track, pos: int, ref: str, alt: str) -> np.ndarray:
+    """The corrected window (scores unchanged) the long way: the whole transcription-oriented alternate gene sequence, each position read at its own
+    place in it (upstream of the allele unshifted, downstream shifted by len(ALT) - len(REF))."""
+    cfg = meta.corrector.cfg
+    flank = cfg.kmer_window // 2 + max(cfg.kmer_sizes)
+    start, end, minus = int(gene["start"]), int(gene["end"]), gene["strand"] == "-"
+    oriented = genome.fetch("22", start - 1 - flank, end + flank)
+    oriented = reverse_complement(oriented) if minus else oriented
+    a = end - (pos + len(ref) - 1) if minus else pos - start  # allele's first gene position
+    allele = reverse_complement(alt) if minus else alt
+    assert oriented[flank + a: flank + a + len(ref)] == (reverse_complement(ref) if minus else ref)
+    seq = oriented[: flank + a] + allele + oriented[flank + a + len(ref):]
+    q = np.arange(pos - D, pos + D + 1)
+    idx = end - q if minus else q - start
+    keep = np.flatnonzero(np.maximum(track[idx, 1], track[idx, 2]) >= meta.corrector.floor)
+    window = track[idx].copy()
+    for down in (False, True):
+        sel = keep[(idx[keep] >= a + len(ref)) == down]
+        if not sel.size:
+            continue
+        sel = sel[np.argsort(idx[sel])]
+        off = flank + (len(alt) - len(ref) if down else 0)
+        feats = position_features(gene, track, idx[sel], seq, off, cfg)
+        X = frame_matrix(feats, meta.loaded.model.features, meta.loaded.model.categories)
+        window[sel] = meta.loaded.model.predict(X)[:, TO_STORE]
+    return window
+
+
+def test_store_count_and_identity_refused(tmp_path, chr22, chr22_model, keras_store, scorer, capsys):
+    _, genome, table = scorer
+    gtf = chr22 / "annotation.gtf"
+    with pytest.raises(InputError, match=r"--predictions gives 2 store\(s\) but the model card lists 1 base model"):
+        MetaScorer.open(chr22_model[0], [keras_store, keras_store], genome, table, gtf)
+    other = PredictionStore(tmp_path / "other", {"base_model": "openspliceai", "version": "x", "digest": "y",
+                                                  "precision": "float32"})
+    other.write("TANGO2", np.full((10, 3), 1 / 3, dtype=np.float32))
+    with pytest.raises(ConfigMismatchError, match=r"store 1 .* was made by another base model .*card order"):
+        MetaScorer.open(chr22_model[0], [other.path], genome, table, gtf)
+    vcf = tmp_path / "in.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=22>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+    rc = main(["variants", "-I", str(vcf), "-O", str(tmp_path / "o.vcf"), "-R", str(chr22 / "genome.fa.gz"), "-A",
+               str(gtf), "--model", str(chr22_model[0]), "--predictions", str(keras_store), str(keras_store)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and "store(s) but the model card lists 1" in err
+
+
+def test_variants_writes_both_keys(tmp_path, chr22, chr22_model, keras_store, scorer):
+    """Three records at a confident donor: both keys, the SpliceAI one as without --model."""
+    meta, genome, _ = scorer
+    _, gene, _, site = _site(scorer, "+")
+    recs = []
+    for p in (site - 1, site + 1, site + 2):
+        r = genome.fetch("22", p - 1, p)
+        recs.append(f"22\t{p}\t.\t{r}\t{'A' if r != 'A' else 'G'}\t.\t.\t.")
+    vcf = tmp_path / "in.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=22>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   + "\n".join(recs) + "\n")
+    gtf = str(chr22 / "annotation.gtf")
+    kw = dict(input=vcf, reference=chr22 / "genome.fa.gz", annotation=gtf, progress=False)
+    variants(output=tmp_path / "plain.vcf", **kw)
+    variants(output=tmp_path / "meta.vcf", model=chr22_model[0], predictions=[keras_store], **kw)
+    plain = [dict(r.info) for r in pysam.VariantFile(str(tmp_path / "plain.vcf"))]
+    both = [dict(r.info) for r in pysam.VariantFile(str(tmp_path / "meta.vcf"))]
+    assert [b["SpliceAI"] for b in both] == [p["SpliceAI"] for p in plain]
+    assert all(len(b["MetaSpliceAI"]) == len(b["SpliceAI"]) for b in both)
+    assert [[e.split("|")[:2] for e in b["MetaSpliceAI"]] for b in both] == [[e.split("|")[:2] for e in b["SpliceAI"]]
+                                                                           for b in both]
+    assert any(b["MetaSpliceAI"] != b["SpliceAI"] for b in both)  # the corrected tracks are not the base model's
