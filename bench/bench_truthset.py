@@ -190,13 +190,16 @@ def main() -> None:
         from meta_spliceai.variants.corrected import MetaScorer
 
         t = time.perf_counter()
-        meta = MetaScorer.open(a.model, a.predictions if len(a.predictions) > 1 else a.predictions[0], genome, table_,
-                               str(a.gtf))
-        got = []
-        for k, (r, g, x, z) in enumerate(tracks["spliceai"]):
-            c = meta.corrected(table_, g, records[r].pos, a.distance, x, z)
-            if c is not None:
-                got.append((r, max_delta(*c)))
+        meta = MetaScorer.open(a.model, a.predictions, genome, table_, str(a.gtf),
+                               {"openspliceai": a.openspliceai} if a.openspliceai else None)
+        order = [m["base_model"] for m in meta.identities]
+        missing = sorted(set(order) - set(tracks))
+        if missing:
+            raise SystemExit(f"the card's base models {missing} are not scored here (give their weights)")
+        todo = [(g, records[r].pos, records[r].ref, records[r].alts[0], [tracks[m][k][2:] for m in order])
+                for k, (r, g, _, _) in enumerate(tracks[order[0]])]
+        fixed = meta.correct_jobs(table_, todo, a.distance)
+        got = [(tracks[order[0]][k][0], max_delta(*c)) for k, c in enumerate(fixed) if c is not None]
         timings["MetaSpliceAI"] = time.perf_counter() - t
         scores["MetaSpliceAI"] = per_record(n, got, missing=np.nan)
         have_meta = ~np.isnan(scores["MetaSpliceAI"])
