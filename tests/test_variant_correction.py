@@ -10,7 +10,7 @@ import pytest
 from meta_spliceai.basemodel.store import PredictionStore
 from meta_spliceai.cli.main import main
 from meta_spliceai.dataset.rows import position_features
-from meta_spliceai.errors import ConfigMismatchError, InputError
+from meta_spliceai.errors import ConfigMismatchError
 from meta_spliceai.metamodel.card import TO_STORE
 from meta_spliceai.metamodel.trainset import frame_matrix
 from meta_spliceai.reference.genome import Genome, reverse_complement
@@ -124,19 +124,19 @@ def _long_way(meta: MetaScorer, genome: Genome, gene, track, pos: int, ref: str,
 def test_store_count_and_identity_refused(tmp_path, chr22, chr22_model, keras_store, scorer, capsys):
     _, genome, table = scorer
     gtf = chr22 / "annotation.gtf"
-    with pytest.raises(InputError, match=r"--predictions gives 2 store\(s\) but the model card lists 1 base model"):
+    with pytest.raises(ConfigMismatchError, match=r"trained on 1 base model\(s\) \(spliceai\) but 2 prediction store"):
         MetaScorer.open(chr22_model[0], [keras_store, keras_store], genome, table, gtf)
     other = PredictionStore(tmp_path / "other", {"base_model": "openspliceai", "version": "x", "digest": "y",
                                                   "precision": "float32"})
     other.write("TANGO2", np.full((10, 3), 1 / 3, dtype=np.float32))
-    with pytest.raises(ConfigMismatchError, match=r"store 1 .* was made by another base model .*card order"):
+    with pytest.raises(ConfigMismatchError, match=r"store .*other was made by another base model"):
         MetaScorer.open(chr22_model[0], [other.path], genome, table, gtf)
     vcf = tmp_path / "in.vcf"
     vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=22>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
     rc = main(["variants", "-I", str(vcf), "-O", str(tmp_path / "o.vcf"), "-R", str(chr22 / "genome.fa.gz"), "-A",
                str(gtf), "--model", str(chr22_model[0]), "--predictions", str(keras_store), str(keras_store)])
     err = capsys.readouterr().err
-    assert rc == 2 and "Traceback" not in err and "store(s) but the model card lists 1" in err
+    assert rc == 2 and "Traceback" not in err and "but 2 prediction store(s) are given" in err
 
 
 def test_variants_writes_both_keys(tmp_path, chr22, chr22_model, keras_store, scorer):

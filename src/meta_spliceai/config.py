@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
-BaseModelName = Literal["spliceai", "openspliceai"]
+BaseModelName = Literal["spliceai", "openspliceai", "cispliceai", "pangolin"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["float32", "bfloat16"]
 Runtime = Literal["auto", "torch", "onnx"]
@@ -25,6 +25,17 @@ Executor = Literal["local", "ray"]
 FeatureSet = Literal["base", "partner", "neighbourhood", "gene_peaks"]
 
 BASE_MODELS: tuple[str, ...] = get_args(BaseModelName)
+#: Pangolin's tissues, in the order of its networks' heads (model 2t of its weight files is tissue t)
+PANGOLIN_TISSUES: tuple[str, ...] = ("heart", "liver", "brain", "testis")
+#: the float32 score columns a base model's prediction store holds, in order (what ``BaseModel.predict`` returns):
+#: class probabilities for the SpliceAI-like models; per tissue P(splice site) and site usage for Pangolin,
+#: which does not tell donor from acceptor
+BASE_MODEL_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "spliceai": ("neither", "acceptor", "donor"),
+    "openspliceai": ("neither", "acceptor", "donor"),
+    "cispliceai": ("neither", "acceptor", "donor"),
+    "pangolin": tuple(f"{t}_{v}" for t in PANGOLIN_TISSUES for v in ("p", "usage")),
+}
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
@@ -61,14 +72,23 @@ class BuildConfig:
     kmer_window: int = 500
     feature_sets: tuple[FeatureSet, ...] = ("base", "partner")  # canonical order (FEATURE_SETS); base required
     seed: int = 42
-    base_model: BaseModelName = "spliceai"
+    base_model: BaseModelName = "spliceai"  # the labelling model: its store decides TP/FP/FN and the TN strata
+    #: the other base models of a stacked build, in store order (each adds its column family; empty: one model)
+    stack_models: tuple[BaseModelName, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
+        if not d["stack_models"]:  # a one-model build's build.json and card stay as they were
+            del d["stack_models"]
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
         return d
+
+    @property
+    def base_models(self) -> tuple[str, ...]:
+        """Every base model of the build, the labelling model first."""
+        return (self.base_model, *self.stack_models)
 
 
 DEFAULT_BUILD = BuildConfig()

@@ -63,7 +63,9 @@ def add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="genes per batch")
     p.add_argument("--batch-rows", type=int, default=d.batch_rows, help="rows per Parquet row group (bounds memory)")
     p.add_argument("--run-workflow", action="store_true", help="compute missing base-model predictions")
-    p.add_argument("--predictions", type=Path, help="prediction store to read/extend (default OUTPUT_DIR/predictions)")
+    p.add_argument("--predictions", type=Path, nargs="+", metavar="STORE",
+                   help="prediction store(s) to read/extend (default OUTPUT_DIR/predictions); several: one per base "
+                        "model, the first deciding TP/FP/FN and the TN sampling (a stacked build)")
     p.add_argument("--threshold", type=float, default=d.threshold, help="score at which a site counts as called")
     p.add_argument("--consensus-window", type=int, default=d.consensus_window, help="± nt a call may sit off a site")
     p.add_argument("--hard-prob", type=float, default=d.hard_prob, help="TNs scoring at least this are all kept")
@@ -78,7 +80,7 @@ def add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="rebuild from scratch (keeps predictions)")
     p.add_argument("--patch-dataset", action="store_true",
                    help="when the build is complete, run `meta-spliceai patch --inplace` on it once")
-    add_model_args(p)
+    add_model_args(p, stacked=True)
     add_parallel_args(p, "batches")
     p.set_defaults(handler=_run_build)
 
@@ -113,7 +115,7 @@ def _run_build(args: argparse.Namespace) -> int:
         easy_ratio=args.easy_ratio, kmer_sizes=args.kmer_sizes, feature_sets=args.feature_sets, seed=args.seed,
         run_workflow=args.run_workflow,
         overwrite=args.overwrite, predictions=args.predictions, device=args.device, base_model=args.base_model,
-        weights=args.weights, precision=args.precision, runtime=args.runtime, progress=True,
+        base_models=args.base_models, weights=args.weights, precision=args.precision, runtime=args.runtime, progress=True,
         **parallel_kwargs(args),
     )
     print_build(summary)

@@ -87,14 +87,32 @@ def add_reference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gtf", type=Path, help="gene annotation, GTF or GFF3 (plain or gzip); default: the demo reference")
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def base_models_list(text: str) -> tuple[str, ...]:
+    """``--base-models spliceai,openspliceai`` (commas or spaces) -> names, checked against BASE_MODELS."""
+    names = tuple(x for x in text.replace(",", " ").split() if x)
+    bad = [x for x in names if x not in config.BASE_MODELS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"--base-models takes names among {', '.join(config.BASE_MODELS)}, "
+                                         f"comma-separated, got {text!r}")
+    return names
+
+
+def add_model_args(p: argparse.ArgumentParser, stacked: bool = False) -> None:
     d = config.DEFAULT_PREDICT
     p.add_argument("--base-model", choices=config.BASE_MODELS, default=d.base_model,
                    help="spliceai (weights of the installed `spliceai` package, CC BY-NC 4.0) or openspliceai "
                         "(OpenSpliceAI MANE checkpoints given with --weights)")
-    p.add_argument("--weights", type=Path,
-                   help="weights: openspliceai needs the folder of its .pt checkpoints; spliceai takes .h5 files "
-                        "(default: those of the installed spliceai package)")
+    if stacked:
+        p.add_argument("--base-models", type=base_models_list, metavar="A,B,...",
+                       help="several base models, the first deciding TP/FP/FN and sampling: one store each (with "
+                            "--predictions in the same order, or OUTPUT_DIR/predictions/<model> with --run-workflow)")
+        p.add_argument("--weights", nargs="+", metavar="[MODEL=]DIR",
+                       help="weights: openspliceai needs the folder of its .pt checkpoints; spliceai takes .h5 files "
+                            "(default: those of the installed spliceai package); with several models MODEL=DIR each")
+    else:
+        p.add_argument("--weights", type=Path,
+                       help="weights: openspliceai needs the folder of its .pt checkpoints; spliceai takes .h5 files "
+                            "(default: those of the installed spliceai package)")
     p.add_argument("--device", choices=config.DEVICES, default=d.device, help="auto: CUDA when present, else CPU")
     p.add_argument("--precision", choices=config.PRECISIONS, default=d.precision,
                    help="float32 is exact; bfloat16 is faster on GPUs and CPUs with AVX512-BF16 or AMX (refused on CPUs "

@@ -56,10 +56,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    help="memory for the training matrix; above it XGBoost trains from external memory "
                         "(default: half the available memory)")
     p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="gene-level bootstrap resamples (0: none)")
-    p.add_argument("--predictions", type=Path, help="prediction store of the build (default: the one build.json names)")
+    p.add_argument("--predictions", type=Path, nargs="+", metavar="STORE",
+                   help="prediction store(s) of the build, one per base model in order (default: those build.json names)")
     p.add_argument("--feature-ablation", action="store_true",
                    help="also fit score features + each context family of the build (partner, neighbourhood, "
-                        "gene_peaks) and compare each with the score-only model, paired by gene (feature_ablation.md)")
+                        "gene_peaks) and compare each with the score-only model, paired by gene (feature_ablation.md); "
+                        "on a stacked build: the base models added one at a time, against the first model's alone")
     p.set_defaults(handler=_run_train)
 
 
@@ -89,7 +91,9 @@ def _run_train(args: argparse.Namespace) -> int:
 def add_apply(sub: argparse._SubParsersAction) -> None:
     p = add_subcommand(sub, "apply", help="corrected scores and site calls of genes with a trained meta-model")
     p.add_argument("model", type=Path, help="the -o/--output-dir of meta-spliceai train (or its model_card.json)")
-    p.add_argument("--predictions", type=Path, required=True, help="base-model prediction store of the genes")
+    p.add_argument("--predictions", type=Path, nargs="+", required=True, metavar="STORE",
+                   help="base-model prediction store of the genes; a stacked model: one per base model, in the "
+                        "order of its card's base_models (the first the labelling model)")
     add_reference_args(p)
     p.add_argument("--genes", nargs="+", metavar="GENE", help="gene IDs or names (default: every gene of the GTF)")
     p.add_argument("--gene-ids-file", type=Path, help="file of gene IDs or names (- for standard input)")
@@ -97,6 +101,8 @@ def add_apply(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-workflow", action="store_true", help="predict genes missing from --predictions first")
     p.add_argument("--device", choices=config.DEVICES, default=config.DEFAULT_PREDICT.device,
                    help="device of the base model for --run-workflow")
+    p.add_argument("--weights", nargs="+", metavar="[MODEL=]DIR",
+                   help="weights of the base models --run-workflow runs that need them (openspliceai=DIR ...)")
     p.add_argument("--evaluate", action="store_true",
                    help="also compare base, ablations and meta-model on every nucleotide of the genes against the "
                         "annotation (DIR/metrics.json, DIR/report.md)")
@@ -112,6 +118,7 @@ def _run_apply(args: argparse.Namespace) -> int:
     res = apply(model=args.model, predictions=args.predictions, out=args.output_dir, fasta=args.fasta, gtf=args.gtf,
                 genes=args.genes, gene_ids_file=args.gene_ids_file, run_workflow=args.run_workflow,
                 device=args.device, evaluate=args.evaluate, bootstrap=args.bootstrap, progress=True,
+                weights=args.weights,
                 **parallel_kwargs(args))
     con = console()
     comparison = res.pop("comparison", None)

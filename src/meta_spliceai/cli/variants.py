@@ -46,8 +46,8 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictions", type=Path, nargs="+", metavar="STORE",
                    help="base-model prediction store(s) of the genes (meta-spliceai predict), read with --model: one "
                         "per base model of the model card, in card order")
-    p.add_argument("--weights", type=_named_dir, action="append", default=[], metavar="NAME=DIR",
-                   help="checkpoints of a card base model that needs them, e.g. openspliceai=DIR (repeat per model)")
+    p.add_argument("--weights", nargs="+", metavar="[MODEL=]DIR",
+                   help="with --model: checkpoints of the card's base models that need them (openspliceai=DIR ...)")
     p.add_argument("--no-shared-reference", action="store_true",
                    help="score each variant's reference window on its own instead of one pass per gene "
                         "(a benchmark lever: the same numbers, slower on dense VCFs)")
@@ -58,20 +58,13 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_variants)
 
 
-def _named_dir(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=DIR (e.g. openspliceai=/path/to/checkpoints), got {text!r}")
-    return name, Path(path)
-
-
 def run_variants(args: argparse.Namespace) -> int:
     from ..variants.vcf import variants
 
     s = variants(input=args.input, output=args.output, reference=args.reference, annotation=args.annotation,
                  distance=args.distance, mask=args.mask, chunk_records=args.chunk_records, runtime=args.runtime,
                  share_reference=not args.no_shared_reference, cone=not args.no_cone, model=args.model,
-                 predictions=args.predictions, weights=dict(args.weights), progress=True, **parallel_kwargs(args))
+                 predictions=args.predictions, weights=args.weights, progress=True, **parallel_kwargs(args))
     con = console(stderr=writes_through(args.output))  # stdout may carry the VCF
     skipped = sum(s.skipped.values())
     con.print(f"{s.records:,} records, {s.scored:,} scored ({s.entries:,} SpliceAI entries), {skipped:,} skipped "

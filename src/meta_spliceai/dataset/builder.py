@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,10 +181,11 @@ def build(
     seed: int = DEFAULT_BUILD.seed,
     run_workflow: bool = False,
     overwrite: bool = False,
-    predictions: str | os.PathLike[str] | None = None,
+    predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     device: Device = DEFAULT_PREDICT.device,
     base_model: BaseModelName = DEFAULT_BUILD.base_model,
-    weights: str | os.PathLike[str] | None = None,
+    base_models: Sequence[str] | None = None,
+    weights: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
     precision: Precision = DEFAULT_PREDICT.precision,
     runtime: Runtime = DEFAULT_PREDICT.runtime,
     progress: bool = True,
@@ -201,6 +202,11 @@ def build(
     ``workers`` > 1 builds batches in that many local processes; ``executor="ray"`` runs them as Ray
     tasks (on ``ray_address``, else a local cluster). The plan and the manifest stay in this process;
     the files are the same bytes as a serial build's.
+
+    Several base models (a stacked build, :mod:`meta_spliceai.dataset.stacking`): ``predictions`` lists one
+    store per model, the first the labelling model's; ``base_models`` names them (default: each store's
+    own identity), and without ``predictions`` their stores are ``output_dir/predictions/<model>``
+    (``run_workflow`` computes what is missing, ``weights`` maps each model to its weights folder).
     """
     from ..basemodel.ensemble import resolve_device
     from ..parallel import parallel_options
@@ -237,10 +243,16 @@ def build(
                                    gtf=gtf_path, fasta=fasta_path, strict=False)
         if not contig_map:
             match_contigs(ann.genes["chrom"].unique().to_list(), genome.contigs, gtf=gtf_path, fasta=fasta_path)
-        ctx = _Context(out=out, genome=genome, ann=ann, contig_map=contig_map,
-                       store_dir=Path(predictions) if predictions else out / "predictions",
-                       run_workflow=run_workflow, device=device, weights=weights, precision=precision,
-                       runtime=runtime, progress=progress, gtf=gtf_path, parallel=par)
+        from .stores import resolve, weights_map
+
+        stores = resolve(predictions, base_models, default_root=out / "predictions", base_model=base_model)
+        base_model = stores.names[0]  # type: ignore[assignment]
+        wmap = weights_map(weights, stores.names)
+        ctx = _Context(out=out, genome=genome, ann=ann, contig_map=contig_map, store_dir=stores.paths[0],
+                       run_workflow=run_workflow, device=device, weights=wmap.get(base_model), precision=precision,
+                       runtime=runtime, progress=progress, gtf=gtf_path, parallel=par,
+                       stack=tuple(zip(stores.names[1:], stores.paths[1:],
+                                       (str(wmap[m]) if m in wmap else None for m in stores.names[1:]))))
         custom = None
         if policy == "custom":
             custom = tuple(resolve_gene_ids(ann.genes, read_gene_list(gene_ids_file, gene_col),
@@ -250,7 +262,7 @@ def build(
             gene_types=tuple(gene_types) if gene_types else None, batch_size=batch_size, batch_rows=batch_rows,
             threshold=threshold, consensus_window=consensus_window, hard_prob=hard_prob, window=window,
             easy_ratio=easy_ratio, kmer_sizes=kmer_sizes, feature_sets=feature_sets,  # type: ignore[arg-type]
-            seed=seed, base_model=base_model,
+            seed=seed, base_model=base_model, stack_models=stores.names[1:],  # type: ignore[arg-type]
         )
         ctx.cfg = cfg
         inputs = {"fasta": str(fasta_path.resolve()), "gtf": str(gtf_path.resolve()),
@@ -346,11 +358,14 @@ class _Context:
     runtime: Runtime
     progress: bool
     cfg: BuildConfig = DEFAULT_BUILD
+    #: a stacked build's other models: (name, store folder, weights or None), in store order
+    stack: tuple[tuple[str, Path, str | None], ...] = ()
     gtf: Path | None = None  # the annotation file (worker processes re-read it from the cache)
     parallel: object = None  # ParallelOptions of predictions made here (the error policies' pool); None: serial
     bar: object = None  # the build's progress display (batches, and genes of the current batch)
     _model: object = None
     _store: object = None
+    _stack_stores: tuple = ()
 
     @property
     def store(self):
@@ -367,9 +382,35 @@ class _Context:
             self._store = store
         return self._store
 
+    @property
+    def stack_stores(self) -> tuple:
+        """The other models' stores (stacked build), in order."""
+        if len(self._stack_stores) != len(self.stack):
+            from ..basemodel.store import PredictionStore
+
+            self._stack_stores = tuple(PredictionStore(p) for _, p, _ in self.stack)
+        return self._stack_stores
+
+    def tracks(self, gene: Mapping[str, object]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """The labelling model's track of a gene and the other models' (checked against each other)."""
+        from .stacking import check_tracks
+
+        probs = self.store.read(str(gene["gene_id"]))
+        others = tuple(s.read(str(gene["gene_id"])) for s in self.stack_stores)
+        if others:
+            check_tracks(str(gene["gene_id"]), (probs, *others), self.cfg.base_models,
+                         (self.store_dir, *(p for _, p, _ in self.stack)))
+        return probs, others
+
     def ensure_predictions(self, genes: pl.DataFrame, what: str) -> None:
-        """Predict the genes missing from the store (with --run-workflow), else fail naming them."""
-        store = self.store
+        """Predict the genes missing from every store (with --run-workflow), else fail naming them."""
+        self._ensure_store(self.store, self.cfg.base_model, self.weights, genes, what)
+        for (name, _, weights), store in zip(self.stack, self.stack_stores):
+            self._ensure_store(store, name, weights, genes, what)
+
+    def _ensure_store(self, store, name: str, weights, genes: pl.DataFrame, what: str) -> None:  # noqa: ANN001
+        """One model's store: stale lengths and missing genes recomputed (--run-workflow) or refused."""
+        store_dir = store.path
         stale = [(g, n, have) for g, n in genes.select("gene_id", pl.col("end") - pl.col("start") + 1).iter_rows()
                  if (have := store.length_of(g)) is not None and have != n]
         if stale:
@@ -377,7 +418,7 @@ class _Context:
             more = f", … ({len(stale)} in all)" if len(stale) > 5 else ""
             if not self.run_workflow:
                 raise InputError(
-                    f"predictions in {self.store_dir} no longer match the annotation's gene lengths for {what}: "
+                    f"predictions in {store_dir} no longer match the annotation's gene lengths for {what}: "
                     f"{shown}{more} (the annotation changed?); add --run-workflow to recompute them, or run "
                     "meta-spliceai predict --overwrite for these genes"
                 )
@@ -391,18 +432,20 @@ class _Context:
             names = ", ".join(missing["gene_id"].head(5).to_list())
             more = f", … ({missing.height} in all)" if missing.height > 5 else ""
             raise InputError(
-                f"no predictions in {self.store_dir} for {what}: {names}{more}; add --run-workflow to compute "
+                f"no predictions in {store_dir} for {what}: {names}{more}; add --run-workflow to compute "
                 "them, or point --predictions at a store that has them"
             )
         from ..basemodel.ensemble import load_base_model
         from ..basemodel.predict import predict_genes
 
-        model_args = {"name": self.cfg.base_model, "weights": Path(self.weights).resolve() if self.weights else None,
+        model_args = {"name": name, "weights": Path(weights).resolve() if weights else None,
                       "device": self.device, "precision": self.precision, "runtime": self.runtime}
-        if self._model is None:
-            self._model = load_base_model(**model_args)  # type: ignore[arg-type]
-        log.info("predicting %d gene(s) for %s", missing.height, what)
-        predict_genes(self.genome, missing, self._model, self.store, contig_map=self.contig_map,
+        models = self._model if isinstance(self._model, dict) else {}
+        if name not in models:
+            models[name] = load_base_model(**model_args)  # type: ignore[arg-type]
+        self._model = models
+        log.info("predicting %d gene(s) with %s for %s", missing.height, name, what)
+        predict_genes(self.genome, missing, models[name], store, contig_map=self.contig_map,
                       batch_size=DEFAULT_PREDICT.batch_size, progress=self.progress,
                       parallel=self.parallel, model_args=model_args)  # type: ignore[arg-type]
 
@@ -465,17 +508,22 @@ def _load_or_make_plan(ctx: _Context, cfg: BuildConfig, inputs: dict[str, str]) 
     plan = plan_batches(genes, cfg.batch_size)
     if not ctx.run_workflow:  # missing, stale or damaged predictions fail now, not hours into the build
         ctx.ensure_predictions(pool.filter(pl.col("gene_id").is_in(genes)), "the genes of the build")
-    write_json_atomic(path, {
+    doc: dict[str, object] = {
         "tool": "meta-spliceai build", "config": cfg.to_dict(), "inputs": inputs, "versions": _versions(),
         "schema_version": SCHEMA_VERSION, "predictions": str(ctx.store_dir.resolve()),
         "plan": {"n_genes": len(genes), "batches": plan},
-    })
+    }
+    if ctx.stack:  # a stacked build: the other models' stores, in order (identities: see _finalize)
+        doc["stack_predictions"] = [str(Path(p).resolve()) for _, p, _ in ctx.stack]
+    write_json_atomic(path, doc)
     return plan, notes
 
 
 def _differences(meta: dict, config: dict, inputs: dict) -> list[str]:
     diffs = [f"{k}: {meta['config'].get(k)!r} there, {v!r} now" for k, v in config.items()
              if meta["config"].get(k) != v and k not in ROW_NEUTRAL]
+    if meta["config"].get("stack_models") and "stack_models" not in config:  # a one-model config omits the key
+        diffs.append(f"stack_models: {meta['config']['stack_models']!r} there, none now")
     for k in ("fasta_checksum", "gtf_checksum"):
         if meta["inputs"].get(k) != inputs[k]:
             diffs.append(f"{k.split('_')[0]} file content differs ({meta['inputs'].get(k.split('_')[0])})")
@@ -510,7 +558,7 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
     sites = ctx.ann.splice_sites.filter(pl.col("gene_id").is_in(ids))
     by_gene = {k[0]: v for k, v in sites.partition_by("gene_id", as_dict=True).items()}
     empty = sites.clear()
-    schema = arrow_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets)
+    schema = arrow_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets, cfg.stack_models)
     # one set of tables for both files: the trim's rows are picked from the raw's when written
     raw_w = RowWriter(p["raw"], schema, cfg.batch_rows, copy_rest=False)
     trim_w = RowWriter(p["trim"], schema, cfg.batch_rows, copy_rest=False)
@@ -535,9 +583,9 @@ def _write_raw(ctx: _Context, b: int, genes: pl.DataFrame, ids: list[str], p: di
 
     # one gene at a time: memory depends on the row group, not the batch
     for i, gene in enumerate(genes.iter_rows(named=True)):
-        probs = ctx.store.read(gene["gene_id"])
+        probs, others = ctx.tracks(gene)
         seq, offset = _gene_sequence(ctx, gene)
-        rows, perf = gene_rows(gene, probs, by_gene.get(gene["gene_id"], empty), seq, offset, cfg, b)
+        rows, perf = gene_rows(gene, probs, by_gene.get(gene["gene_id"], empty), seq, offset, cfg, b, others)
         if rows.height:
             frames.append(rows)
             masks.append(trim_mask(rows, easy_ratio=cfg.easy_ratio, seed=cfg.seed))
@@ -578,7 +626,7 @@ def _write_trim(cfg: BuildConfig, p: dict[str, Path]) -> None:
     keep = trim_mask(small, easy_ratio=cfg.easy_ratio, seed=cfg.seed)
     raw = pq.ParquetFile(p["raw"])
     # nothing to overlap with here, so no background writes: one row group in memory at a time
-    schema = arrow_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets)
+    schema = arrow_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets, cfg.stack_models)
     trim_w = RowWriter(p["trim"], schema, cfg.batch_rows, background=False)
     offset = 0
     for g in range(raw.num_row_groups):
@@ -716,13 +764,14 @@ class _WorkerSpec:
     precision: str
     runtime: str
     cfg: BuildConfig
+    stack: tuple[tuple[str, Path, str | None], ...] = ()
 
     def context(self) -> _Context:
         ann = load_annotation(self.gtf, cache_dir=self.out / "annotation")
         return _Context(out=self.out, genome=Genome(self.fasta), ann=ann, contig_map=dict(self.contig_map),
                         store_dir=self.store_dir, run_workflow=self.run_workflow, device=self.device,  # type: ignore[arg-type]
                         weights=self.weights, precision=self.precision, runtime=self.runtime,  # type: ignore[arg-type]
-                        progress=False, cfg=self.cfg)
+                        progress=False, cfg=self.cfg, stack=self.stack)
 
 
 def _batch_unit(unit: tuple[_WorkerSpec, int, list[str]]) -> dict[str, object]:
@@ -748,7 +797,8 @@ def _build_parallel(ctx: _Context, plan: list[list[str]], todo: list[int], manif
                        contig_map=tuple(sorted(ctx.contig_map.items())), store_dir=ctx.store_dir.resolve(),
                        run_workflow=ctx.run_workflow, device=ctx.device,
                        weights=str(Path(ctx.weights).resolve()) if ctx.weights else None, precision=ctx.precision,
-                       runtime=ctx.runtime, cfg=ctx.cfg)
+                       runtime=ctx.runtime, cfg=ctx.cfg,
+                       stack=tuple((m, Path(p).resolve(), str(Path(w).resolve()) if w else None) for m, p, w in ctx.stack))
     display, start = run_progress(ctx.progress, f"batches ({par.workers if par.executor == 'local' else 'ray'} "
                                   "workers)", total=len(plan))
     with display as bar:
@@ -768,6 +818,8 @@ def _build_parallel(ctx: _Context, plan: list[list[str]], todo: list[int], manif
     from ..basemodel.store import PredictionStore
 
     PredictionStore(ctx.store_dir).remove_stale_tmp()
+    for _, p, _ in ctx.stack:
+        PredictionStore(p).remove_stale_tmp()
 
 
 def _finalize(out: Path, n_batches: int, manifest: dict) -> None:

@@ -21,7 +21,7 @@ tracks) come from :func:`meta_spliceai.context.context_features`; ``feature_sets
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -37,6 +37,7 @@ from .schema import (
     normalize_feature_sets,
     normalize_kmer_sizes,
 )
+from .stacking import check_tracks, stack_features
 
 _OFFSETS = {"m2": -2, "m1": -1, "p1": 1, "p2": 2}
 #: rows per k-mer counting block (bincount buffer ~rows * 4^k * 8 bytes)
@@ -231,6 +232,8 @@ def compute_features(
     kmer_window: int = 500,
     gene: Mapping[str, object],
     feature_sets: Iterable[str] | None = None,
+    others: Sequence[np.ndarray] = (),
+    base_models: Sequence[str] = (),
 ) -> pl.DataFrame:
     """All feature columns for ``positions`` (0-based gene-relative, transcription direction).
 
@@ -239,6 +242,8 @@ def compute_features(
     (L, 3) track: the context families read all of it.
     ``seq``: transcription-oriented sequence, ``seq[seq_offset + p]`` = gene position ``p``
     (``None`` is allowed without k-mers). ``gene``: a genes-table row (transcript_count, exon_count, gene_type).
+    ``others``: a stacked build's other models' whole tracks, in ``base_models[1:]`` order (``base_models[0]``
+    is the labelling model, whose track is ``probs``); they add the columns of :mod:`meta_spliceai.dataset.stacking`.
     """
     where = str(gene.get("gene_id", "gene"))
     probs = check_probs(probs, where)
@@ -248,10 +253,18 @@ def compute_features(
         raise InputError(f"feature positions outside gene {where} (length {length}); positions are 0-based gene-relative")
     sizes = normalize_kmer_sizes(kmer_sizes)
     sets = normalize_feature_sets(feature_sets)
-    schema = dataset_polars_schema(sizes, kmer_window, sets)
+    stacked = tuple(base_models[1:]) if others else ()
+    schema = dataset_polars_schema(sizes, kmer_window, sets, stacked)
     cols = score_features(probs, positions)
     cols.update(gene_features(positions, gene, length))
     cols.update(context_features(probs[:, DONOR], probs[:, ACCEPTOR], positions, feature_sets=sets))
+    if others:
+        if len(others) != len(base_models) - 1:
+            raise InputError(f"gene {where}: {len(others) + 1} score tracks for {len(base_models)} base models "
+                             f"({', '.join(base_models)}); give one track per model")
+        tracks = (probs, *others)
+        check_tracks(where, tracks, tuple(base_models), tuple(base_models))
+        cols.update(stack_features(tracks, tuple(base_models), positions))
     mats: dict[int, np.ndarray] = {}
     if sizes:
         if seq is None:

@@ -179,6 +179,11 @@ class Dataset:
         """The build's prediction store."""
         return Path(self.build.get("predictions") or self.root / "predictions")
 
+    @property
+    def stack_dirs(self) -> tuple[Path, ...]:
+        """A stacked build's other prediction stores, in order (none for one base model)."""
+        return tuple(Path(p) for p in self.build.get("stack_predictions") or ())
+
     @functools.cached_property
     def digest(self) -> str:
         """Identity of the rows: a digest of the manifest's file checksums (the manifest's bytes when empty)."""

@@ -11,7 +11,7 @@ transcription direction (``+``: genomic_position - start, ``-``: end - genomic_p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -22,6 +22,7 @@ from ..reference.genome import Genome, oriented_sequence
 from .evaluation import ACCEPTOR_CODE, DONOR_CODE, evaluate_gene, gene_performance
 from .features import compute_features
 from .sampling import select_candidates
+from .stacking import check_tracks, stack_top
 from .schema import (
     PERFORMANCE_COLUMNS,
     PRED_TYPES,
@@ -70,14 +71,19 @@ def position_features(
     seq: str | None,
     seq_offset: int,
     cfg: BuildConfig,
+    others: Sequence[np.ndarray] = (),
 ) -> pl.DataFrame:
     """Feature columns (schema order) of any ``positions`` (0-based gene-relative) of one gene.
 
     The one code path for features: the builder calls it for its candidate rows, ``train``'s
     evaluation and ``apply`` for every position they score, so a position's features never depend
     on who asks. ``probs``: the gene's whole (L, 3) score track; ``seq``/``seq_offset`` as from
-    :func:`gene_sequence`; ``cfg``: the build's feature settings (k-mer sizes and window, feature sets).
+    :func:`gene_sequence`; ``cfg``: the build's feature settings (k-mer sizes and window, feature sets,
+    stacked models); ``others``: the tracks of ``cfg.stack_models``, in that order (stacked builds).
     """
+    if len(others) != len(cfg.stack_models):
+        raise InputError(f"gene {gene.get('gene_id')}: {len(others) + 1} score track(s) given, the build has "
+                         f"{len(cfg.base_models)} base models ({', '.join(cfg.base_models)}); give one per model")
     return compute_features(
         probs,
         positions,
@@ -87,6 +93,8 @@ def position_features(
         kmer_window=cfg.kmer_window,
         gene=gene,
         feature_sets=cfg.feature_sets,
+        others=others,
+        base_models=cfg.base_models,
     )
 
 
@@ -98,6 +106,7 @@ def gene_rows(
     seq_offset: int,
     cfg: BuildConfig,
     batch: int,
+    others: Sequence[np.ndarray] = (),
 ) -> tuple[pl.DataFrame, list[dict[str, object]]]:
     """Raw rows (schema order, sorted by position then splice_type) and performance rows of one gene.
 
@@ -105,6 +114,8 @@ def gene_rows(
     transcript_count, exon_count, gene_type); ``probs``: (L, 3) ``[neither, acceptor, donor]`` in
     transcription order; ``sites``: this gene's splice-sites rows; ``seq``: transcription-oriented
     sequence with ``seq[seq_offset]`` = gene position 0 (gene body ± flank; may be ``None`` without k-mers).
+    ``others``: a stacked build's other tracks (``cfg.stack_models`` order): features, and hard TNs where any
+    model's top score reaches ``hard_prob`` (:mod:`meta_spliceai.dataset.stacking`).
     """
     gene_id = str(gene["gene_id"])
     start, end, strand = int(gene["start"]), int(gene["end"]), str(gene["strand"])  # type: ignore[call-overload]
@@ -134,16 +145,19 @@ def gene_rows(
     ]
     perf = [{c: row[c] for c in PERFORMANCE_COLUMNS} for row in perf]
 
+    if others:
+        check_tracks(gene_id, (probs, *others), cfg.base_models, cfg.base_models)
     cand = select_candidates(
         outcome,
         probs,
+        top=stack_top((probs, *others), cfg.base_models) if others else None,
         hard_prob=cfg.hard_prob,
         window=cfg.window,
         easy_ratio=cfg.easy_ratio,
         seed=cfg.seed,
         gene_id=gene_id,
     )
-    feats = position_features(gene, probs, cand.positions, seq, seq_offset, cfg)
+    feats = position_features(gene, probs, cand.positions, seq, seq_offset, cfg, others)
     n = len(cand)
     genomic = start + cand.positions if strand == "+" else end - cand.positions
     is_site = cand.site_index >= 0
@@ -152,7 +166,7 @@ def gene_rows(
             f"splice sites of gene {gene_id}: genomic_position and position disagree with the gene span "
             f"{start}-{end} ({strand}); rebuild the annotation tables"
         )
-    schema = dataset_polars_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets)
+    schema = dataset_polars_schema(cfg.kmer_sizes, cfg.kmer_window, cfg.feature_sets, cfg.stack_models)
     tx_ids = site_df["transcript_ids"].gather(np.where(is_site, cand.site_index, 0)) if site_df.height else None
     head = pl.DataFrame(
         {

@@ -61,15 +61,17 @@ class Candidates:
 
 
 def tn_strata(
-    outcome: GeneOutcome, probs: np.ndarray, *, hard_prob: float, window: int
+    outcome: GeneOutcome, probs: np.ndarray, *, hard_prob: float, window: int, top: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The true-negative strata of one gene: bool masks (L,) of hard and window TNs, and the easy positions.
 
     The same code decides the builder's rows and, in ``train``, each gene's sampling weights (the
-    number of easy positions a kept easy row stands for).
+    number of easy positions a kept easy row stands for). ``top``: the (L,) score the hard rule reads
+    (default max(donor, acceptor) of ``probs``; a stacked build's max over every model).
     """
     non_tn = outcome.non_tn_mask()
-    top = np.maximum(probs[:, DONOR], probs[:, ACCEPTOR])
+    if top is None:
+        top = np.maximum(probs[:, DONOR], probs[:, ACCEPTOR])
     hard = ~non_tn & (top >= hard_prob)
     near = ~non_tn & ~hard & within(np.flatnonzero(non_tn), outcome.length, window)
     easy = np.flatnonzero(~non_tn & ~hard & ~near)
@@ -85,15 +87,17 @@ def select_candidates(
     easy_ratio: float,
     seed: int,
     gene_id: str,
+    top: np.ndarray | None = None,
 ) -> Candidates:
-    """The raw rows of one gene: TP/FP/FN, hard and window TNs, and the seeded easy-TN pool."""
+    """The raw rows of one gene: TP/FP/FN, hard and window TNs, and the seeded easy-TN pool (``top``: see
+    :func:`tn_strata`)."""
     if window < 0:
         raise InputError(f"TN window must be >= 0, got {window} (--window)")
     n_sites = outcome.site_positions.size
     n_fp = outcome.fp_positions.size
     n_non_tn = n_sites + n_fp  # rows, so a donor+acceptor position counts twice
 
-    hard, near, easy = tn_strata(outcome, probs, hard_prob=hard_prob, window=window)
+    hard, near, easy = tn_strata(outcome, probs, hard_prob=hard_prob, window=window, top=top)
     pool_n = min(easy_count(easy_ratio, n_non_tn, RAW_EASY_POOL_FACTOR), easy.size)
     pool = easy[np.sort(gene_rng(seed, gene_id, "easy-pool").choice(easy.size, pool_n, replace=False))]
     hard_pos = np.flatnonzero(hard)

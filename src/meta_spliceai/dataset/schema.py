@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..config import DEFAULT_BUILD, FEATURE_SETS
+from ..config import BASE_MODEL_OUTPUTS, BASE_MODELS, DEFAULT_BUILD, FEATURE_SETS
 from ..errors import InputError
 from ..storage import arrow_string
 
@@ -209,7 +209,84 @@ FEATURE_SET_COLUMNS: dict[str, tuple[str, ...]] = {
     "gene_peaks": GENE_PEAK_FEATURES,
 }
 
+# --- stacked builds: one column family per base model after the first (meta_spliceai.dataset.stacking) ----
+#: store columns of a model that scores sites by type (SpliceAI, OpenSpliceAI, CI-SpliceAI)
+SITE_OUTPUTS: tuple[str, ...] = ("neither", "acceptor", "donor")
+_OFFSET_TAGS: tuple[str, ...] = ("m2", "m1", "p1", "p2")
+#: per site type of a site model ``M``: ``M_{type}_{suffix}``; ``diff`` and ``*_diff`` are against the
+#: labelling model's track of the same type
+STACK_SITE_SUFFIXES: tuple[str, ...] = ("window_max", "logodds", "is_local_peak", "diff", "logodds_diff",
+                                        "window_max_diff")
+#: model-agnostic features over the site tracks of every site model of the build (labelling model included),
+#: per type ``stack_{type}_{stat}``, and ``stack_top_score``: max over every model of its top score (the
+#: floor's value: max(donor, acceptor) of site models, max over tissues of P(splice) of tissue models)
+STACK_STATS: tuple[str, ...] = ("mean", "max", "min", "std", "logodds_mean", "n50")
+STACK_TOP = "stack_top_score"
+
+
+def is_site_model(name: str) -> bool:
+    """Does this base model's store hold neither/acceptor/donor (else per-tissue scores: Pangolin)?"""
+    return tuple(BASE_MODEL_OUTPUTS.get(name, SITE_OUTPUTS)) == SITE_OUTPUTS
+
+
+def model_fields(name: str) -> tuple[tuple[str, pa.DataType], ...]:
+    """The column family of base model ``name`` in a stacked build (prefix ``{name}_``), in file order.
+
+    Site models: their three scores at the position, both tracks at -2..+2, and per type the window max
+    (±2), log-odds, local peak, and the differences to the labelling model. Tissue models (Pangolin): each
+    store column at the position and its ±2 window max, the max over tissues of P(splice) and of usage at
+    the position and -2..+2, and that P(splice) max minus the labelling model's max(donor, acceptor).
+    """
+    f32 = pa.float32()
+    if is_site_model(name):
+        out = [(f"{name}_{t}_score", f32) for t in ("donor", "acceptor", "neither")]
+        out += [(f"{name}_{t}_score_{o}", f32) for t in ("donor", "acceptor") for o in _OFFSET_TAGS]
+        for t in ("donor", "acceptor"):
+            out += [(f"{name}_{t}_{s}", pa.int8() if s == "is_local_peak" else f32) for s in STACK_SITE_SUFFIXES]
+        return tuple(out)
+    cols = BASE_MODEL_OUTPUTS[name]
+    out = [(f"{name}_{c}", f32) for c in cols] + [(f"{name}_{c}_window_max", f32) for c in cols]
+    for kind in ("p", "usage"):
+        out += [(f"{name}_{kind}_max", f32)] + [(f"{name}_{kind}_max_{o}", f32) for o in _OFFSET_TAGS]
+    out.append((f"{name}_p_max_diff", f32))
+    return tuple(out)
+
+
+def stack_fields(stack_models: Sequence[str]) -> tuple[tuple[str, pa.DataType], ...]:
+    """Feature columns a stacked build adds (none for one model): each model's family, then the ``stack_`` family."""
+    if not stack_models:
+        return ()
+    out = [f for m in stack_models for f in model_fields(m)]
+    out += [(f"stack_{t}_{s}", pa.int8() if s == "n50" else pa.float32()) for t in ("donor", "acceptor")
+            for s in STACK_STATS]
+    out.append((STACK_TOP, pa.float32()))
+    return tuple(out)
+
+
+def normalize_stack_models(stack_models: Iterable[str] | None, base_model: str | None = None) -> tuple[str, ...]:
+    """The stacked models as a tuple, checked: known names, none twice, none the labelling model."""
+    names = tuple(str(m) for m in (stack_models or ()))
+    bad = [m for m in names if m not in BASE_MODELS]
+    if bad:
+        raise InputError(f"unknown base model {bad[0]!r}; choose from {', '.join(BASE_MODELS)}")
+    seen = [base_model] if base_model else []
+    for m in names:
+        if m in seen:
+            raise InputError(f"base model {m} is given twice (each base model's columns are named after it); give "
+                             "each model's store once")
+        seen.append(m)
+    return names
+
+
+def floor_columns(names: Iterable[str]) -> list[str]:
+    """Score columns whose maximum the floor applies to: the labelling model's donor and acceptor, and in a
+    stacked build ``stack_top_score`` (every model's top score)."""
+    have = set(names)
+    return ["donor_score", "acceptor_score", *([STACK_TOP] if STACK_TOP in have else [])]
+
+
 _F32 = pa.float32()
+_STACK_TYPES: dict[str, pa.DataType] = dict(stack_fields(BASE_MODELS))
 _FEATURE_TYPES: dict[str, pa.DataType] = {
     **{c: _F32 for c in SCORE_FEATURES + PROBABILITY_FEATURES + TRACK_FEATURES + CROSS_TRACK_FEATURES},
     "donor_is_local_peak": pa.int8(),
@@ -222,6 +299,7 @@ _FEATURE_TYPES: dict[str, pa.DataType] = {
     "gc_content": _F32,
     "sequence_complexity": _F32,
     **dict(_PARTNER + _NEIGHBOURHOOD + _GENE_PEAKS),
+    **_STACK_TYPES,
 }
 
 
@@ -274,12 +352,15 @@ def normalize_kmer_sizes(kmer_sizes: Iterable[int] | None) -> tuple[int, ...]:
 
 
 def feature_fields(
-    kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500, feature_sets: Iterable[str] | None = None
+    kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500, feature_sets: Iterable[str] | None = None,
+    stack_models: Iterable[str] | None = (),
 ) -> list[pa.Field]:
-    """Arrow fields of the feature columns, in file order: the feature sets, then sequence and k-mers."""
+    """Arrow fields of the feature columns, in file order: the feature sets, the stacked models' families
+    (:func:`stack_fields`), then sequence and k-mers."""
     sizes = normalize_kmer_sizes(kmer_sizes)
     names = [n for fs in normalize_feature_sets(feature_sets) for n in FEATURE_SET_COLUMNS[fs]]
     fields = [pa.field(n, _FEATURE_TYPES[n], nullable=False) for n in names]
+    fields += [pa.field(n, t, nullable=False) for n, t in stack_fields(tuple(stack_models or ()))]
     if sizes:
         fields += [pa.field(n, _FEATURE_TYPES[n], nullable=False) for n in SEQUENCE_FEATURES]
         for k in sizes:
@@ -289,11 +370,13 @@ def feature_fields(
 
 
 def arrow_schema(
-    kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500, feature_sets: Iterable[str] | None = None
+    kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500, feature_sets: Iterable[str] | None = None,
+    stack_models: Iterable[str] | None = (),
 ) -> pa.Schema:
-    """The dataset's Arrow schema for these k-mer settings and feature sets (``None``: the default),
-    roles and version in its metadata."""
-    return _arrow_schema(normalize_kmer_sizes(kmer_sizes), int(kmer_window), normalize_feature_sets(feature_sets))
+    """The dataset's Arrow schema for these k-mer settings, feature sets (``None``: the default) and stacked
+    base models (after the labelling one), roles and version in its metadata."""
+    return _arrow_schema(normalize_kmer_sizes(kmer_sizes), int(kmer_window), normalize_feature_sets(feature_sets),
+                         normalize_stack_models(stack_models))
 
 
 def schema_of(settings: Mapping[str, object]) -> pa.Schema:
@@ -302,27 +385,30 @@ def schema_of(settings: Mapping[str, object]) -> pa.Schema:
     Absent ``feature_sets`` means ``base`` alone: files and builds of schema version 1 had no families.
     """
     return arrow_schema(settings.get("kmer_sizes") or (), int(settings.get("kmer_window", 500)),  # type: ignore[arg-type]
-                        settings.get("feature_sets") or ("base",))  # type: ignore[arg-type]
+                        settings.get("feature_sets") or ("base",), settings.get("stack_models") or ())  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=16)
-def _arrow_schema(sizes: tuple[int, ...], kmer_window: int, feature_sets: tuple[str, ...]) -> pa.Schema:
+def _arrow_schema(sizes: tuple[int, ...], kmer_window: int, feature_sets: tuple[str, ...],
+                  stack_models: tuple[str, ...] = ()) -> pa.Schema:
     fields: list[pa.Field] = []
     roles: dict[str, str] = {}
     for role, cols in (("id", ID_COLUMNS), ("label", LABEL_COLUMNS), ("metadata", METADATA_COLUMNS)):
         for name, typ in cols:
             fields.append(pa.field(name, typ, nullable=name == "tn_kind"))
             roles[name] = role
-    for f in feature_fields(sizes, kmer_window, feature_sets):
+    for f in feature_fields(sizes, kmer_window, feature_sets, stack_models):
         fields.append(f)
         roles[f.name] = "feature"
-    meta = {
+    meta: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         "feature_sets": list(feature_sets),
         "kmer_sizes": list(sizes),
         "kmer_window": int(kmer_window),
-        "roles": roles,
     }
+    if stack_models:  # only stacked builds carry the key: a one-model file's bytes are as before
+        meta["stack_models"] = list(stack_models)
+    meta["roles"] = roles
     return pa.schema(fields, metadata={METADATA_KEY: json.dumps(meta, separators=(",", ":")).encode()})
 
 
@@ -332,17 +418,20 @@ def polars_schema(schema: pa.Schema) -> pl.Schema:
 
 
 def dataset_polars_schema(
-    kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500, feature_sets: Iterable[str] | None = None
+    kmer_sizes: Iterable[int] | None = (), kmer_window: int = 500, feature_sets: Iterable[str] | None = None,
+    stack_models: Iterable[str] | None = (),
 ) -> pl.Schema:
     """Polars dtypes of :func:`arrow_schema` (cached; treat as read-only)."""
     return _dataset_polars_schema(
-        normalize_kmer_sizes(kmer_sizes), int(kmer_window), normalize_feature_sets(feature_sets)
+        normalize_kmer_sizes(kmer_sizes), int(kmer_window), normalize_feature_sets(feature_sets),
+        normalize_stack_models(stack_models),
     )
 
 
 @functools.lru_cache(maxsize=16)
-def _dataset_polars_schema(sizes: tuple[int, ...], kmer_window: int, feature_sets: tuple[str, ...]) -> pl.Schema:
-    return polars_schema(_arrow_schema(sizes, kmer_window, feature_sets))
+def _dataset_polars_schema(sizes: tuple[int, ...], kmer_window: int, feature_sets: tuple[str, ...],
+                           stack_models: tuple[str, ...] = ()) -> pl.Schema:
+    return polars_schema(_arrow_schema(sizes, kmer_window, feature_sets, stack_models))
 
 
 def read_metadata(schema: pa.Schema) -> dict[str, object]:
@@ -420,9 +509,10 @@ def to_arrow(
     kmer_sizes: Iterable[int] | None = (),
     kmer_window: int = 500,
     feature_sets: Iterable[str] | None = None,
+    stack_models: Iterable[str] | None = (),
 ) -> pa.Table:
     """Rows (e.g. from :func:`meta_spliceai.rows.gene_rows`) as an Arrow table in the dataset schema, metadata included."""
-    schema = arrow_schema(kmer_sizes, kmer_window, feature_sets)
+    schema = arrow_schema(kmer_sizes, kmer_window, feature_sets, stack_models)
     if rows.columns != schema.names:
         missing = [c for c in schema.names if c not in rows.columns]
         extra = [c for c in rows.columns if c not in schema.names]

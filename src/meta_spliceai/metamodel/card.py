@@ -1,10 +1,17 @@
-"""A trained meta-model as it is used: its card (features, settings, floor, thresholds, base model),
-its native model file, and the corrector that turns a gene's base-model track into a corrected one.
+"""A trained meta-model as it is used: its card (features, settings, floor, thresholds, base models),
+its native model file, and the corrector that turns a gene's base-model tracks into a corrected one.
 
-A gene's corrected track: every position with max(donor, acceptor) >= the card's floor gets the
-meta-model's probabilities; every other position keeps the base model's scores. Features come from
+A gene's corrected track: every position where the floor rule holds gets the meta-model's
+probabilities; every other position keeps the labelling base model's scores. The floor rule: one base
+model, max(donor, acceptor) >= the card's floor; several (a stacked model), the max over every model of
+its top score (:func:`meta_spliceai.dataset.stacking.stack_top`) >= the floor, so a position where only
+another model fires is corrected too. Features come from
 :func:`meta_spliceai.dataset.rows.position_features`, the builder's own code, with the settings the
 card records. Positions are 0-based gene-body indices in transcription direction.
+
+The card's ``base_models`` lists every base model's identity (base_model, version, digest, precision) in
+store order, the first the labelling model (``base_model`` repeats it; a card of one model written before
+stacking has only ``base_model``: :func:`card_base_models` reads both).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +30,8 @@ from ..config import BuildConfig
 from ..dataset.evaluation import ACCEPTOR, DONOR
 from ..dataset.rows import gene_sequence, position_features
 from ..dataset.schema import SCHEMA_VERSION
+from ..dataset.stacking import stack_top
+from ..dataset.stores import IDENTITY_KEYS, check_against_card
 from ..errors import ConfigMismatchError, InputError
 from .models import MetaModel, load_model
 
@@ -41,9 +50,25 @@ def scored_positions(probs: np.ndarray, floor: float) -> np.ndarray:
     return np.flatnonzero(np.maximum(probs[:, DONOR], probs[:, ACCEPTOR]) >= floor)
 
 
+Tracks = np.ndarray | Sequence[np.ndarray]
+
+
+def as_tracks(tracks: Tracks) -> tuple[np.ndarray, ...]:
+    """Per-model tracks as a tuple; one (L, 3) array (a one-model card's track) is a one-element tuple."""
+    if isinstance(tracks, np.ndarray) and tracks.ndim == 2:
+        return (tracks,)
+    return tuple(tracks)
+
+
 @dataclass
 class Corrector:
-    """Computes corrected tracks of genes: features by the builder's code, then one or more models."""
+    """Computes corrected tracks of genes: features by the builder's code, then one or more models.
+
+    ``tracks`` arguments: a sequence of per-base-model (L, C_i) arrays in the card's ``base_models`` order
+    (one (L, 3) array is accepted for a one-model card). ``sequence``: ``(seq, offset)`` as
+    :meth:`sequence` returns (transcription-oriented, ``seq[offset + p]`` = gene position ``p``), which
+    then replaces the genome's for the k-mer and sequence features (variants: the alternate allele's).
+    """
 
     cfg: BuildConfig
     floor: float
@@ -51,8 +76,8 @@ class Corrector:
     contig_map: Mapping[str, str] | None = None
 
     def sequence(self, gene: Mapping[str, object]) -> tuple[str | None, int]:
-        """The gene's transcription-oriented body with the k-mer flank and the index of position 0
-        (:func:`~meta_spliceai.dataset.rows.gene_sequence`); ``(None, 0)`` without k-mers."""
+        """The gene's reference sequence as the features read it: (seq, index of position 0); (None, 0)
+        when the model has no sequence features."""
         if not self.cfg.kmer_sizes:
             return None, 0
         if self.genome is None:
@@ -62,12 +87,23 @@ class Corrector:
             raise InputError(f"gene {gene['gene_id']} lies on contig {gene['chrom']} absent from the FASTA")
         return gene_sequence(self.genome, chrom, gene, self.cfg)  # type: ignore[arg-type]
 
-    def features(self, gene: Mapping[str, object], probs: np.ndarray, positions: np.ndarray, *,
-                 sequence: tuple[str, int] | None = None) -> pl.DataFrame:
-        """Feature rows of ``positions``; ``sequence``: ``(seq, offset)`` read by the sequence features instead of
-        the genome's (``seq[offset + p]`` = gene position ``p``; e.g. an alternate allele's sequence)."""
+    def features(self, gene: Mapping[str, object], tracks: Tracks, positions: np.ndarray, *,
+                 sequence: tuple[str | None, int] | None = None) -> pl.DataFrame:
+        """Feature columns (the build's schema order) at ``positions`` (0-based gene-body indices)."""
+        t = as_tracks(tracks)
+        if len(t) != len(self.cfg.base_models):
+            raise InputError(f"gene {gene.get('gene_id')}: {len(t)} score track(s) given, the model has "
+                             f"{len(self.cfg.base_models)} base model(s) ({', '.join(self.cfg.base_models)}); give one "
+                             "per model, in the card's order")
         seq, offset = sequence if sequence is not None else self.sequence(gene)
-        return position_features(gene, probs, positions, seq, offset, self.cfg)
+        return position_features(gene, t[0], positions, seq, offset, self.cfg, t[1:])
+
+    def scored(self, tracks: Tracks) -> np.ndarray:
+        """0-based positions the meta-model scores (the floor rule of the module docstring)."""
+        t = as_tracks(tracks)
+        if len(t) == 1:
+            return scored_positions(t[0], self.floor)
+        return np.flatnonzero(stack_top(t, self.cfg.base_models) >= self.floor)
 
     def correct(self, probs: np.ndarray, positions: np.ndarray, class_probs: np.ndarray) -> np.ndarray:
         """The gene's (L, 3) store-order track with ``class_probs`` ([neither, donor, acceptor]) at ``positions``."""
@@ -136,6 +172,27 @@ def read_card(card_path: Path) -> dict:
     return card
 
 
+def card_base_models(card: Mapping[str, object]) -> list[dict[str, str]]:
+    """Every base model's identity the card records, in store order (the labelling model first); an old
+    one-model card's ``base_model`` as a one-element list."""
+    models = card.get("base_models") or [card.get("base_model") or {}]
+    return [{k: str(m[k]) for k in IDENTITY_KEYS if k in m} for m in models]  # type: ignore[union-attr]
+
+
+def check_stores(card: Mapping[str, object], identities: Sequence[Mapping[str, str] | None],
+                 paths: Sequence[Path]) -> None:
+    """Refuse prediction stores that are not the card's base models, in its order (count, order, identity);
+    an empty store (``None``: to be predicted) is checked on its model name alone."""
+    want = card_base_models(card)
+    have = []
+    for k, ident in enumerate(identities):
+        if ident is None:  # an empty store, to be predicted: only its model is known (the card's at that place)
+            have.append({"base_model": want[k]["base_model"]} if k < len(want) else {"base_model": "?"})
+        else:
+            have.append({key: str(ident[key]) for key in IDENTITY_KEYS if key in ident})
+    check_against_card(want, have, paths)
+
+
 def check_store(card: dict, identity: dict[str, str] | None, store_path: Path) -> None:
     """Refuse a prediction store made by another base model than the one the model was trained on."""
     want = card.get("base_model") or {}
@@ -147,11 +204,13 @@ def check_store(card: dict, identity: dict[str, str] | None, store_path: Path) -
                                   f"meta-model was trained on ({'; '.join(diff)}); predict with the card's base model")
 
 
-def corrected_track(loaded: LoadedModel, corr: Corrector, gene: Mapping[str, object], probs: np.ndarray) -> np.ndarray:
-    """The corrected (L, 3) track of one gene."""
+def corrected_track(loaded: LoadedModel, corr: Corrector, gene: Mapping[str, object], tracks: Tracks, *,
+                    sequence: tuple[str | None, int] | None = None) -> np.ndarray:
+    """The corrected (L, 3) track of one gene from its per-model tracks (card order; see :class:`Corrector`)."""
     from .trainset import frame_matrix
 
-    positions = scored_positions(probs, corr.floor)
-    feats = corr.features(gene, probs, positions)
+    t = as_tracks(tracks)
+    positions = corr.scored(t)
+    feats = corr.features(gene, t, positions, sequence=sequence)
     X = frame_matrix(feats, loaded.model.features, loaded.model.categories)
-    return corr.correct(probs, positions, loaded.model.predict(X))
+    return corr.correct(t[0], positions, loaded.model.predict(X))

@@ -2,11 +2,14 @@
 
 Each *method* (base model, calibrated base, meta-models) yields a corrected (L, 3) track per gene
 that differs from the base track only at the *scored* positions (base max(donor, acceptor) >=
-floor). Per site type and method this module keeps:
+floor; in a stacked comparison, any model's top score >= floor). The other base models of a stack
+and their plain mean are methods too, whose tracks are their own everywhere (below the floor at
+every unscored position, as every model is there). Per site type and method this module keeps:
 
 - every scored position exactly (score, is-site, gene);
-- every other position of the gene in log-spaced score bins (identical for all methods, because
-  they all keep the base scores there): ``TAIL_BINS`` bins per gene from 1e-8 to the floor;
+- every other position of the gene in log-spaced score bins of that method's own track
+  (``TAIL_BINS`` bins per gene from 1e-8 to the floor; the same bins for every method that keeps
+  the base scores there);
 - per gene, what TP/FP/FN at any threshold >= the floor needs (:class:`metrics.SiteCounts`).
 
 so every method is measured on exactly the same positions, with memory bounded by the scored
@@ -15,7 +18,7 @@ positions. Positions are 0-based gene-relative in transcription direction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,8 +64,10 @@ class _Points:
 class Collector:
     """Accumulates, gene by gene, what the metrics of each method and site type need."""
 
-    def __init__(self, methods: list[str], *, floor: float, window: int) -> None:
+    def __init__(self, methods: list[str], *, floor: float, window: int, own_tail: set[str] | None = None) -> None:
         self.methods, self.floor, self.window = methods, float(floor), int(window)
+        #: methods whose unscored positions are not the base model's (another base model, the models' mean)
+        self.own_tail = set(own_tail or ())
         self.genes: list[str] = []
         self.points = {(m, t): _Points() for m in methods for t in SITE_TYPES}
         self.counts: dict[tuple[str, str], list[SiteCounts]] = {(m, t): [] for m in methods for t in SITE_TYPES}
@@ -91,15 +96,17 @@ class Collector:
             label = np.zeros(length, dtype=bool)
             label[sites[t]] = True
             self.n_sites[t].append(int(sites[t].size))
-            # the tail (unscored positions) is the same for every method: binned once
-            tail = base[rest, _TRACK[t]]
-            b = np.searchsorted(self._edges, tail, side="right")  # 0: below TAIL_LOW
-            b = np.minimum(b, TAIL_BINS)
-            tpos = np.bincount(b, weights=label[rest], minlength=TAIL_BINS + 1)
-            tneg = np.bincount(b, minlength=TAIL_BINS + 1) - tpos
-            nz = (tpos + tneg) > 0
+            tails: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
             for m in self.methods:
                 track = tracks[m][:, _TRACK[t]]
+                src = m if m in self.own_tail else self.methods[0]  # others keep the base scores there: binned once
+                if src not in tails:
+                    b = np.searchsorted(self._edges, tracks[src][rest, _TRACK[t]], side="right")  # 0: below TAIL_LOW
+                    b = np.minimum(b, TAIL_BINS)
+                    tp_ = np.bincount(b, weights=label[rest], minlength=TAIL_BINS + 1)
+                    tn_ = np.bincount(b, minlength=TAIL_BINS + 1) - tp_
+                    tails[src] = (tp_, tn_, (tp_ + tn_) > 0)
+                tpos, tneg, nz = tails[src]
                 pts = self.points[(m, t)]
                 pts.add(np.concatenate([track[scored], self._mid[nz]]),
                         np.concatenate([label[scored], tpos[nz]]),
@@ -109,9 +116,10 @@ class Collector:
     # ------------------------------------------------------------------ metrics
 
     def summary(self, thresholds: Mapping[tuple[str, str], float], *, n_boot: int, seed: int,
-                reference: str | None = None) -> dict[str, object]:
+                reference: str | None = None, also_against: Sequence[str] = ()) -> dict[str, object]:
         """Pooled metrics of every method and site type, with paired bootstrap intervals of the differences
-        to ``reference`` (default the first method)."""
+        to ``reference`` (default the first method), and of every method not in ``also_against`` to each of
+        those (a stack's other base models and their mean: ``vs_<method>``), on the same resamples."""
         ref = reference or self.methods[0]
         G = len(self.genes)
         W = bootstrap_weights(G, n_boot, seed) if n_boot and G else np.zeros((0, G))
@@ -141,14 +149,15 @@ class Collector:
                     b[f"fp_{name}"] = sums[:, 1]
                     b[f"fn_{name}"] = sums[:, 2]
                 boot[m] = b
-            for m in self.methods:
-                if m == ref:
-                    continue
-                diffs = {}
-                for k in boot[m]:
-                    point = _point(per_method[m], k) - _point(per_method[ref], k)
-                    diffs[k] = {"difference": point, "ci95": interval(boot[m][k] - boot[ref][k])}
-                per_method[m][f"vs_{ref}"] = diffs
+            for r in (ref, *also_against):
+                for m in self.methods:
+                    if m == r or (r != ref and (m in also_against or m == ref)):
+                        continue
+                    diffs = {}
+                    for k in boot[m]:
+                        point = _point(per_method[m], k) - _point(per_method[r], k)
+                        diffs[k] = {"difference": point, "ci95": interval(boot[m][k] - boot[r][k])}
+                    per_method[m][f"vs_{r}"] = diffs
             out["site_types"][t] = {"sites": int(sum(self.n_sites[t])), "methods": per_method}  # type: ignore[index]
         return out
 

@@ -1,7 +1,10 @@
 """Corrected scores of whole genes (the meta-model over the base model) and the ``apply`` command.
 
-A gene's corrected track: every position with max(donor, acceptor) >= the model card's floor gets
-the meta-model's probabilities; every other position keeps the base model's scores. Features come
+A gene's corrected track: every position with max(donor, acceptor) >= the model card's floor (a
+stacked model: any base model's top score >= the floor) gets the meta-model's probabilities; every
+other position keeps the (labelling) base model's scores. A stacked model reads one prediction store
+per base model, in the card's order (``--predictions S1 S2 ...``); another count, order or identity
+is refused. Features come
 from :func:`meta_spliceai.rows.position_features`, the builder's own code, with the settings the
 model card records.
 
@@ -38,7 +41,7 @@ from ..dataset.evaluation import ACCEPTOR, DONOR, check_probs
 from ..errors import InputError
 from ..parallel import ParallelOptions
 from ..storage import arrow_string, commit, tmp_path_for, write_text_atomic
-from .card import Corrector, LoadedModel, check_store, corrected_track, load_card
+from .card import Corrector, LoadedModel, card_base_models, check_stores, corrected_track, load_card
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ APPLY_GROUP = 50
 def apply(
     *,
     model: str | os.PathLike[str],
-    predictions: str | os.PathLike[str],
+    predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     fasta: str | os.PathLike[str] | None = None,
     gtf: str | os.PathLike[str] | None = None,
@@ -67,6 +70,7 @@ def apply(
     bootstrap: int = 1000,
     seed: int = 42,
     progress: bool = True,
+    weights: Mapping[str, str | os.PathLike[str]] | Sequence[str] | str | os.PathLike[str] | None = None,
     workers: int = DEFAULT_PARALLEL.workers,
     executor: Executor = DEFAULT_PARALLEL.executor,
     ray_address: str | None = None,
@@ -78,6 +82,8 @@ def apply(
     of these genes against their annotation (DIR/metrics.json, DIR/report.md), as ``train`` does on
     its test genes. ``workers`` > 1 (or ``executor="ray"``) corrects groups of genes, and predicts the
     missing ones with ``run_workflow``, in parallel processes; the files are the same as a serial run's.
+    ``predictions``: one store per base model of the card, in its order; ``weights`` (model -> folder, or
+    ``MODEL=DIR`` strings) for the models ``run_workflow`` runs that need them.
     """
     from ..basemodel.ensemble import resolve_device
     from ..basemodel.predict import predict_genes
@@ -92,27 +98,39 @@ def apply(
     out_dir = Path(out)
     genome, ann, contig_map, _ = open_reference(fasta, gtf)
     chosen = requested_genes(ann.genes, gene_list=genes, gene_ids_file=Path(gene_ids_file) if gene_ids_file else None)
-    base = PredictionStore(predictions)
-    check_store(card, base.stored_identity(), base.path)
-    missing = [g for g in chosen["gene_id"].to_list() if not base.has(g)]
-    if missing and not run_workflow:
-        raise InputError(f"no predictions in {base.path} for {len(missing)} gene(s) ({', '.join(missing[:5])}); "
+    from ..dataset.stores import StoreSet, as_paths, weights_map
+
+    names = tuple(m["base_model"] for m in card_base_models(card))
+    paths = as_paths(predictions)
+    stores = [PredictionStore(p) for p in paths]
+    check_stores(card, [s.stored_identity() for s in stores], paths)
+    missing = {s.path: [g for g in chosen["gene_id"].to_list() if not s.has(g)] for s in stores}
+    if any(missing.values()) and not run_workflow:
+        p, gs = next((p, gs) for p, gs in missing.items() if gs)
+        raise InputError(f"no predictions in {p} for {len(gs)} gene(s) ({', '.join(gs[:5])}); "
                          "add --run-workflow to compute them or pass the store that has them")
+    wmap = weights_map(weights, names)
+    base = stores[0]
     par, notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
                                   threads_per_worker=threads_per_worker, device=resolve_device(device),  # type: ignore[arg-type]
                                   n_units=chosen.height, what="genes")
     for note in notes:
         log.warning("%s", note)
     with folder_lock(out_dir, "apply"):
-        if missing:
+        for i, (name, st) in enumerate(zip(names, list(stores))):
+            if not missing[st.path]:
+                continue
             from ..basemodel.ensemble import load_base_model
 
-            model_args: dict[str, object] = {"name": card["base_model"]["base_model"], "device": device}
+            model_args: dict[str, object] = {"name": name, "device": device,
+                                             **({"weights": Path(wmap[name]).resolve()} if name in wmap else {})}
             bm = load_base_model(**model_args)  # type: ignore[arg-type]
-            base = PredictionStore(base.path, bm)
-            predict_genes(genome, chosen.filter(pl.col("gene_id").is_in(missing)), bm, base,
+            stores[i] = PredictionStore(st.path, bm)
+            predict_genes(genome, chosen.filter(pl.col("gene_id").is_in(missing[st.path])), bm, stores[i],
                           contig_map=contig_map, progress=progress, parallel=par, model_args=model_args)
-            check_store(card, base.stored_identity(), base.path)
+        check_stores(card, [s.stored_identity() for s in stores], paths)
+        base = stores[0]
+        stack = StoreSet(names, tuple(s.path for s in stores))
         corr = Corrector(loaded.cfg, float(card["floor"]), genome, contig_map)
         identity = {"base_model": f"{card['base_model'].get('base_model')}+meta", "version": card["model"]["kind"],
                     "digest": card["card_digest"], "precision": "float32"}
@@ -121,14 +139,15 @@ def apply(
         todo = [g for g in chosen.iter_rows(named=True) if not scores.has(g["gene_id"])]
         log.info("apply: %d gene(s) to correct, %d already in %s", len(todo), chosen.height - len(todo), scores.path)
         spec = _ApplySpec(loaded.folder.resolve(), Path(genome.path).resolve() if genome is not None else None,
-                          dict(contig_map or {}), base.path.resolve(), scores.path.resolve(), identity, str(gtf or "the annotation"))
+                          dict(contig_map or {}), base.path.resolve(), scores.path.resolve(), identity,
+                          str(gtf or "the annotation"), tuple(s.path.resolve() for s in stores[1:]))
         if par.serial or not todo:
             from ..progress import count_progress
 
             with count_progress(progress) as bar:
                 task = bar.add_task("apply: genes", total=len(todo), rate="") if bar else None
                 for gene in todo:
-                    _correct_gene(spec, loaded, corr, base, scores, gene)
+                    _correct_gene(spec, loaded, corr, stack, scores, gene)
                     if bar:
                         bar.update(task, advance=1)
         else:
@@ -142,7 +161,7 @@ def apply(
             from .report import metrics_table
             from .scoring import evaluate_genes
 
-            metrics, _ = evaluate_genes(loaded, base, ann, chosen, corr, n_boot=bootstrap, seed=seed, progress=progress)
+            metrics, _ = evaluate_genes(loaded, stack, ann, chosen, corr, n_boot=bootstrap, seed=seed, progress=progress)
             comparison = compare_with_base(metrics)
             if comparison["worse"]:
                 log.warning("%s", comparison["verdict"])
@@ -172,16 +191,18 @@ class _ApplySpec:
     scores: Path
     identity: dict[str, str]
     annotation: str
+    stack: tuple[Path, ...] = ()  # the other base models' stores, in the card's order
 
 
-def _correct_gene(spec: _ApplySpec, loaded: LoadedModel, corr: Corrector, base, scores, gene: Mapping[str, object]) -> None:  # noqa: ANN001
-    """Corrected track of one gene into the scores store (atomic per gene)."""
+def _correct_gene(spec: _ApplySpec, loaded: LoadedModel, corr: Corrector, stores, scores, gene: Mapping[str, object]) -> None:  # noqa: ANN001
+    """Corrected track of one gene into the scores store (atomic per gene); ``stores``: a StoreSet."""
     gid = str(gene["gene_id"])
-    probs = check_probs(base.read(gid), f"gene {gid}")
+    tracks = stores.read(gid)
+    probs = check_probs(tracks[0], f"gene {gid}")
     if probs.shape[0] != int(gene["end"]) - int(gene["start"]) + 1:  # type: ignore[call-overload]
         raise InputError(f"predictions of gene {gid} do not match its span in {spec.annotation}; "
                          "the store was made with another annotation")
-    scores.write(gid, corrected_track(loaded, corr, gene, probs))
+    scores.write(gid, corrected_track(loaded, corr, gene, (probs, *tracks[1:])))
 
 
 def _apply_unit(unit: tuple[_ApplySpec, list[dict[str, object]]]) -> int:
@@ -193,10 +214,13 @@ def _apply_unit(unit: tuple[_ApplySpec, list[dict[str, object]]]) -> int:
     spec, genes = unit
     loaded: LoadedModel = worker_cache(("card", spec.model), lambda: load_card(spec.model))
     genome = worker_cache(("genome", spec.fasta), lambda: Genome(spec.fasta)) if spec.fasta else None
+    from ..dataset.stores import StoreSet
+
     corr = Corrector(loaded.cfg, float(loaded.card["floor"]), genome, spec.contig_map)
-    base, scores = PredictionStore(spec.base), PredictionStore(spec.scores, spec.identity)
+    stores = StoreSet(loaded.cfg.base_models, (spec.base, *spec.stack))
+    scores = PredictionStore(spec.scores, spec.identity)
     for gene in genes:
-        _correct_gene(spec, loaded, corr, base, scores, gene)
+        _correct_gene(spec, loaded, corr, stores, scores, gene)
     return len(genes)
 
 

@@ -14,6 +14,10 @@ with no weighting. Below it (``--floor`` lower), each kept easy row above the fl
 positions of its gene above the floor) / (its easy rows kept above the floor), the population
 recomputed exactly from the prediction store with the builder's own code
 (:func:`sampling.tn_strata`); a gene with none kept takes the pooled ratio of the training genes.
+
+A stacked build (several base models): "max(donor, acceptor)" above reads the max over every model of
+its top score (the ``stack_top_score`` column, :mod:`meta_spliceai.dataset.stacking`), for the rows
+trained on and for the positions scored; the comparison adds each other base model and their mean.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ from ..storage import (
     write_json_atomic,
     write_text_atomic,
 )
-from .card import CARD, Corrector, scored_positions
+from ..dataset.stores import StoreSet
+from .card import CARD, Corrector
 from .comparison import SITE_TYPES, Collector
 from .metrics import best_threshold
 from .models import (
@@ -60,13 +65,14 @@ from .models import (
     parse_model_spec,
     training_modules,
 )
-from .scoring import collect, log_scores, method_order, scorers, sites_by_gene
+from .scoring import base_methods, collect, log_scores, method_order, scorers, sites_by_gene, stack_summary
 from .trainset import (
     build_config,
     categories_of,
     check_trainable,
     easy_weights,
     extract_scored_rows,
+    floor_expr,
     make_split,
     prune_features,
     row_batches,
@@ -105,7 +111,7 @@ def train(
     floor: float | None = DEFAULT_TRAIN.floor,
     max_memory: float | None = None,
     bootstrap: int = DEFAULT_TRAIN.bootstrap,
-    predictions: str | os.PathLike[str] | None = None,
+    predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     feature_subset: str | Sequence[str] | None = None,
     sampling_weights: bool = True,
     ablations: bool = True,
@@ -154,11 +160,12 @@ def train(
                        test_fraction=test_fraction, valid_fraction=valid_fraction, seed=seed)
     log.info("split (%s): %d train, %d valid, %d test genes", split, len(parts.train), len(parts.valid), len(parts.test))
 
-    store = PredictionStore(Path(predictions) if predictions else ds.store_dir)
-    lacking = [g for g in parts.valid + parts.test if not store.has(g)]
-    if lacking:
-        raise InputError(f"prediction store {store.path} lacks {len(lacking)} validation/test gene(s) "
-                         f"({', '.join(lacking[:5])}); pass --predictions with the build's store")
+    stores = _build_stores(ds, cfg, predictions)
+    for st in stores.stores:
+        lacking = [g for g in parts.valid + parts.test if not st.has(g)]
+        if lacking:
+            raise InputError(f"prediction store {st.path} lacks {len(lacking)} validation/test gene(s) "
+                             f"({', '.join(lacking[:5])}); pass --predictions with the build's store(s)")
     baseline = _read_baseline(Path(baseline_tsv) if baseline_tsv else ds.root / "gene_performance.tsv",
                               parts.test)
     check_classes(ds, parts.train, floor)
@@ -182,7 +189,7 @@ def train(
         categories = categories_of(ds, features)
 
         t = time.perf_counter()
-        weights = easy_weights(ds, parts.train + parts.valid, ann, store, floor) if sampling_weights else None
+        weights = easy_weights(ds, parts.train + parts.valid, ann, stores, floor) if sampling_weights else None
         timings["weights_s"] = time.perf_counter() - t
 
         fitted: dict[str, MetaModel] = {}
@@ -193,7 +200,11 @@ def train(
         if ablations:
             score_only = [f for f in select_features(ds, "scores") if f in features]
             subsets["meta_scores_only"] = score_only
-        if feature_ablation:
+        if feature_ablation and cfg.stack_models:  # a stack: one base model added at a time
+            from .ablation import model_subsets
+
+            subsets.update(model_subsets(cfg.base_models, features))
+        elif feature_ablation:
             from .ablation import family_subsets
 
             sets = full.schema_meta.get("feature_sets") or ["base"]  # the rows' own metadata
@@ -210,10 +221,11 @@ def train(
         sites = sites_by_gene(ann, parts.valid + parts.test)
         gene_rows = {g["gene_id"]: g for g in genes.iter_rows(named=True)}
         t = time.perf_counter()
-        calib = _fit_calibration(store, parts.valid, floor, sites) if ablations else None
+        calib = _fit_calibration(stores, parts.valid, corrector, sites) if ablations else None
         score = scorers(fitted, calib)
-        methods = method_order(score)
-        valid_c = collect(methods, parts.valid, store, gene_rows, sites, corrector, score, progress, "valid")
+        bases = list(base_methods(cfg.base_models))
+        methods = method_order(score, bases)
+        valid_c = collect(methods, parts.valid, stores, gene_rows, sites, corrector, score, progress, "valid")
         thresholds = {(m, s): best_threshold(valid_c.counts[(m, s)], THRESHOLD_GRID[THRESHOLD_GRID >= floor])[0]
                       for m in methods for s in SITE_TYPES}
         timings["validation_s"] = time.perf_counter() - t
@@ -221,22 +233,23 @@ def train(
         if validation["warning"]:
             log.warning("%s", validation["warning"])
         t = time.perf_counter()
-        test_c = collect(methods, parts.test, store, gene_rows, sites, corrector, score, progress, "test")
-        metrics = test_c.summary(thresholds, n_boot=bootstrap, seed=seed)
+        test_c = collect(methods, parts.test, stores, gene_rows, sites, corrector, score, progress, "test")
+        metrics = stack_summary(test_c.summary(thresholds, n_boot=bootstrap, seed=seed, also_against=bases), bases)
         timings["test_eval_s"] = time.perf_counter() - t
         if feature_ablation:
-            from .ablation import REFERENCE, ablation_table, markdown
+            from .ablation import MODEL_PREFIX, REFERENCE, ablation_table, markdown
 
+            ref = MODEL_PREFIX + cfg.base_model if cfg.stack_models else REFERENCE
             table = ablation_table(test_c, thresholds, {n: len(c) for n, c in subsets.items()}, n_boot=bootstrap,
-                                   seed=seed)
+                                   seed=seed, reference=ref)
             write_text_atomic(out / "feature_ablation.tsv", table.write_csv(separator="\t", float_precision=6))
             write_text_atomic(out / "feature_ablation.md", markdown(table))
-            metrics["feature_ablation"] = {"reference": REFERENCE, "rows": table.to_dicts()}
+            metrics["feature_ablation"] = {"reference": ref, "rows": table.to_dicts()}
 
         base_check = _check_baseline(baseline, test_c, cfg.threshold) if cfg.threshold == 0.5 else None
         delta = test_c.per_gene(("base", "meta"), thresholds)
         files, card = _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
-                                     floor, store, n_rows, sampling_weights, seed, validation)
+                                     floor, stores, n_rows, sampling_weights, seed, validation)
         if feature_ablation:
             files["feature_ablation"] = str(out / "feature_ablation.md")
         timings["total_s"] = time.perf_counter() - t0
@@ -264,7 +277,7 @@ def _tidy(v: float) -> float:
 def check_classes(ds: Dataset, train_genes: list[str], floor: float) -> None:
     """Refuse, before any fitting, training rows that lack a class (neither, donor, acceptor): e.g. a build
     over single-exon genes, whose rows are all ``neither``; a model fitted on them only ever says neither."""
-    scan = pl.scan_parquet(ds.files).filter(pl.max_horizontal("donor_score", "acceptor_score") >= floor)
+    scan = pl.scan_parquet(ds.files).filter(floor_expr(ds.feature_columns) >= floor)
     have = set(scan.filter(pl.col("gene_id").is_in(train_genes)).select(pl.col("splice_type").unique())
                .collect()["splice_type"].to_list())
     lacking = [c for c in CLASSES if c not in have]
@@ -293,7 +306,7 @@ def check_disk(ds: Dataset, out: Path, floor: float, n_features: int, budget: in
     row). Returns the estimates.
     """
     above, rows = (pl.scan_parquet(ds.files)
-                   .select((pl.max_horizontal("donor_score", "acceptor_score") >= floor).sum(), pl.len())
+                   .select((floor_expr(ds.feature_columns) >= floor).sum(), pl.len())
                    .collect().row(0))
     size = sum(os.path.getsize(f) for f in ds.files)
     rows_bytes = int(size * above / max(rows, 1) * 3) + 2**20
@@ -383,7 +396,7 @@ def _fit_one(ds, spec, cols, categories, train_genes, valid_genes, floor, weight
     cats = {k: v for k, v in categories.items() if k in cols}
     tr, va = set(train_genes), set(valid_genes)
     n_rows = (pl.scan_parquet(ds.files).filter(pl.col("gene_id").is_in(train_genes)
-              & (pl.max_horizontal("donor_score", "acceptor_score") >= floor)).select(pl.len()).collect().item())
+              & (floor_expr(ds.feature_columns) >= floor)).select(pl.len()).collect().item())
     if n_rows == 0:
         raise InputError(f"no training rows with max(donor, acceptor) >= --floor {floor}; lower the floor")
 
@@ -398,16 +411,28 @@ def _fit_one(ds, spec, cols, categories, train_genes, valid_genes, floor, weight
     return m, int(n_rows)
 
 
-def _fit_calibration(store, genes, floor, sites) -> dict[str, list] | None:  # noqa: ANN001
-    """Calibrated base model: multinomial logistic regression on the three log scores, fitted on every
-    scored position of the validation genes (no sampling, so no weights). Returns its coefficients."""
+def _build_stores(ds: Dataset, cfg, predictions) -> StoreSet:  # noqa: ANN001
+    """The build's stores in order (``predictions`` overrides them: one path per base model)."""
+    from ..dataset.stores import as_paths
+
+    paths = as_paths(predictions) or (ds.store_dir, *ds.stack_dirs)
+    if len(paths) != len(cfg.base_models):
+        raise InputError(f"the build has {len(cfg.base_models)} base model(s) ({', '.join(cfg.base_models)}) but "
+                         f"{len(paths)} prediction store(s) are given; give --predictions one store per model, in order")
+    return StoreSet(cfg.base_models, paths)
+
+
+def _fit_calibration(stores: StoreSet, genes, corrector: Corrector, sites) -> dict[str, list] | None:  # noqa: ANN001
+    """Calibrated base model: multinomial logistic regression on the labelling model's three log scores, fitted
+    on every scored position of the validation genes (no sampling, so no weights). Returns its coefficients."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     Xs, ys = [], []
     for g in genes:
-        probs = check_probs(store.read(g), f"gene {g}")
-        pos = scored_positions(probs, floor)
+        tracks = stores.read(g)
+        probs = check_probs(tracks[0], f"gene {g}")
+        pos = corrector.scored(tracks)
         y = np.zeros(pos.size, dtype=np.int64)
         y[np.isin(pos, sites[g]["acceptor"])] = CLASSES.index("acceptor")
         y[np.isin(pos, sites[g]["donor"])] = CLASSES.index("donor")
@@ -432,11 +457,13 @@ def feature_settings(ds: Dataset) -> dict[str, object]:
     """What recomputing the features needs: every feature setting of the build's config."""
     cfg = ds.build["config"]
     keys = [k for k in cfg if k in ("kmer_sizes", "kmer_window") or "feature" in k]
+    if cfg.get("stack_models"):  # a stacked model: which models' tracks the features read, in order
+        keys += ["base_model", "stack_models"]
     return {k: cfg[k] for k in keys}
 
 
 def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds, metrics, delta,
-                   floor, store, n_rows, sampling_weights, seed, validation) -> tuple[dict[str, str], dict]:  # noqa: ANN001
+                   floor, stores, n_rows, sampling_weights, seed, validation) -> tuple[dict[str, str], dict]:  # noqa: ANN001
     files: dict[str, str] = {}
     meta = fitted["meta"]
     model_file = meta.save(out)
@@ -461,7 +488,7 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
     headline = {t: {m: {"pr_auc": metrics["site_types"][t]["methods"][m]["pr_auc"],
                         "f1_at_valid": metrics["site_types"][t]["methods"][m]["at_valid"]["f1"]}
                     for m in metrics["site_types"][t]["methods"]} for t in SITE_TYPES}
-    identity = store.stored_identity() or {}
+    identities = stores.identities()
     card = {
         "tool": "meta-spliceai train", "meta_spliceai_version": __version__,
         "model": {"kind": meta.kind, "file": model_file, "params": spec.params, "best_iteration": meta.best_iteration},
@@ -475,7 +502,8 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
         "ablations": ablation_card,
         "threshold_rule": "highest pooled F1 of the validation genes over floor..0.99 in steps of 0.01 (pred_type rule, build window)",
         "validation": validation,
-        "base_model": {k: v for k, v in identity.items() if k != "schema_version"},
+        "base_model": identities[0],
+        "base_models": identities,  # every base model in store order, the labelling model first
         "dataset": _dataset_identity(full),
         "training": {"split": parts.kind, **parts.detail, "seed": seed, "train_genes": len(parts.train),
                      "valid_genes": len(parts.valid), "test_genes": len(parts.test), "rows": n_rows["meta"],

@@ -29,6 +29,8 @@ from ..dataset.schema import (
     PROBABILITY_FEATURES,
     SCORE_FEATURES,
     TRACK_FEATURES,
+    floor_columns,
+    stack_fields,
 )
 from ..errors import InputError
 from .models import CATEGORICAL_FEATURES, CLASSES, Batch
@@ -73,8 +75,26 @@ def check_trainable(ds: Dataset) -> Dataset:
     return ds
 
 
+def floor_expr(names: Sequence[str]) -> pl.Expr:
+    """The score the floor applies to, per row: max(donor, acceptor), and in a stacked build every model's top
+    (``stack_top_score``)."""
+    return pl.max_horizontal(*floor_columns(names))
+
+
+def floor_mask(table: pa.Table, floor: float) -> pa.ChunkedArray:
+    """Rows of an Arrow table (holding :func:`schema.floor_columns`) whose floor score reaches ``floor``."""
+    cols = [table.column(c) for c in floor_columns(table.column_names)]
+    top = cols[0]
+    for c in cols[1:]:
+        top = pc.max_element_wise(top, c)
+    return pc.greater_equal(top, pa.scalar(floor, pa.float32()))
+
+
 def select_features(ds: Dataset, subset: str | Sequence[str] | None) -> list[str]:
-    """Feature columns to train on: all of them, a named subset (FEATURE_SUBSETS) or an explicit list."""
+    """Feature columns to train on: all of them, a named subset (FEATURE_SUBSETS) or an explicit list.
+
+    ``scores`` in a stacked build also takes every other model's family and the ``stack_`` columns (all
+    derived from the models' scores alone)."""
     cols = ds.feature_columns
     if subset is None or subset == "all":
         return cols
@@ -82,6 +102,8 @@ def select_features(ds: Dataset, subset: str | Sequence[str] | None) -> list[str
         if subset not in FEATURE_SUBSETS:
             raise InputError(f"unknown feature subset {subset!r}; choose one of {', '.join(FEATURE_SUBSETS)}")
         allowed = set(FEATURE_SUBSETS[subset] or cols)
+        if subset == "scores":
+            allowed |= {n for n, _ in stack_fields(tuple(ds.schema_meta.get("stack_models") or ()))}
         return [c for c in cols if c in allowed]
     missing = [c for c in subset if c not in cols]
     if missing:
@@ -306,9 +328,8 @@ def extract_scored_rows(ds: Dataset, floor: float, folder: Path, batch_rows: int
             if pf.schema_arrow.names != schema.names:
                 raise InputError(f"{f} has other columns than {ds.files[0]}: the dataset mixes builds; train on one build")
             for g in range(pf.num_row_groups):
-                small = pf.read_row_group(g, columns=["donor_score", "acceptor_score"])
-                keep = pc.greater_equal(pc.max_element_wise(small.column("donor_score"), small.column("acceptor_score")),
-                                        pa.scalar(floor, pa.float32()))
+                small = pf.read_row_group(g, columns=floor_columns(schema.names))
+                keep = floor_mask(small, floor)
                 if pc.any(keep).as_py():
                     t = pf.read_row_group(g).filter(keep)
                     buffered.append(t)
@@ -384,15 +405,14 @@ def row_batches(
     ``columns_override`` maps a feature to the column read for it (tests poison a column this way).
     """
     src = {f: (columns_override or {}).get(f, f) for f in features}
-    need = sorted(set(src.values()) | {"gene_id", "position", "splice_type", "tn_kind", "donor_score", "acceptor_score"})
     gene_arr = pa.array(sorted(genes), type=pa.large_string())
     for f in ds.files:
         pf = pq.ParquetFile(f)
+        need = sorted(set(src.values()) | {"gene_id", "position", "splice_type", "tn_kind",
+                                           *floor_columns(pf.schema_arrow.names)})
         for g in range(pf.num_row_groups):
             t = pf.read_row_group(g, columns=need)
-            keep = pc.and_(pc.is_in(t.column("gene_id"), value_set=gene_arr),
-                           pc.greater_equal(pc.max_element_wise(t.column("donor_score"), t.column("acceptor_score")),
-                                            pa.scalar(floor, pa.float32())))
+            keep = pc.and_(pc.is_in(t.column("gene_id"), value_set=gene_arr), floor_mask(t, floor))
             t = t.filter(keep)
             if t.num_rows == 0:
                 continue
@@ -410,33 +430,40 @@ def row_batches(
 def easy_weights(ds: Dataset, genes: Sequence[str], annotation, store, floor: float) -> dict[str, float]:  # noqa: ANN001
     """Gene -> weight of its kept easy TN rows above ``floor``: (easy positions >= floor) / (easy rows kept >= floor).
 
-    The population is recomputed exactly from the prediction store and the annotation with the
+    The population is recomputed exactly from the prediction store(s) and the annotation with the
     builder's own code (:func:`evaluation.evaluate_gene`, :func:`sampling.tn_strata`) and settings. A gene
     whose easy positions above the floor have no kept row takes the pooled ratio over ``genes``.
     Empty when ``floor`` >= the build's ``hard_prob`` (easy TNs all score below it: nothing to weigh).
+    ``store``: a PredictionStore, or a :class:`meta_spliceai.dataset.stores.StoreSet` (stacked build: the
+    strata and the floor read every model's top score).
     """
-    from ..dataset.evaluation import ACCEPTOR, DONOR, evaluate_gene
     from ..dataset.sampling import tn_strata
+    from ..dataset.stacking import stack_top
 
     cfg = build_config(ds.config)
     if floor >= cfg.hard_prob:
         return {}
     kept = dict(
         pl.scan_parquet(ds.files)
-        .filter((pl.col("tn_kind") == "easy") & (pl.max_horizontal("donor_score", "acceptor_score") >= floor))
+        .filter((pl.col("tn_kind") == "easy") & (floor_expr(ds.feature_columns) >= floor))
         .group_by("gene_id").len().collect().iter_rows()
     )
     sites = annotation.splice_sites.filter(pl.col("gene_id").is_in(list(genes)))
     by_gene = {k[0]: v for k, v in sites.partition_by("gene_id", as_dict=True).items()}
     population: dict[str, int] = {}
+    from ..dataset.evaluation import evaluate_gene
+
     for gid in genes:
-        probs = store.read(gid)
+        got = store.read(gid)
+        tracks = got if isinstance(got, tuple) else (got,)
+        probs = tracks[0]
+        top = stack_top(tracks, cfg.base_models)
         s = by_gene.get(gid)
         d = s.filter(pl.col("site_type") == "donor")["position"].to_numpy() if s is not None else np.zeros(0, int)
         a = s.filter(pl.col("site_type") == "acceptor")["position"].to_numpy() if s is not None else np.zeros(0, int)
         outcome = evaluate_gene(probs, d, a, threshold=cfg.threshold, window=cfg.consensus_window, where=f"gene {gid}")
-        _, _, easy = tn_strata(outcome, probs, hard_prob=cfg.hard_prob, window=cfg.window)
-        population[gid] = int((np.maximum(probs[easy, DONOR], probs[easy, ACCEPTOR]) >= floor).sum())
+        _, _, easy = tn_strata(outcome, probs, hard_prob=cfg.hard_prob, window=cfg.window, top=top)
+        population[gid] = int((top[easy] >= floor).sum())
     n_kept = sum(int(kept.get(g, 0)) for g in genes)
     pooled = sum(population.values()) / n_kept if n_kept else 1.0
     log.info("easy TNs above the floor %.3g: %d positions, %d rows kept (pooled weight %.1f)", floor,

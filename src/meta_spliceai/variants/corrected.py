@@ -31,7 +31,9 @@ import numpy as np
 
 from ..basemodel.store import PredictionStore
 from ..errors import ConfigMismatchError, InputError
-from ..metamodel.card import TO_STORE, Corrector, LoadedModel, load_card
+from ..dataset.stacking import stack_top
+from ..dataset.stores import as_paths, weights_map
+from ..metamodel.card import TO_STORE, Corrector, LoadedModel, card_base_models, check_stores, load_card
 from ..metamodel.trainset import frame_matrix
 from ..reference.genome import Genome, match_contigs, reverse_complement
 from .deltas import Job, Plan, Record, compute_tracks, cone_engine, cone_tracks
@@ -47,12 +49,6 @@ HEADER_LINE = ('##INFO=<ID=MetaSpliceAI,Number=.,Type=String,Description="meta-s
                'ALLELE|SYMBOL|DS_AG|DS_AL|DS_DG|DS_DL|DP_AG|DP_AL|DP_DG|DP_DL">')
 #: genes whose whole-gene tracks and sequence a scorer keeps (VCFs are sorted: a gene's records come together)
 GENE_CACHE = 4
-
-
-def card_base_models(card: Mapping[str, object]) -> list[dict[str, str]]:
-    """The identities of a card's base models in card order (a card of one model lists only ``base_model``)."""
-    models = card.get("base_models") or [card["base_model"]]
-    return [dict(m) for m in models]  # type: ignore[union-attr]
 
 
 def allele_sequences(seq: str, offset: int, a: int, ref_len: int, allele: str) -> tuple[str, str, int]:
@@ -102,14 +98,14 @@ class _Layout:
                                     and seq_cols[f][1] == k], dtype=np.int64)) for k in cfg.kmer_sizes}
         self.cfg = cfg
 
-    def matrix(self, gene: Mapping[str, object], track: np.ndarray, positions: np.ndarray,
+    def matrix(self, gene: Mapping[str, object], tracks: Sequence[np.ndarray], positions: np.ndarray,
                sequence: tuple[str, int] | None) -> np.ndarray:
         """``(len(positions), n_features)`` float32 rows in the model's feature order."""
         from ..dataset.features import sequence_features
         from ..dataset.rows import position_features
 
         X = np.empty((positions.size, len(self.features)), dtype=np.float32)
-        frame = position_features(gene, track, positions, None, 0, self.plain_cfg)
+        frame = position_features(gene, tracks[0], positions, None, 0, self.plain_cfg, tracks[1:])
         X[:, self.plain] = frame_matrix(frame, self.plain_names, self.categories)
         if self.cfg.kmer_sizes:
             seq, off = sequence  # type: ignore[misc]
@@ -158,7 +154,7 @@ class MetaScorer:
     @classmethod
     def open(cls, model: str | os.PathLike[str], predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
              genome: Genome, table: TranscriptTable, annotation: str | os.PathLike[str],
-             weights: Mapping[str, str | os.PathLike[str]] | None = None) -> MetaScorer:
+             weights: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None) -> MetaScorer:
         """``predictions``: one store per base model of the card, in card order; ``weights``: checkpoint
         folders by base-model name, for the card's models that need them (OpenSpliceAI)."""
         from ..reference.annotation import load_annotation
@@ -168,28 +164,23 @@ class MetaScorer:
                              "(its gene IDs key the store), not a SpliceAI table")
         loaded = load_card(model)
         identities = card_base_models(loaded.card)
-        paths = [predictions] if isinstance(predictions, (str, os.PathLike)) else list(predictions)
-        names = ", ".join(m.get("base_model", "?") for m in identities)
-        if len(paths) != len(identities):
-            raise InputError(f"--predictions gives {len(paths)} store(s) but the model card lists {len(identities)} base "
-                             f"model(s) ({names}): give one store per model, in card order")
-        stores = []
-        for i, (p, want) in enumerate(zip(paths, identities)):
-            store = PredictionStore(p)
+        paths = as_paths(predictions)
+        stores = [PredictionStore(p) for p in paths]
+        for store in stores:
             if not store.path.is_dir():
                 raise InputError(f"prediction store not found: {store.path} (make it with meta-spliceai predict)")
-            got = store.stored_identity()
-            diff = [f"{k} {got.get(k)!r} vs {v!r}" for k, v in want.items() if got is not None and got.get(k) != v]
-            if diff:
-                raise ConfigMismatchError(f"--predictions store {i + 1} ({store.path}) was made by another base model "
-                                          f"than the card's model {i + 1} ({'; '.join(diff)}); give the stores in card "
-                                          f"order ({names})")
-            stores.append(store)
+        check_stores(loaded.card, [s.stored_identity() for s in stores], list(paths))
+        wmap = weights_map(weights, [m["base_model"] for m in identities])
         ann = load_annotation(annotation)
         contig_map = match_contigs(ann.genes["chrom"].unique().to_list(), genome.contigs, strict=False)
         corr = Corrector(loaded.cfg, float(loaded.card["floor"]), genome, contig_map)
         genes = {g["gene_id"]: g for g in ann.genes.iter_rows(named=True)}
-        return cls(loaded, corr, stores, identities, genes, {k: Path(v) for k, v in (weights or {}).items()})
+        return cls(loaded, corr, stores, identities, genes, wmap)
+
+    @property
+    def names(self) -> list[str]:
+        """The card's base models in card order."""
+        return [m["base_model"] for m in self.identities]
 
     # -- base models ----------------------------------------------------------------------------
 
@@ -287,7 +278,7 @@ class MetaScorer:
                 saved = [t[idx[inside]].copy() for t in g.tracks]
                 for t, y in zip(g.tracks, ys):
                     t[idx[inside]] = y[inside]
-                top = np.max([np.maximum(t[idx[inside], 1], t[idx[inside], 2]) for t in g.tracks], axis=0)
+                top = stack_top([t[idx[inside]] for t in g.tracks], self.names)
                 keep = inside[top >= self.corrector.floor]
                 order = np.argsort(idx[keep], kind="stable")
                 keep = keep[order]
@@ -319,7 +310,7 @@ class MetaScorer:
         alternate sequence shifted by the indel)."""
         if self._layout is None:
             self._layout = _Layout(self.loaded)
-        track = g.tracks[0]
+        track = g.tracks
         if g.seq is None:
             return [self._layout.matrix(gene, track, positions, None)]
         lo, hi = min(int(positions[0]), a), max(int(positions[-1]), a + len(ref))

@@ -31,6 +31,7 @@ from ..config import (
     Executor,
     Runtime,
 )
+from ..dataset.stores import weights_map
 from ..errors import InputError
 from ..parallel import parallel_options, run_units, worker_cache
 from ..progress import count_progress
@@ -113,7 +114,7 @@ def variants(
     cone: bool = DEFAULT_VARIANTS.cone,
     model: str | os.PathLike[str] | None = None,
     predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
-    weights: Mapping[str, str | os.PathLike[str]] | None = None,
+    weights: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
     workers: int = DEFAULT_PARALLEL.workers,
     executor: Executor = DEFAULT_PARALLEL.executor,
     ray_address: str | None = None,
@@ -166,7 +167,8 @@ def variants(
         spec = _Spec(fasta=str(genome.path), annotation=str(annotation), distance=distance, mask=mask,
                      runtime=runtime, share_reference=share_reference, cone=cone,
                      model=str(model) if model else None, predictions=stores,
-                     weights=tuple(sorted((k, str(v)) for k, v in (weights or {}).items())))
+                     weights=tuple(sorted((k, str(v)) for k, v in weights_map(
+                         weights, [m["base_model"] for m in meta.identities]).items())) if meta else ())
         try:
             vcf = pysam.VariantFile(str(src))
         except (OSError, ValueError) as err:
