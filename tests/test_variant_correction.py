@@ -15,6 +15,7 @@ from meta_spliceai.metamodel.card import TO_STORE
 from meta_spliceai.metamodel.trainset import frame_matrix
 from meta_spliceai.reference.genome import Genome, reverse_complement
 from meta_spliceai.variants.corrected import MetaScorer
+from meta_spliceai.variants.deltas import Record
 from meta_spliceai.variants.transcripts import load_transcripts
 from meta_spliceai.variants.vcf import variants
 
@@ -161,3 +162,73 @@ def test_variants_writes_both_keys(tmp_path, chr22, chr22_model, keras_store, sc
     assert [[e.split("|")[:2] for e in b["MetaSpliceAI"]] for b in both] == [[e.split("|")[:2] for e in b["SpliceAI"]]
                                                                            for b in both]
     assert any(b["MetaSpliceAI"] != b["SpliceAI"] for b in both)  # the corrected tracks are not the base model's
+
+
+@pytest.fixture(scope="module")
+def stacked_scorer(tmp_path_factory, chr22, keras_store):
+    """A stacked card (Keras SpliceAI + a perturbed store stamped openspliceai, as tests/test_stacking.py makes)
+    and its scorer, whose second model is a tiny random SpliceAI-shaped network (plumbing: its windows are
+    computed here, as OpenSpliceAI's would be)."""
+    from conftest import TINY_XGB
+    from test_stacking import OTHER_IDENTITY, _build, _perturbed
+
+    from meta_spliceai.basemodel.ensemble import random_model
+    from meta_spliceai.metamodel.training import train
+
+    root = tmp_path_factory.mktemp("stacked-variants")
+    src = PredictionStore(keras_store)
+    other = PredictionStore(root / "other", OTHER_IDENTITY)
+    rng = np.random.default_rng(3)
+    for gid in sorted(src.finished_genes()):
+        other.write(gid, _perturbed(src.read(gid), rng))
+    _build(root / "build", chr22, [keras_store, other.path], kmer_sizes=(3,))
+    train(dataset=root / "build", out_dir=root / "model", model=TINY_XGB, bootstrap=0, progress=False)
+    gtf = chr22 / "annotation.gtf"
+    genome, table = Genome(chr22 / "genome.fa.gz"), load_transcripts(str(gtf))
+    meta = MetaScorer.open(root / "model", [keras_store, other.path], genome, table, gtf)
+    meta._models[1] = random_model(1, seed=5)
+    return meta, genome, table, random_model(1, seed=1)
+
+
+def test_stacked_variants_use_every_models_windows(stacked_scorer):
+    """Each card model's windows are computed (the cone engine of the second, SpliceAI's tracks reused for the
+    first), spliced into its own store's track, and the stacked correction equals the long way."""
+    from meta_spliceai.variants.deltas import (align_alt, compute_tracks, cone_engine, cone_tracks, plan_records,
+                                               score_records)
+
+    meta, genome, table, base = stacked_scorer
+    g = next(i for i, gid in enumerate(table.gene_ids) if meta.genes[str(gid)]["strand"] == "+"
+             and meta.stores[0].has(str(gid)))
+    gene = meta.genes[str(table.gene_ids[g])]
+    track = meta.stores[0].read(str(table.gene_ids[g]))
+    site = int(gene["start"]) + int(np.argmax(track[:, 2]))
+    recs = [Record("22", p, genome.fetch("22", p - 1, p), ("T" if genome.fetch("22", p - 1, p) != "T" else "G",))
+            for p in (site + 3,)]
+    entries, corrected, _ = score_records(recs, table, genome, base, distance=D, mask=0, cone=cone_engine(base, "onnx"),
+                                          correct=meta)
+    assert [len(c) for c in corrected] == [len(e) for e in entries] and all(corrected)
+    plan, windows = plan_records(recs, table, genome, D)
+    cone_tracks(plan, recs, table, genome, cone_engine(base, "onnx"), distance=D)
+    per_job = meta.model_tracks(plan, recs, windows, table, genome, base.metadata(), distance=D, cone=True,
+                                share_reference=True)
+    other = plan_records(recs, table, genome, D)[0]
+    compute_tracks(other, recs, windows, table, genome, meta._models[1], distance=D, share_reference=False)
+    for job, tracks, o in zip(plan.jobs, per_job, other.jobs):
+        np.testing.assert_allclose(tracks[1][1], o.alt_track, atol=2e-6)  # cone engine == full windows
+    # the long way for the first job: both stores' tracks with their windows, the alternate gene sequence
+    job, (t_first, t_second) = plan.jobs[0], per_job[0]
+    rec = recs[job.record]
+    idx = np.arange(rec.pos - D, rec.pos + D + 1) - int(gene["start"])
+    full = [s.read(str(table.gene_ids[g])) for s in meta.stores]
+    for t, w in zip(full, (t_first[1], align_alt(t_second[1], 2 * D + 1, 1, 1))):
+        t[idx] = w
+    positions = np.sort(idx[meta.corrector.scored([t[idx] for t in full])])
+    seq, off = meta.corrector.sequence(gene)
+    a = rec.pos - int(gene["start"])
+    seq = seq[: off + a] + rec.alts[0] + seq[off + a + 1:]
+    feats = meta.corrector.features(gene, full, positions, sequence=(seq, off))
+    want = full[0][idx].copy()
+    X = frame_matrix(feats, meta.loaded.model.features, meta.loaded.model.categories)
+    want[np.searchsorted(idx, positions)] = meta.loaded.model.predict(X)[:, TO_STORE]
+    todo = [(job.gene, rec.pos, rec.ref, rec.alts[0], [(y, align_alt(z, 2 * D + 1, 1, 1)) for y, z in per_job[0]])]
+    np.testing.assert_allclose(meta.correct_jobs(table, todo, D)[0][1], want, atol=1e-6)
