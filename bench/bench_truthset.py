@@ -56,10 +56,16 @@ def max_delta(ref: np.ndarray, alt: np.ndarray) -> float:
 
 
 def model_tracks(records: list[Record], table, genome: Genome, name: str, weights: Path | None,  # noqa: ANN001
-                 distance: int) -> tuple[list, list]:
-    """Per job of the plan: (record index, gene index, reference track, aligned alternate track)."""
-    model = load_base_model(name, weights=weights, device="cpu")  # type: ignore[arg-type]
+                 distance: int, cache: Path) -> list[tuple]:
+    """Per job of the plan: (record index, gene index, reference track, aligned alternate track); kept in
+    ``cache`` (an .npz) and read from it when it is there for the same records."""
     plan, _ = plan_records(records, table, genome, distance)
+    key = np.array([[j.record, j.gene] for j in plan.jobs], dtype=np.int64).reshape(-1, 2)
+    if cache.is_file():
+        z = np.load(cache)
+        if np.array_equal(z["key"], key):
+            return [(int(r), int(g), x, y) for (r, g), x, y in zip(key, z["ref"], z["alt"])]
+    model = load_base_model(name, weights=weights, device="cpu")  # type: ignore[arg-type]
     cone_tracks(plan, records, table, genome, ConeEngine(model.members), distance=distance)
     cov = 2 * distance + 1
     out = []
@@ -67,7 +73,8 @@ def model_tracks(records: list[Record], table, genome: Genome, name: str, weight
         rec = records[job.record]
         alt = rec.alts[job.allele]  # type: ignore[index]
         out.append((job.record, job.gene, job.ref_track, align_alt(job.alt_track, cov, len(rec.ref), len(alt))))
-    return out, plan.jobs
+    np.savez(cache, key=key, ref=np.stack([o[2] for o in out]), alt=np.stack([o[3] for o in out]))
+    return out
 
 
 def per_record(n: int, jobs: list[tuple[int, float]], missing: float = 0.0) -> np.ndarray:
@@ -88,10 +95,13 @@ def spliceai_key(records_tsv: pl.DataFrame, work: Path, distance: int) -> np.nda
     vcf = work / "truth.vcf"
     lines = ["##fileformat=VCFv4.2", "##contig=<ID=20,length=63025520>", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
     lines += [f"{r['chrom']}\t{r['pos']}\t{r['id']}\t{r['ref']}\t{r['alt']}\t.\t.\t." for r in records_tsv.iter_rows(named=True)]
-    vcf.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    if not vcf.is_file() or vcf.read_text() != text:
+        vcf.write_text(text)
     out = work / "truth.spliceai.vcf"
-    variants(input=vcf, output=out, reference=CHR20 / "genome.fa.gz", annotation="grch37", distance=distance, mask=0,
-             progress=False)
+    if not out.is_file() or out.stat().st_mtime < vcf.stat().st_mtime:  # else an earlier run's, of the same records
+        variants(input=vcf, output=out, reference=CHR20 / "genome.fa.gz", annotation="grch37", distance=distance,
+                 mask=0, progress=False)
     best = {}
     for rec in pysam.VariantFile(str(out)):
         v = 0.0
@@ -155,25 +165,35 @@ def main() -> None:
     ap.add_argument("-D", dest="distance", type=int, default=50)
     ap.add_argument("--boot", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only-store-genes", action="store_true",
+                    help="only the variants of genes the first --predictions store holds (those MetaSpliceAI scores)")
     a = ap.parse_args()
-    a.work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     tsv = pl.read_csv(TRUTH, separator="\t", schema_overrides={"chrom": pl.Utf8})
     records = [Record(chrom=r["chrom"], pos=r["pos"], ref=r["ref"], alts=(r["alt"],)) for r in tsv.iter_rows(named=True)]
-    y = tsv["label"].to_numpy().astype(int)
-    n = len(records)
     genome = Genome(CHR20 / "genome.fa.gz")
     table_ = load_transcripts(str(a.gtf))
+    tag = "all"
+    (a.work / "all").mkdir(parents=True, exist_ok=True)
+    (a.work / "store").mkdir(exist_ok=True)
+    if a.only_store_genes:
+        held_genes = {p.stem for p in a.predictions[0].glob("*.parquet")}
+        keep = [i for i, r in enumerate(records) if any(str(table_.gene_ids[g]) in held_genes
+                                                         for g in table_.genes_at(r.chrom, r.pos))]
+        tsv, records, tag = tsv[keep], [records[i] for i in keep], "store"
+    y = tsv["label"].to_numpy().astype(int)
+    n = len(records)
     scores: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    scores["SpliceAI= (grch37)"] = spliceai_key(tsv, a.work, a.distance)
+    scores["SpliceAI= (grch37)"] = spliceai_key(tsv, a.work / tag, a.distance)
     timings["SpliceAI= (grch37)"] = time.perf_counter() - t
     bases = [("spliceai", None)] + ([("openspliceai", a.openspliceai)] if a.openspliceai else [])
     tracks = {}
     for name, w in bases:
         t = time.perf_counter()
-        tracks[name], jobs = model_tracks(records, table_, genome, name, w, a.distance)
+        tracks[name] = model_tracks(records, table_, genome, name, w, a.distance,
+                                    a.work / f"tracks_{name}_D{a.distance}_{tag}.npz")
         timings[name] = time.perf_counter() - t
         scores[name] = per_record(n, [(r, max_delta(x, z)) for r, _, x, z in tracks[name]])
     if len(bases) > 1:
