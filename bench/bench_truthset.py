@@ -173,9 +173,8 @@ def main() -> None:
     records = [Record(chrom=r["chrom"], pos=r["pos"], ref=r["ref"], alts=(r["alt"],)) for r in tsv.iter_rows(named=True)]
     genome = Genome(CHR20 / "genome.fa.gz")
     table_ = load_transcripts(str(a.gtf))
-    tag = "all"
+    tag, full, keep = "all", tsv, None
     (a.work / "all").mkdir(parents=True, exist_ok=True)
-    (a.work / "store").mkdir(exist_ok=True)
     if a.only_store_genes:
         held_genes = {p.stem for p in a.predictions[0].glob("*.parquet")}
         keep = [i for i, r in enumerate(records) if any(str(table_.gene_ids[g]) in held_genes
@@ -186,7 +185,8 @@ def main() -> None:
     scores: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    scores["SpliceAI= (grch37)"] = spliceai_key(tsv, a.work / tag, a.distance)
+    key = spliceai_key(full, a.work / "all", a.distance)  # every record once (cached), then the subset
+    scores["SpliceAI= (grch37)"] = key[keep] if keep is not None else key
     timings["SpliceAI= (grch37)"] = time.perf_counter() - t
     bases = [("spliceai", None)] + ([("openspliceai", a.openspliceai)] if a.openspliceai else [])
     tracks = {}
@@ -210,8 +210,11 @@ def main() -> None:
         from meta_spliceai.variants.corrected import MetaScorer
 
         t = time.perf_counter()
+        from meta_spliceai.metamodel.card import card_base_models, load_card
+
+        card_models = [m["base_model"] for m in card_base_models(load_card(a.model).card)]
         meta = MetaScorer.open(a.model, a.predictions, genome, table_, str(a.gtf),
-                               {"openspliceai": a.openspliceai} if a.openspliceai else None)
+                               {"openspliceai": a.openspliceai} if a.openspliceai and "openspliceai" in card_models else None)
         order = [m["base_model"] for m in meta.identities]
         missing = sorted(set(order) - set(tracks))
         if missing:
@@ -224,7 +227,7 @@ def main() -> None:
         scores["MetaSpliceAI"] = per_record(n, got, missing=np.nan)
         have_meta = ~np.isnan(scores["MetaSpliceAI"])
         split = pl.read_csv(a.model / "split.tsv", separator="\t")
-        seen = set(split.filter(pl.col("split").is_in(["train", "valid"]))["gene_id"].to_list())
+        seen = set(split.filter(pl.col("part").is_in(["train", "valid"]))["gene_id"].to_list())
         seen_rec = {r for r, g, _, _ in tracks["spliceai"] if str(table_.gene_ids[g]) in seen}
         held = np.array([i not in seen_rec for i in range(n)])
     res: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M"), "records": n, "positives": int(y.sum()),
