@@ -232,3 +232,27 @@ def test_stacked_variants_use_every_models_windows(stacked_scorer):
     want[np.searchsorted(idx, positions)] = meta.loaded.model.predict(X)[:, TO_STORE]
     todo = [(job.gene, rec.pos, rec.ref, rec.alts[0], [(y, align_alt(z, 2 * D + 1, 1, 1)) for y, z in per_job[0]])]
     np.testing.assert_allclose(meta.correct_jobs(table, todo, D)[0][1], want, atol=1e-6)
+
+
+def test_cone_engine_of_openspliceai_equals_its_windows(chr22):
+    """A card's OpenSpliceAI is scored by its own cone engine: the same tracks as its full windows (one member)."""
+    from pathlib import Path
+
+    from meta_spliceai.basemodel.ensemble import load_base_model
+    from meta_spliceai.variants.deltas import compute_tracks, cone_engine, cone_tracks, plan_records
+
+    weights = Path(__file__).resolve().parents[2] / "shared" / "models" / "openspliceai-mane-10000nt"
+    model = load_base_model("openspliceai", weights=weights / "model_10000nt_rs10.pt", device="cpu", runtime="onnx")
+    genome, table = Genome(chr22 / "genome.fa.gz"), load_transcripts(str(chr22 / "annotation.gtf"))
+    g = next(i for i, s in enumerate(table.strands) if s == "-")
+    pos = int(table.boundaries[g][1])
+    ref = genome.fetch("22", pos - 1, pos)
+    recs = [Record("22", pos, ref, ("C" if ref != "C" else "T", ref + "GT"))]
+    a, windows = plan_records(recs, table, genome, D)
+    b = plan_records(recs, table, genome, D)[0]
+    cone_tracks(a, recs, table, genome, cone_engine(model, "onnx"), distance=D)
+    compute_tracks(b, recs, windows, table, genome, model, distance=D, share_reference=False)
+    assert len(a.jobs) == len(b.jobs) >= 2
+    for x, y in zip(a.jobs, b.jobs):
+        np.testing.assert_allclose(x.ref_track, y.ref_track, atol=2e-6)
+        np.testing.assert_allclose(x.alt_track, y.alt_track, atol=2e-6)
