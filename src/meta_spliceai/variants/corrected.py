@@ -11,6 +11,8 @@ complexity) from the gene's sequence with the allele applied (transcription orie
 indel, a position reads the alternate sequence at its own shifted place). The deltas are then taken
 exactly as SpliceAI's, on the corrected tracks; positions of the window outside the gene body keep the
 base model's values. All feature rows of a chunk of records go through the meta-model in one call.
+Base models with per-tissue outputs (Pangolin) are refused in a card here (their windows have no
+acceptor/donor columns to splice and align).
 No large variant truth set was available: ``bench/bench_truthset.py`` measures these deltas against
 the base models' on the labelled chr20 variants.
 
@@ -31,6 +33,7 @@ import numpy as np
 
 from ..basemodel.store import PredictionStore
 from ..errors import ConfigMismatchError, InputError
+from ..dataset.schema import is_site_model
 from ..dataset.stacking import stack_top
 from ..dataset.stores import as_paths, weights_map
 from ..metamodel.card import TO_STORE, Corrector, LoadedModel, card_base_models, check_stores, load_card
@@ -164,6 +167,10 @@ class MetaScorer:
                              "(its gene IDs key the store), not a SpliceAI table")
         loaded = load_card(model)
         identities = card_base_models(loaded.card)
+        tissue = [m["base_model"] for m in identities if not is_site_model(m["base_model"])]
+        if tissue:
+            raise InputError(f"variants --model scores base models with acceptor/donor outputs; the card's {tissue[0]} "
+                             "has per-tissue outputs (not supported here yet): use a card without it")
         paths = as_paths(predictions)
         stores = [PredictionStore(p) for p in paths]
         for store in stores:
