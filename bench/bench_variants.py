@@ -10,6 +10,9 @@ own output, bgzipped and tabix-indexed, cut to none (a file of other positions' 
 every record of the VCF, supplies them; each run's output must be byte-identical to the run without it
 (timed in the same process tree, one after the other); the ratio is against that run.
 
+    python bench/bench_variants.py --work /tmp/bv --n 200 --modes gtf,gtf_model --model MODEL_DIR \
+        --stores S_SPLICEAI [S_OPENSPLICEAI ...] --gtf GTF [--weights openspliceai=DIR] [--profile]
+
 Our modes: ``cone`` (the default engine), ``no_cone`` (every alternate window a full pass, the reference
 shared per gene), ``no_cone_no_shared`` (a reference and an alternate window per variant: SpliceAI's
 arithmetic, batched); with ``--model`` also ``gtf`` and ``gtf_model``: ``-A`` the bundle's GTF without and
@@ -41,16 +44,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CHR20 = ROOT.parent / "shared" / "data" / "grch37_chr20"
 
 
-def make_vcf(path: Path, n: int, seed: int = 7) -> list[str]:
-    """Write the VCF; returns the genes drawn."""
+def make_vcf(path: Path, n: int, seed: int = 7, gtf: Path = CHR20 / "annotation.gtf",
+             pool: set[str] | None = None) -> list[str]:
+    """Write the VCF; returns the genes drawn (12 multi-exon genes of ``gtf``, among ``pool`` when given)."""
     rng = random.Random(seed)
     fa = pysam.FastaFile(str(CHR20 / "genome.fa.gz"))
     genes: dict[str, list[tuple[int, int]]] = {}
-    for line in open(CHR20 / "annotation.gtf"):
+    for line in open(gtf):
         f = line.split("\t")
         if len(f) > 8 and f[2] == "exon":
             genes.setdefault(f[8].split('gene_id "')[1].split('"')[0], []).append((int(f[3]), int(f[4])))
-    multi = sorted(g for g, ex in genes.items() if len(ex) >= 8)
+    multi = sorted(g for g, ex in genes.items() if len(ex) >= 8 and (pool is None or g in pool))
     chosen = rng.sample(multi, 12)
     recs = set()
     while len(recs) < n:
@@ -122,13 +126,19 @@ def main() -> None:
     ap.add_argument("--model", type=Path, help="a train output folder: also time the corrected-delta mode")
     ap.add_argument("--modes", help="comma-separated subset of our modes (default: all)")
     ap.add_argument("--precomputed", action="store_true", help="time --precomputed at 0/50/100 %% coverage instead")
+    ap.add_argument("--stores", type=Path, nargs="+", help="with --model: its prediction stores (card order) instead "
+                    "of predicting one; the VCF's genes are drawn from the first store's, -A is --gtf")
+    ap.add_argument("--gtf", type=Path, help="the annotation the --stores were made with")
+    ap.add_argument("--weights", nargs="+", help="with --stores: --weights of variants (openspliceai=DIR)")
+    ap.add_argument("--profile", action="store_true", help="gtf_model under cProfile (its .prof beside the VCFs)")
     a = ap.parse_args()
     if a.precomputed:
         precomputed(a.work, a.n)
         return
     a.work.mkdir(parents=True, exist_ok=True)
     vcf = a.work / "chr20_bench.vcf"
-    genes = make_vcf(vcf, a.n)
+    pool = {p.stem for p in a.stores[0].glob("*.parquet")} if a.stores else None
+    genes = make_vcf(vcf, a.n, gtf=a.gtf or CHR20 / "annotation.gtf", pool=pool)
     fa = a.work / "chr20.fa"
     if not fa.is_file():
         with gzip.open(CHR20 / "genome.fa.gz", "rb") as src, open(fa, "wb") as dst:
@@ -137,14 +147,18 @@ def main() -> None:
     ref_out = a.work / "spliceai.vcf"
     if a.skip_spliceai:
         ref_out = a.skip_spliceai
-    else:
+    elif a.spliceai:
         wall, rss = timed([a.spliceai, "-I", str(vcf), "-O", str(ref_out), "-R", str(fa), "-A", "grch37"])
         res["spliceai"] = {"s": round(wall, 1), "variants_per_s": round(a.n / wall, 3), "peak_rss_gib": round(rss, 2)}
     ours = [sys.executable, "-m", "meta_spliceai", "variants", "-I", str(vcf), "-R", str(CHR20 / "genome.fa.gz")]
     modes = {"cone": ["-A", "grch37"], "no_cone": ["-A", "grch37", "--no-cone"],
              "no_cone_no_shared": ["-A", "grch37", "--no-cone", "--no-shared-reference"]}
-    gtf = str(CHR20 / "annotation.gtf")
-    if a.model:
+    gtf = str(a.gtf or CHR20 / "annotation.gtf")
+    if a.model and a.stores:
+        modes["gtf"] = ["-A", gtf]
+        modes["gtf_model"] = ["-A", gtf, "--model", str(a.model), "--predictions", *map(str, a.stores),
+                              *(["--weights", *a.weights] if a.weights else [])]
+    elif a.model:
         store = a.work / "store"
         (a.work / "genes.txt").write_text("\n".join(genes) + "\n")
         wall, _ = timed([sys.executable, "-m", "meta_spliceai", "predict", "--fasta", str(CHR20 / "genome.fa.gz"),
@@ -155,9 +169,10 @@ def main() -> None:
     chosen = a.modes.split(",") if a.modes else list(modes)
     for name in chosen:
         out = a.work / f"ours_{name}.vcf"
-        wall, rss = timed([*ours, "-O", str(out), *modes[name]])
+        prof = ["-m", "cProfile", "-o", str(a.work / f"{name}.prof")] if a.profile and name == "gtf_model" else []
+        wall, rss = timed([ours[0], *prof, *ours[1:], "-O", str(out), *modes[name]])
         row = {"s": round(wall, 1), "variants_per_s": round(a.n / wall, 3), "peak_rss_gib": round(rss, 2)}
-        if not name.startswith("gtf"):
+        if not name.startswith("gtf") and ref_out.is_file():
             row["vs_spliceai"] = compare(ref_out, out)
             if "spliceai" in res:
                 row["speedup"] = round(res["spliceai"]["s"] / wall, 2)  # type: ignore[index]

@@ -16,6 +16,8 @@ the same genes, scores and skip rules, computed with the exact base model, batch
   meta-spliceai variants -I in.vcf -O out.vcf.gz -R genome.fa -A grch37
   meta-spliceai variants -I in.vcf.gz -O out.vcf -R genome.fa -A genes.gtf -D 500 -M 1 --workers 2
   meta-spliceai variants -I in.vcf -O out.vcf -R genome.fa -A grch37 --precomputed spliceai_scores.raw.snv.hg19.vcf.gz
+  meta-spliceai variants -I in.vcf -O out.vcf -R genome.fa -A genes.gtf --model MODEL_DIR \
+      --predictions spliceai_store openspliceai_store --weights openspliceai=CHECKPOINTS_DIR
 """
 
 
@@ -42,8 +44,11 @@ def add_variants(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, metavar="MODEL_DIR",
                    help="a trained meta-model (train -o/--output-dir): also a MetaSpliceAI INFO key from its corrected "
                         "tracks (needs --predictions and -A as the store's GTF/GFF3)")
-    p.add_argument("--predictions", type=Path, metavar="STORE",
-                   help="base-model prediction store of the genes (meta-spliceai predict), read with --model")
+    p.add_argument("--predictions", type=Path, nargs="+", metavar="STORE",
+                   help="base-model prediction store(s) of the genes (meta-spliceai predict), read with --model: one "
+                        "per base model of the model card, in card order")
+    p.add_argument("--weights", nargs="+", metavar="[MODEL=]DIR",
+                   help="with --model: checkpoints of the card's base models that need them (openspliceai=DIR ...)")
     p.add_argument("--no-shared-reference", action="store_true",
                    help="score each variant's reference window on its own instead of one pass per gene "
                         "(a benchmark lever: the same numbers, slower on dense VCFs)")
@@ -70,8 +75,8 @@ def run_variants(args: argparse.Namespace) -> int:
     s = variants(input=args.input, output=args.output, reference=args.reference, annotation=args.annotation,
                  distance=args.distance, mask=args.mask, chunk_records=args.chunk_records, runtime=args.runtime,
                  share_reference=not args.no_shared_reference, cone=not args.no_cone, model=args.model,
-                 predictions=args.predictions, precomputed=args.precomputed, raw_scores=args.raw_scores,
-                 progress=True, **parallel_kwargs(args))
+                 predictions=args.predictions, weights=args.weights, precomputed=args.precomputed,
+                 raw_scores=args.raw_scores, progress=True, **parallel_kwargs(args))
     con = console(stderr=writes_through(args.output))  # stdout may carry the VCF
     skipped = sum(s.skipped.values())
     con.print(f"{s.records:,} records, {s.scored:,} scored ({s.entries:,} SpliceAI entries), {skipped:,} skipped "

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..basemodel.cone import ConeEngine, ConeVariant
 from ..config import FLANK
+from ..parallel import worker_cache
 from ..reference.genome import Genome, reverse_complement
 from .transcripts import TranscriptTable, match_prefix
 
@@ -207,11 +208,12 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
     ``flank + body + flank`` strings). ``share_reference``: compute each gene's reference track once
     when that is cheaper than one window per variant (same numbers). ``cone``: compute the tracks with
     this engine instead of ``model`` (one reference pass per cluster of nearby variants, each alternate
-    only inside its cone of influence; same numbers, ``share_reference`` then does not apply). ``correct(table, gene, pos,
-    distance, ref, alt)``: corrected (ref, alt) window tracks, or None (e.g.
-    :meth:`~meta_spliceai.variants.corrected.MetaScorer.corrected`). ``progress(fraction)``: called as the
-    work goes (after each gene's tracks, each corrected job), with the fraction of it done. ``raw``: a list
-    that gets each scored job's :class:`RawTracks` (the windows the deltas are taken from, as computed).
+    only inside its cone of influence; same numbers, ``share_reference`` then does not apply). ``correct``: a
+    :class:`~meta_spliceai.variants.corrected.MetaScorer`: every card model's tracks of the jobs
+    (``model_tracks``), then the corrected windows of all of them in one call (``correct_jobs``).
+    ``progress(fraction)``: called as the work goes (after each gene's tracks, the corrected jobs), with the
+    fraction of it done. ``raw``: a list that gets each scored job's :class:`RawTracks` (the windows the deltas
+    are taken from, as computed).
     """
     plan, windows = plan_records(records, table, genome, distance)
     total = max(1, len(plan.jobs) * (2 if correct is not None else 1))
@@ -229,6 +231,17 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
         compute_tracks(plan, records, windows, table, genome, model, distance=distance, share_reference=share_reference)
         step(len(plan.jobs))
     cov = 2 * distance + 1
+    fixed: list = []
+    if correct is not None and plan.jobs:
+        per_job = correct.model_tracks(plan, records, windows, table, genome, model.metadata(), distance=distance,
+                                       cone=cone is not None, share_reference=share_reference)
+        todo = []
+        for job, tracks in zip(plan.jobs, per_job):
+            rec = records[job.record]
+            alt = rec.alts[job.allele]  # type: ignore[index]
+            todo.append((job.gene, rec.pos, rec.ref, alt, [(y, align_alt(z, cov, len(rec.ref), len(alt))) for y, z in tracks]))
+        fixed = correct.correct_jobs(table, todo, distance)
+        step(len(plan.jobs))
     out: list[list[str]] = []
     meta: list[list[str]] = []
     for r, entries in enumerate(plan.entries):
@@ -245,18 +258,23 @@ def score_records(records: Sequence[Record], table: TranscriptTable, genome: Gen
             boundary = table.nearest_boundary(job.gene, rec.pos)
             head = f"{alt}|{table.names[job.gene]}|"
             row.append(head + delta_fields(job.ref_track, y_alt, cov, boundary, bool(mask)))  # type: ignore[arg-type]
-            got = None
-            if correct is not None:
-                got = correct(table, job.gene, rec.pos, distance, job.ref_track, y_alt)
-                step(1)
-                if got is not None:
-                    mrow.append(head + delta_fields(got[0], got[1], cov, boundary, bool(mask)))
+            got = fixed[e] if correct is not None else None
+            if got is not None:
+                mrow.append(head + delta_fields(got[0], got[1], cov, boundary, bool(mask)))
             if raw is not None:
                 raw.append(RawTracks(record=r, allele=job.allele, gene=str(table.names[job.gene]),
                                      ref=job.ref_track, alt=y_alt, corrected=got))  # type: ignore[arg-type]
         out.append(row)
         meta.append(mrow if correct is not None else [])
     return out, meta, plan.skipped
+
+
+def cone_engine(model, runtime: str) -> ConeEngine | None:  # noqa: ANN001
+    """The cone engine of ``model``'s members, made once per process and model; None where the model does not
+    run on ONNX Runtime (PyTorch, CUDA: its own windows are scored instead)."""
+    if getattr(model, "runtime", None) != "onnx":
+        return None
+    return worker_cache(("variant-cone", runtime, model.name, model.digest), lambda: ConeEngine(model.members))
 
 
 def compute_tracks(plan: Plan, records: Sequence[Record], windows: list[str], table: TranscriptTable, genome: Genome,

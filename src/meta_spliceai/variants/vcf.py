@@ -19,11 +19,10 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..basemodel.cone import ConeEngine
 from ..basemodel.ensemble import load_base_model
 from ..config import (
     DEFAULT_PARALLEL,
@@ -32,6 +31,7 @@ from ..config import (
     Executor,
     Runtime,
 )
+from ..dataset.stores import weights_map
 from ..errors import InputError
 from ..parallel import parallel_options, run_units, worker_cache
 from ..progress import count_progress
@@ -40,7 +40,7 @@ from ..storage import checksum, is_stdio, publish_file, read_once, write_text_at
 from .corrected import HEADER_LINE as META_HEADER
 from .corrected import INFO_KEY as META_KEY
 from .corrected import MetaScorer
-from .deltas import SKIP_REASONS, RawTracks, Record, score_records
+from .deltas import SKIP_REASONS, RawTracks, Record, cone_engine, score_records
 from .precomputed import Precomputed, check_record, pick_sample
 from .raw import assemble as assemble_raw
 from .raw import raw_table
@@ -87,7 +87,8 @@ class _Spec:
     share_reference: bool
     cone: bool = True
     model: str | None = None
-    predictions: str | None = None
+    predictions: tuple[str, ...] = ()
+    weights: tuple[tuple[str, str], ...] = ()
     raw: bool = False
 
 
@@ -99,22 +100,15 @@ def _score_chunk(unit: tuple[_Spec, list[Record]]) -> tuple[list[list[str]], lis
                          lambda: load_base_model("spliceai", device="cpu", runtime=spec.runtime))  # type: ignore[arg-type]
     meta = None
     if spec.model:
-        meta = worker_cache(("meta", spec.model, spec.predictions),
-                            lambda: MetaScorer.open(spec.model, spec.predictions, genome, table, spec.annotation))
+        meta = worker_cache(("meta", spec.model, spec.predictions, spec.weights),
+                            lambda: MetaScorer.open(spec.model, spec.predictions, genome, table, spec.annotation,
+                                                    dict(spec.weights)))
     raw: list[RawTracks] | None = [] if spec.raw else None
     entries, corrected, skipped = score_records(records, table, genome, model, distance=spec.distance, mask=spec.mask,
                                                 share_reference=spec.share_reference,
                                                 cone=cone_engine(model, spec.runtime) if spec.cone else None,
-                                                correct=meta.corrected if meta else None, raw=raw)
+                                                correct=meta, raw=raw)
     return entries, corrected, dict(skipped), raw or []
-
-
-def cone_engine(model, runtime: str) -> ConeEngine | None:  # noqa: ANN001
-    """The cone engine of ``model``'s members, made once per process; None where the model does not run
-    on ONNX Runtime (PyTorch, CUDA: its own windows are scored instead)."""
-    if getattr(model, "runtime", None) != "onnx":
-        return None
-    return worker_cache(("variant-cone", runtime), lambda: ConeEngine(model.members))
 
 
 def variants(
@@ -130,7 +124,8 @@ def variants(
     share_reference: bool = True,
     cone: bool = DEFAULT_VARIANTS.cone,
     model: str | os.PathLike[str] | None = None,
-    predictions: str | os.PathLike[str] | None = None,
+    predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    weights: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
     workers: int = DEFAULT_PARALLEL.workers,
     executor: Executor = DEFAULT_PARALLEL.executor,
     ray_address: str | None = None,
@@ -143,8 +138,9 @@ def variants(
 
     ``distance`` (-D, 0-4999) and ``mask`` (-M, 0/1) as SpliceAI's; ``annotation``: ``grch37``,
     ``grch38``, a SpliceAI-format table or a GTF/GFF3 (:mod:`.transcripts`). ``model`` (a ``train``
-    output folder) with ``predictions`` (the genes' base-model store): also a ``MetaSpliceAI`` INFO key
-    with the same fields from the corrected tracks (:mod:`.corrected`). ``cone``: alternate alleles
+    output folder) with ``predictions`` (the genes' base-model store, one per base model of the card, in
+    card order) and ``weights`` (checkpoint folders by base-model name, for the card's models that need them):
+    also a ``MetaSpliceAI`` INFO key with the same fields from the corrected tracks (:mod:`.corrected`). ``cone``: alternate alleles
     computed only inside their cone of influence (:mod:`~meta_spliceai.basemodel.cone`; same numbers);
     off, every allele's window is a full pass (``share_reference`` then shares reference passes per gene).
     ``input`` may be ``-`` (standard input) or a pipe; ``output`` ``-`` (standard output), a FIFO, a device
@@ -184,18 +180,22 @@ def variants(
             raise InputError("--raw-scores writes the tracks of every scored record, which --precomputed does not "
                              "compute: give one of them")
         pre = Precomputed.open(precomputed) if precomputed else None
+        stores = () if predictions is None else (
+            (str(predictions),) if isinstance(predictions, (str, os.PathLike)) else tuple(str(p) for p in predictions))
         if model is not None:
-            if predictions is None:
+            if not stores:
                 raise InputError("--model needs --predictions STORE: the base-model predictions of the genes "
                                  "(meta-spliceai predict --gtf ANNOTATION), whose whole-gene tracks the features read")
-            meta = MetaScorer.open(model, predictions, genome, table, annotation)
+            meta = MetaScorer.open(model, stores, genome, table, annotation, weights)
         par, notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
                                       threads_per_worker=threads_per_worker)
         for note in notes:
             log.warning("%s", note)
         spec = _Spec(fasta=str(genome.path), annotation=str(annotation), distance=distance, mask=mask,
                      runtime=runtime, share_reference=share_reference, cone=cone,
-                     model=str(model) if model else None, predictions=str(predictions) if predictions else None,
+                     model=str(model) if model else None, predictions=stores,
+                     weights=tuple(sorted((k, str(v)) for k, v in weights_map(
+                         weights, [m["base_model"] for m in meta.identities]).items())) if meta else (),
                      raw=raw_scores is not None)
         try:
             vcf = pysam.VariantFile(str(src))
@@ -212,7 +212,7 @@ def variants(
         _prepare_parts(parts, {"input": checksum(src), "reference": str(genome.path), "annotation": str(annotation),
                                "distance": distance, "mask": mask, "chunk_records": chunk_records,
                                "annotation_rows": len(table),
-                               "model": str(model), "predictions": str(predictions),
+                               "model": str(model), "predictions": list(stores),
                                "precomputed": pre.fingerprint() if pre else [], "raw_scores": raw_scores is not None})
         summary = VariantsSummary(output=str(out))
         skipped: Counter = Counter()
@@ -249,7 +249,7 @@ def variants(
                         raw: list[RawTracks] = []
                         got = score_records(u[1], table, genome, base, distance=distance, mask=mask,
                                             share_reference=share_reference, cone=engine,
-                                            correct=meta.corrected if meta else None, progress=tick,
+                                            correct=meta, progress=tick,
                                             raw=raw if spec.raw else None)
                         results.append((*got, raw))
                 elif not par.serial and any(u[1] for u in units):
@@ -301,7 +301,7 @@ def variants(
                            **{str(p): by_file[k] for k, p in enumerate(pre.paths) if by_file[k]}} if pre else {}
         if meta is not None and meta.missing:
             log.warning("%d gene(s) have no track in %s, so no MetaSpliceAI entry: %s (predict them first)",
-                        len(meta.missing), predictions, ", ".join(sorted(meta.missing)[:10]))
+                        len(meta.missing), ", ".join(stores), ", ".join(sorted(meta.missing)[:10]))
         for reason, n in summary.skipped.items():
             log.log(logging.INFO if reason == "not in any gene" else logging.WARNING,
                     "skipped %d record(s) (%s: %s), as SpliceAI does: written without a SpliceAI entry",
