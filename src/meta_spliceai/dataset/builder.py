@@ -164,14 +164,20 @@ _LABELLING_HINT = ("give it after a store that does (the first --predictions sto
                    "OpenSpliceAI)")
 
 
-def check_labelling(base_model: str, store_dir: Path) -> None:
-    """InputError when the build's base model, or the store at ``store_dir``, does not tell donor from acceptor
-    (Pangolin): its scores cannot label rows (before anything is made; ``build --dry-run`` says so too)."""
+def check_labelling(base_model: str, predictions: object, output_dir: str | os.PathLike[str],
+                    base_models: Sequence[str] | None = None) -> None:
+    """InputError when the build's labelling model (the first of ``base_models``, else ``base_model``), or the first
+    store of ``predictions`` (one path or a list; default ``output_dir/predictions``), does not tell donor from
+    acceptor (Pangolin): its scores cannot label rows (before anything is made; ``build --dry-run`` says so too)."""
     from ..basemodel.store import COLUMNS, PredictionStore, columns_of
+    from .stores import as_paths
 
-    if columns_of(base_model) != COLUMNS:
-        raise InputError(f"--base-model {base_model}: {base_model.capitalize()} does not tell donor from acceptor, so "
+    first = base_models[0] if base_models else base_model
+    if columns_of(first) != COLUMNS:
+        raise InputError(f"--base-model {first}: {first.capitalize()} does not tell donor from acceptor, so "
                          f"it cannot label a build's rows; {_LABELLING_HINT}")
+    paths = as_paths(predictions)  # type: ignore[arg-type]
+    store_dir = paths[0] if paths else Path(output_dir) / "predictions"
     if store_dir.is_dir():
         PredictionStore(store_dir).require_sites(_LABELLING_HINT)
 
@@ -228,7 +234,7 @@ def build(
     from ..basemodel.ensemble import resolve_device
     from ..parallel import parallel_options
 
-    check_labelling(base_model, Path(predictions) if predictions else Path(output_dir) / "predictions")
+    check_labelling(base_model, predictions, output_dir, base_models)
     par, par_notes = parallel_options(workers=workers, executor=executor, ray_address=ray_address,
                                       threads_per_worker=threads_per_worker,
                                       device=resolve_device(device) if run_workflow else "cpu")

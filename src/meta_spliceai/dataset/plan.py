@@ -91,9 +91,9 @@ def plan_build(
     kmer_sizes: Sequence[int] = DEFAULT_BUILD.kmer_sizes,
     feature_sets: Sequence[str] = DEFAULT_BUILD.feature_sets,
     seed: int = DEFAULT_BUILD.seed,
-    predictions: str | os.PathLike[str] | None = None,
+    predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     base_model: str = DEFAULT_BUILD.base_model,
-    weights: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | Sequence[str] | None = None,
     device: str = DEFAULT_PREDICT.device,
     precision: str = DEFAULT_PREDICT.precision,
     runtime: str = DEFAULT_PREDICT.runtime,
@@ -111,7 +111,7 @@ def plan_build(
 
     if workers < 1:
         raise InputError(f"--workers {workers}: give a positive number of workers")
-    check_labelling(base_model, Path(predictions) if predictions else Path(output_dir) / "predictions")
+    check_labelling(base_model, predictions, output_dir)
     policy = subset_policy or ("custom" if gene_ids_file is not None else DEFAULT_BUILD.subset_policy)
     if n_genes is None and policy not in ("custom", "all"):
         n_genes = DEFAULT_BUILD.n_genes
@@ -135,7 +135,13 @@ def plan_build(
         chosen = select_genes(pool, policy=policy, n_genes=n_genes, seed=seed,  # type: ignore[arg-type]
                               custom=pool["gene_id"].to_list() if policy == "custom" else None)
         need = pool.filter(pl.col("gene_id").is_in(chosen))
-    store_dir = Path(predictions) if predictions else Path(output_dir) / "predictions"
+    from .stores import as_paths, weights_map
+
+    stores = as_paths(predictions)  # type: ignore[arg-type]
+    if len(stores) > 1:  # a stacked build: the plan is the labelling model's; each further model costs its own predict
+        notes.append(f"{len(stores)} prediction stores given: this plan covers the first (labelling) model's; each "
+                     "further base model adds its own predictions (Pangolin's 12 networks ~2.4x SpliceAI's time)")
+    store_dir = stores[0] if stores else Path(output_dir) / "predictions"
     store = PredictionStore(store_dir) if store_dir.is_dir() else None
     stored = {g for g in need["gene_id"].to_list() if store is not None and store.has(g)}
     todo = need.filter(~pl.col("gene_id").is_in(list(stored)))
@@ -191,7 +197,8 @@ def _calibrate(genome, ann, contig_map, sample: pl.DataFrame, *, fasta: Path, gt
     rss0 = _peak_rss()
     with tempfile.TemporaryDirectory(prefix="meta-spliceai-plan-") as tmp, _threads(threads):
         t = time.perf_counter()
-        model = load_base_model(base_model, weights=Path(weights) if weights else None, device=device,  # type: ignore[arg-type]
+        wdir = weights_map(weights, [base_model]).get(base_model) if weights else None  # type: ignore[arg-type]
+        model = load_base_model(base_model, weights=wdir, device=device,  # type: ignore[arg-type]
                                 precision=precision, runtime=runtime)  # type: ignore[arg-type]
         load_s = time.perf_counter() - t
         store_dir = Path(tmp) / "predictions"
