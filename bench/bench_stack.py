@@ -64,8 +64,8 @@ def steps(args: argparse.Namespace, work: Path) -> list[dict[str, object]]:
     for kind, ms in plans.items():
         out = work / f"build_{kind}"
         if not (out / "gene_performance.tsv").is_file():
-            done.append(run(f"build_{kind}", ["build", *common, "-o", str(out), "--predictions",
-                                              *(store[("chr20", m)] for m in ms)], work))
+            done.append(run(f"build_{kind}", ["build", *common, "-o", str(out), "--base-models", ",".join(ms),
+                                              "--predictions", *(store[("chr20", m)] for m in ms)], work))
         model = work / f"model_{kind}"
         if not (model / "model_card.json").is_file():
             extra = ["--feature-ablation"] if kind == "stack" else []
@@ -123,8 +123,8 @@ def table(work: Path) -> tuple[str, dict]:
 def main() -> int:
     global SRC
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stores", default="/work/stores", help="folder of <bundle>_<model> prediction stores")
-    ap.add_argument("--genes", default="/work/stores/chr20_pc_every3.tsv", help="chr20 genes to build")
+    ap.add_argument("--stores", required=True, help="folder of <bundle>_<model> prediction stores")
+    ap.add_argument("--genes", required=True, help="chr20 genes to build (a gene list file)")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "_work" / "stack")
     ap.add_argument("--models", default="spliceai,openspliceai", help="base models, the labelling model first")
     ap.add_argument("--kmer-sizes", default="3", help="k-mer sizes of both builds (0: none)")

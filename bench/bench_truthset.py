@@ -1,7 +1,7 @@
 """Variant deltas on experimentally labelled variants: AUROC and average precision of the maximum delta
 over the four types (and the genes), per method, with paired bootstrap intervals.
 
-    python bench/bench_truthset.py --work /tmp/truth [--openspliceai DIR] [--model MODEL_DIR \
+    python bench/bench_truthset.py --work /tmp/truth [--openspliceai DIR] [--cispliceai] [--model MODEL_DIR \
         --predictions STORE [STORE ...]] [--boot 2000] [--seed 0] [-D 50]
 
 Variants: ``../shared/data/truthsets/chr20_splice_variants.tsv`` (853 chr20 SNVs of the GRCh37 bundle,
@@ -159,6 +159,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--openspliceai", type=Path, help="OpenSpliceAI 10,000-nt checkpoints folder")
+    ap.add_argument("--cispliceai", action="store_true", help="also CI-SpliceAI (the installed cispliceai package)")
     ap.add_argument("--model", type=Path, help="a train output folder: also the MetaSpliceAI deltas")
     ap.add_argument("--predictions", type=Path, nargs="+", help="its prediction store(s), in card order")
     ap.add_argument("--gtf", type=Path, default=CHR20 / "annotation_gencode_v19.gtf")
@@ -188,7 +189,8 @@ def main() -> None:
     key = spliceai_key(full, a.work / "all", a.distance)  # every record once (cached), then the subset
     scores["SpliceAI= (grch37)"] = key[keep] if keep is not None else key
     timings["SpliceAI= (grch37)"] = time.perf_counter() - t
-    bases = [("spliceai", None)] + ([("openspliceai", a.openspliceai)] if a.openspliceai else [])
+    bases = ([("spliceai", None)] + ([("openspliceai", a.openspliceai)] if a.openspliceai else [])
+             + ([("cispliceai", None)] if a.cispliceai else []))
     tracks = {}
     for name, w in bases:
         t = time.perf_counter()

@@ -29,11 +29,17 @@ def resolve_annotation(spec: str | os.PathLike[str]) -> Path:
     text = str(spec)
     if text not in BUILT_IN or Path(text).exists():
         return Path(spec)
+    return spliceai_table_path(text)
+
+
+def spliceai_table_path(name: str, flag: str = "--gtf") -> Path:
+    """The ``annotations/{name}.txt`` table of the installed ``spliceai`` package (never copied here); ``flag``
+    names the option in the error (``--gtf``, ``variants -A``)."""
     found = importlib.util.find_spec("spliceai")
     if found is None or not found.submodule_search_locations:
-        raise InputError(f"--gtf {text} reads the table shipped with the 'spliceai' package, which is not installed: "
+        raise InputError(f"{flag} {name} reads the table shipped with the 'spliceai' package, which is not installed: "
                          "pip install spliceai (or give a GTF/GFF3 or a SpliceAI-format table)")
-    path = Path(next(iter(found.submodule_search_locations))) / "annotations" / f"{text}.txt"
+    path = Path(next(iter(found.submodule_search_locations))) / "annotations" / f"{name}.txt"
     if not path.is_file():
         raise InputError(f"the 'spliceai' package lacks {path}; reinstall it: pip install --force-reinstall spliceai")
     return path

@@ -13,7 +13,6 @@ Coordinates here are **1-based closed** (converted from the table's 0-based star
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputError
+from ..reference.spliceai_table import spliceai_table_path
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +70,11 @@ def match_prefix(name: str, like: str) -> str:
     return name
 
 
-def spliceai_table_path(name: str) -> Path:
-    """The ``annotations/{name}.txt`` table of the installed ``spliceai`` package (never copied here)."""
-    spec = importlib.util.find_spec("spliceai")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError(f"-A {name} reads the table shipped with the 'spliceai' package, which is not installed: "
-                         "pip install spliceai (or give a GTF/GFF3 or a SpliceAI-format table)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "annotations" / f"{name}.txt"
-    if not path.is_file():
-        raise InputError(f"the 'spliceai' package lacks {path}; reinstall it: pip install --force-reinstall spliceai")
-    return path
-
-
 def load_transcripts(annotation: str | os.PathLike[str]) -> TranscriptTable:
     """The transcript table of ``annotation``: ``grch37``, ``grch38``, a SpliceAI-format table or a GTF/GFF3."""
     spec = str(annotation)
     if spec in BUILT_IN:
-        return read_spliceai_table(spliceai_table_path(spec))
+        return read_spliceai_table(spliceai_table_path(spec, "-A"))
     path = Path(spec)
     if not path.is_file():
         raise InputError(f"annotation not found: {path} (give grch37, grch38, a SpliceAI-format table or a GTF/GFF3 with -A)")
