@@ -14,7 +14,9 @@ the stacked one, with the stacked model's difference to the best single base mod
 
 Usage:
   python bench/bench_stack.py --stores /work/stores --genes /work/stores/chr20_pc_every3.tsv \\
-      --work bench/_work/stack --models spliceai,openspliceai [--kmer-sizes 3] [--table-only]
+      --work bench/_work/stack --models spliceai,openspliceai [--kmer-sizes 3] [--model SPEC] [--table-only]
+
+A WORK whose build_single / build_stack are links to another run's builds trains and applies on those.
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ def steps(args: argparse.Namespace, work: Path) -> list[dict[str, object]]:
         model = work / f"model_{kind}"
         if not (model / "model_card.json").is_file():
             extra = ["--feature-ablation"] if kind == "stack" else []
+            spec = ["--model", args.model] if args.model else []
             done.append(run(f"train_{kind}", ["train", str(out), "-o", str(model), "--bootstrap", str(args.bootstrap),
-                                              *extra], work))
+                                              *spec, *extra], work))
         for b in ("chr22", "chr2"):
             app = work / f"apply_{kind}_{b}"
             if not (app / "metrics.json").is_file():
@@ -129,6 +132,8 @@ def main() -> int:
     ap.add_argument("--models", default="spliceai,openspliceai", help="base models, the labelling model first")
     ap.add_argument("--kmer-sizes", default="3", help="k-mer sizes of both builds (0: none)")
     ap.add_argument("--bootstrap", type=int, default=300, help="gene-level bootstrap resamples")
+    ap.add_argument("--model", help="train --model (a kind or JSON spec), e.g. "
+                    "'{\"model\": \"xgboost\", \"params\": {\"prior\": \"none\"}}'; default: train's")
     ap.add_argument("--table-only", action="store_true", help="only print the table of what is there")
     ap.add_argument("--src", type=Path, default=SRC, help="meta_spliceai source to run (another version's src/)")
     args = ap.parse_args()

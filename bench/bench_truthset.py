@@ -167,7 +167,7 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only-store-genes", action="store_true",
-                    help="only the variants of genes the first --predictions store holds (those MetaSpliceAI scores)")
+                    help="only the variants of genes every --predictions store holds (those MetaSpliceAI scores)")
     a = ap.parse_args()
     t0 = time.perf_counter()
     tsv = pl.read_csv(TRUTH, separator="\t", schema_overrides={"chrom": pl.Utf8})
@@ -177,7 +177,7 @@ def main() -> None:
     tag, full, keep = "all", tsv, None
     (a.work / "all").mkdir(parents=True, exist_ok=True)
     if a.only_store_genes:
-        held_genes = {p.stem for p in a.predictions[0].glob("*.parquet")}
+        held_genes = set.intersection(*({p.stem for p in s.glob("*.parquet")} for s in a.predictions))
         keep = [i for i, r in enumerate(records) if any(str(table_.gene_ids[g]) in held_genes
                                                          for g in table_.genes_at(r.chrom, r.pos))]
         tsv, records, tag = tsv[keep], [records[i] for i in keep], "store"

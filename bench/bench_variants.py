@@ -35,6 +35,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,12 +84,17 @@ def make_vcf(path: Path, n: int, seed: int = 7, gtf: Path = CHR20 / "annotation.
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     """(wall s, peak RSS GiB) of one child process (its own ``ru_maxrss``, from ``os.wait4``)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    if env is None and cmd[1:3] == ["-m", "meta_spliceai"]:  # this checkout's code, whatever is installed
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            last = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()][-1:]
+            raise SystemExit(f"{' '.join(cmd[:4])} failed (rc {proc.returncode}): {last[0] if last else ''}")
     return wall, usage.ru_maxrss / 2**20
 
 
@@ -137,7 +143,8 @@ def main() -> None:
         return
     a.work.mkdir(parents=True, exist_ok=True)
     vcf = a.work / "chr20_bench.vcf"
-    pool = {p.stem for p in a.stores[0].glob("*.parquet")} if a.stores else None
+    # genes every store holds (a store may hold more genes than the others)
+    pool = set.intersection(*({p.stem for p in s.glob("*.parquet")} for s in a.stores)) if a.stores else None
     genes = make_vcf(vcf, a.n, gtf=a.gtf or CHR20 / "annotation.gtf", pool=pool)
     fa = a.work / "chr20.fa"
     if not fa.is_file():

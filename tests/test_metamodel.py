@@ -137,3 +137,55 @@ def test_xgboost_rounds_progress_and_fit_figures(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "boosting rounds 12/12" in err and "s/round" in err and "valid mlogloss" in err, err
     assert m.fit_stats["rounds"] == 12 and m.fit_stats["round_s"] > 0 and m.fit_stats["matrix_s"] >= 0
+
+
+def _scored_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose first three columns are a noisy base model's scores [neither, acceptor, donor] of class y."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n).astype(np.int32)  # 0 neither, 1 donor, 2 acceptor
+    logits = rng.normal(0, 1.5, (n, 3))
+    logits[np.arange(n), np.array([0, 2, 1])[y]] += 2.0  # the true class, in store order (neither, acceptor, donor)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    X = np.column_stack([p, rng.random(n)]).astype(np.float32)
+    return X, y
+
+
+def test_xgboost_linear_prior_starts_from_the_log_score_regression(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from meta_spliceai.metamodel.models import prior_columns
+
+    feats = ["neither_score", "acceptor_score", "donor_score", "noise"]
+    assert prior_columns(feats + ["openspliceai_donor_score", "donor_score_m1"]) == [
+        "neither_score", "acceptor_score", "donor_score", "openspliceai_donor_score"]
+    X, y = _scored_rows(3000, 0)
+    w = np.ones(len(y), np.float32)
+
+    def batches():
+        yield X[:1500], y[:1500], w[:1500]
+        yield X[1500:], y[1500:], w[1500:]
+
+    def fitted(params: dict) -> object:
+        spec = parse_model_spec(json.dumps({"model": "xgboost", "params": params}))
+        return fit(spec, feats, {}, batches, None, n_train_rows=len(y), max_memory=2**30, seed=0,
+                   cache_dir=tmp_path / "c")
+
+    # boosting with (almost) no step: the model is the prior, i.e. the logistic regression on log scores
+    start = fitted({"n_estimators": 2, "learning_rate": 1e-9})
+    assert start.prior is not None and start.prior["columns"] == feats[:3]
+    lr = LogisticRegression(max_iter=1000).fit(np.log(X[:, :3].astype(np.float64) + 1e-10), y)
+    np.testing.assert_allclose(start.predict(X), lr.predict_proba(np.log(X[:, :3].astype(np.float64) + 1e-10)),
+                               atol=2e-3)
+    flat = fitted({"n_estimators": 2, "learning_rate": 1e-9, "prior": "none"})
+    assert flat.prior is None and np.ptp(flat.predict(X)[:, 1]) < 1e-3  # a constant start: every row alike
+    # a real fit: saved, loaded with its card's prior, the same numbers
+    m = fitted({"n_estimators": 20})
+    name = m.save(tmp_path)
+    again = load_model("xgboost", tmp_path / name, feats, {}, m.prior)
+    np.testing.assert_allclose(again.predict(X), m.predict(X), rtol=1e-5, atol=1e-6)
+    without = load_model("xgboost", tmp_path / name, feats, {})
+    assert np.abs(without.predict(X) - m.predict(X)).max() > 0.01  # the prior is part of the model
+    with pytest.raises(InputError, match="damaged prior"):
+        load_model("xgboost", tmp_path / name, feats, {}, {**m.prior, "coef": [[1.0]]})
+    with pytest.raises(InputError, match="prior must be one of linear, none"):
+        fitted({"n_estimators": 2, "prior": "tree"})

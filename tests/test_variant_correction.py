@@ -256,3 +256,75 @@ def test_cone_engine_of_openspliceai_equals_its_windows(chr22):
     for x, y in zip(a.jobs, b.jobs):
         np.testing.assert_allclose(x.ref_track, y.ref_track, atol=2e-6)
         np.testing.assert_allclose(x.alt_track, y.alt_track, atol=2e-6)
+
+
+@pytest.fixture(scope="module")
+def pangolin_scorer(tmp_path_factory, chr22, keras_store):
+    """A stacked card on Keras SpliceAI + a Pangolin store (plumbing: tissue columns made from the Keras tracks,
+    stamped with the real Pangolin's identity, so its windows are computed here by the real networks)."""
+    from pathlib import Path
+
+    from conftest import TINY_XGB
+    from test_stacking import _build
+
+    from meta_spliceai.basemodel.ensemble import load_base_model
+    from meta_spliceai.metamodel.training import train
+
+    weights = Path(__file__).resolve().parents[2] / "shared" / "models" / "pangolin-v2"
+    pangolin = load_base_model("pangolin", weights=weights, device="cpu")
+    root = tmp_path_factory.mktemp("pangolin-variants")
+    src = PredictionStore(keras_store)
+    store = PredictionStore(root / "pangolin", pangolin.metadata())
+    rng = np.random.default_rng(7)
+    for gid in sorted(src.finished_genes()):
+        p = src.read(gid)
+        site = np.maximum(p[:, 1], p[:, 2])
+        cols = []
+        for _ in range(4):  # heart, liver, brain, testis: P(splice) and usage
+            cols += [np.clip(site * rng.uniform(0.6, 1.2, len(p)), 0, 1), rng.uniform(0, 1, len(p)) * (site > 0.1)]
+        store.write(gid, np.column_stack(cols).astype(np.float32))
+    _build(root / "build", chr22, [keras_store, store.path], kmer_sizes=(3,))
+    train(dataset=root / "build", out_dir=root / "model", model=TINY_XGB, bootstrap=0, progress=False)
+    gtf = chr22 / "annotation.gtf"
+    genome, table = Genome(chr22 / "genome.fa.gz"), load_transcripts(str(gtf))
+    meta = MetaScorer.open(root / "model", [keras_store, store.path], genome, table, gtf, weights={"pangolin": weights})
+    return meta, genome, table, pangolin
+
+
+@pytest.mark.slow
+def test_stacked_variants_with_pangolin_score_its_windows(pangolin_scorer):
+    """A card with Pangolin (per-tissue columns, no cone engine): its reference and alternate windows are the real
+    networks' outputs on SpliceAI's masked windows (8 columns, a deletion aligned with zero rows), and the stacked
+    correction of an SNV and a deletion beside a donor is written."""
+    from meta_spliceai.basemodel.ensemble import load_base_model
+    from meta_spliceai.variants.deltas import cone_engine, masked_window, plan_records, score_records
+
+    meta, genome, table, pangolin = pangolin_scorer
+    assert meta.names == ["spliceai", "pangolin"]
+    g = next(i for i, gid in enumerate(table.gene_ids) if meta.genes[str(gid)]["strand"] == "+"
+             and meta.stores[0].has(str(gid)))
+    gene = meta.genes[str(table.gene_ids[g])]
+    site = int(gene["start"]) + int(np.argmax(meta.stores[0].read(str(table.gene_ids[g]))[:, 2]))
+    p = site + 4
+    ref1, ref3 = genome.fetch("22", p - 1, p), genome.fetch("22", p - 1, p + 2)
+    recs = [Record("22", p, ref1, ("T" if ref1 != "T" else "G",)), Record("22", p, ref3, (ref3[0],))]
+    base = load_base_model("spliceai", device="cpu")
+    entries, corrected, _ = score_records(recs, table, genome, base, distance=D, mask=0, cone=cone_engine(base, "onnx"),
+                                          correct=meta)
+    assert all(corrected) and [len(c) for c in corrected] == [len(e) for e in entries]
+    plan, windows = plan_records(recs, table, genome, D)
+    per_job = meta.model_tracks(plan, recs, windows, table, genome, base.metadata(), distance=D, cone=True,
+                                share_reference=False)
+    for job, (_, (y_ref, y_alt)) in zip(plan.jobs, per_job):
+        rec = recs[job.record]
+        x_ref = masked_window(windows[job.record], rec.pos, table, job.gene)
+        x_alt = x_ref[: len(x_ref) // 2] + rec.alts[0] + x_ref[len(x_ref) // 2 + len(rec.ref):]
+        want_ref, want_alt = pangolin.predict([x_ref, x_alt])
+        assert y_ref.shape == (2 * D + 1, 8)
+        np.testing.assert_allclose(y_ref, want_ref, atol=1e-6)
+        np.testing.assert_allclose(y_alt, want_alt, atol=1e-6)
+    from meta_spliceai.variants.deltas import align_alt
+
+    aligned = align_alt(per_job[1][1][1], 2 * D + 1, 3, 1)
+    assert aligned.shape == (2 * D + 1, 8) and not aligned[D + 1: D + 3].any()  # the deleted bases: zero rows
+    assert corrected[1] != entries[1] or corrected[0] != entries[0]  # the corrected deltas are the meta-model's

@@ -25,6 +25,8 @@ Executor = Literal["local", "ray"]
 FeatureSet = Literal["base", "partner", "neighbourhood", "gene_peaks"]
 
 BASE_MODELS: tuple[str, ...] = get_args(BaseModelName)
+#: base models whose weights come from an installed package (``spliceai``, ``cispliceai``): no --weights needed
+PACKAGED_WEIGHTS: tuple[str, ...] = ("spliceai", "cispliceai")
 #: Pangolin's tissues, in the order of its networks' heads (model 2t of its weight files is tissue t)
 PANGOLIN_TISSUES: tuple[str, ...] = ("heart", "liver", "brain", "testis")
 #: the float32 score columns a base model's prediction store holds, in order (what ``BaseModel.predict`` returns):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..basemodel.store import PredictionStore
-from ..config import BASE_MODELS
+from ..config import BASE_MODELS, PACKAGED_WEIGHTS
 from ..errors import ConfigMismatchError, InputError
 from .schema import is_site_model, normalize_stack_models
 from .stacking import check_tracks
@@ -55,7 +55,7 @@ def weights_map(weights: PathLike | Mapping[str, PathLike] | Sequence[str] | Non
     if "" in items:
         plain = items.pop("")
         if len(models) > 1 and not items:
-            needy = [m for m in models if m != "spliceai"]
+            needy = [m for m in models if m not in PACKAGED_WEIGHTS]
             if len(needy) == 1:
                 items[needy[0]] = plain
             else:

@@ -15,7 +15,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 
 ModelKind = Literal["xgboost", "lightgbm", "sgd_logistic"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
+#: where XGBoost's boosting starts: ``linear``, a multinomial logistic regression on the base models' log scores
+#: at the position (fitted on the training rows, the trees then learn corrections to it); ``none``, a constant
+PriorKind = Literal["linear", "none"]
+PRIOR_KINDS: tuple[str, ...] = get_args(PriorKind)
+#: most training rows the linear prior is fitted on (a uniform sample above it: bounded memory at any scale)
+PRIOR_MAX_ROWS = 2_000_000
 CLASSES: tuple[str, ...] = ("neither", "donor", "acceptor")
 CATEGORICAL_FEATURES: tuple[str, ...] = ("gene_type",)
 
@@ -37,7 +44,7 @@ CATEGORICAL_FEATURES: tuple[str, ...] = ("gene_type",)
 DEFAULT_PARAMS: dict[str, dict[str, object]] = {
     "xgboost": {"n_estimators": 400, "learning_rate": 0.1, "max_depth": 6, "min_child_weight": 1.0,
                 "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "reg_alpha": 0.0, "gamma": 0.0,
-                "max_bin": 256, "early_stopping_rounds": 30, "nthread": 0},
+                "max_bin": 256, "early_stopping_rounds": 30, "nthread": 0, "prior": "linear"},
     "lightgbm": {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 63, "max_depth": -1,
                  "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0,
                  "reg_alpha": 0.0, "early_stopping_rounds": 30, "nthread": 0},
@@ -117,6 +124,9 @@ class MetaModel:
     #: how the fit went (XGBoost): seconds making the matrix, boosting rounds run, seconds per round, rows,
     #: features, and whether the matrix was external (1) or in memory (0)
     fit_stats: dict[str, float] = field(default_factory=dict)
+    #: XGBoost's starting margins (``prior`` "linear"): {"columns", "coef" (3 x k), "intercept" (3)} over the log
+    #: of those feature columns; None: boosting started from a constant
+    prior: dict | None = None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -125,7 +135,9 @@ class MetaModel:
         if self.kind == "xgboost":
             # in place: no DMatrix (its feature-name checks cost more than a few rows' trees); the booster's own
             # feature types mark the categorical columns; the same numbers as DMatrix + predict
-            return np.asarray(self.native.inplace_predict(X), dtype=np.float32).reshape(-1, 3)  # type: ignore[attr-defined]
+            margin = prior_margin(self.prior, X, self.features) if self.prior else None
+            return np.asarray(self.native.inplace_predict(X, base_margin=margin),  # type: ignore[attr-defined]
+                              dtype=np.float32).reshape(-1, 3)
         if self.kind == "lightgbm":
             return np.asarray(self.native.predict(X), dtype=np.float32).reshape(-1, 3)  # type: ignore[attr-defined]
         return _sgd_predict(self.native, X, self.features, self.categories)  # type: ignore[arg-type]
@@ -155,7 +167,8 @@ class MetaModel:
         return {f: float(sum(v for n, v in per.items() if n == f or n.startswith(f + "="))) for f in self.features}
 
 
-def load_model(kind: str, path: Path, features: list[str], categories: dict[str, list[str]]) -> MetaModel:
+def load_model(kind: str, path: Path, features: list[str], categories: dict[str, list[str]],
+               prior: dict | None = None) -> MetaModel:
     """Read a native model file written by :meth:`MetaModel.save`; a missing, truncated or foreign file is
     one :class:`InputError` naming it (the fix: re-run ``train``)."""
     if kind not in MODEL_KINDS:
@@ -170,7 +183,9 @@ def load_model(kind: str, path: Path, features: list[str], categories: dict[str,
 
             booster = xgb.Booster()
             booster.load_model(bytearray(path.read_bytes()))
-            return MetaModel("xgboost", features, categories, booster)
+            if prior is not None:
+                check_prior(prior, features, path)
+            return MetaModel("xgboost", features, categories, booster, prior=prior)
         if kind == "lightgbm":
             import lightgbm as lgb
 
@@ -190,6 +205,74 @@ def load_model(kind: str, path: Path, features: list[str], categories: dict[str,
         said = re.sub(r"^\[[\d:]+\] \S+: ", "", first)[:200]  # XGBoost: "[time] file.cc:line: message"
         raise InputError(f"model file {path} is truncated or damaged ({kind}: {said}); re-run meta-spliceai train "
                          f"to write it again") from None
+
+
+# --------------------------------------------------------------------------- the linear prior
+
+
+def prior_columns(features: Sequence[str]) -> list[str]:
+    """The feature columns the linear prior reads: every base model's class scores at the position (the
+    labelling model's ``neither/acceptor/donor_score``, each stacked site model's ``{model}_{class}_score``)
+    and each tissue model's max P(splice) (``{model}_p_max``)."""
+    from ..config import BASE_MODEL_OUTPUTS
+    from ..dataset.schema import is_site_model
+
+    want = ["neither_score", "acceptor_score", "donor_score"]
+    for m in BASE_MODEL_OUTPUTS:
+        want += ([f"{m}_{c}_score" for c in ("neither", "acceptor", "donor")] if is_site_model(m) else [f"{m}_p_max"])
+    have = set(features)
+    return [c for c in want if c in have]
+
+
+def log_features(X: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(np.asarray(X, dtype=np.float64), 0.0, None) + 1e-10)
+
+
+def prior_margin(prior: dict, X: np.ndarray, features: Sequence[str]) -> np.ndarray:
+    """(n, 3) starting margins [neither, donor, acceptor] of rows ``X`` (the model's feature order)."""
+    idx = [list(features).index(c) for c in prior["columns"]]
+    z = log_features(X[:, idx]) @ np.asarray(prior["coef"], dtype=np.float64).T + np.asarray(prior["intercept"])
+    return z.astype(np.float32)
+
+
+def check_prior(prior: object, features: Sequence[str], where: Path) -> None:
+    """A prior read from a card: its columns among the features, a 3 x k coefficient matrix."""
+    ok = (isinstance(prior, dict) and isinstance(prior.get("columns"), list) and set(prior["columns"]) <= set(features)
+          and np.asarray(prior.get("coef", [])).shape == (3, len(prior["columns"]))
+          and np.asarray(prior.get("intercept", [])).shape == (3,))
+    if not ok:
+        raise InputError(f"the model card of {where.parent} has a damaged prior (the linear start of the boosting); "
+                         "re-run meta-spliceai train")
+
+
+def fit_prior(features: list[str], train_batches: Callable[[], Iterator[Batch]], n_rows: int, seed: int) -> dict | None:
+    """The linear prior: multinomial logistic regression of the class on the log base scores of the training rows
+    (their sampling weights; a uniform sample of at most :data:`PRIOR_MAX_ROWS`). None without score columns or
+    with a class absent."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    cols = prior_columns(features)
+    if not cols:
+        return None
+    idx = [features.index(c) for c in cols]
+    keep = min(1.0, PRIOR_MAX_ROWS / max(n_rows, 1))
+    rng = np.random.default_rng(seed)
+    Xs, ys, ws = [], [], []
+    for X, y, w in train_batches():
+        sel = rng.random(len(y)) < keep if keep < 1 else slice(None)
+        Xs.append(log_features(X[sel][:, idx]))
+        ys.append(y[sel])
+        ws.append(w[sel])
+    if not Xs:
+        return None
+    X, y, w = np.concatenate(Xs), np.concatenate(ys), np.concatenate(ws)
+    if np.unique(y).size < 3:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lr = LogisticRegression(max_iter=1000, C=1.0).fit(X, y, sample_weight=w)
+    return {"columns": cols, "coef": lr.coef_.tolist(), "intercept": lr.intercept_.tolist()}
 
 
 def feature_types(features: list[str]) -> list[str]:
@@ -236,6 +319,15 @@ def _fit_xgboost(spec, features, categories, train_batches, valid, n_rows, max_m
 
     p = spec.params
     ft = feature_types(features)
+    kind = str(p.get("prior", "none"))
+    if kind not in PRIOR_KINDS:
+        raise InputError(f"--model JSON: xgboost parameter prior must be one of {', '.join(PRIOR_KINDS)}, got {kind!r}")
+    prior = fit_prior(features, train_batches, n_rows, seed) if kind == "linear" else None
+    if kind == "linear" and prior is None:
+        log.info("no linear prior (no base score columns, or a class absent): boosting from a constant")
+
+    def margin(X: np.ndarray) -> np.ndarray | None:
+        return prior_margin(prior, X, features) if prior else None
 
     class _Iter(xgb.DataIter):
         def __init__(self, cache_prefix: str | None) -> None:
@@ -247,7 +339,8 @@ def _fit_xgboost(spec, features, categories, train_batches, valid, n_rows, max_m
                 self._it = train_batches()
             for X, y, w in self._it:
                 if len(y):
-                    input_data(data=X, label=y, weight=w, feature_names=features, feature_types=ft)
+                    input_data(data=X, label=y, weight=w, base_margin=margin(X), feature_names=features,
+                               feature_types=ft)
                     return True
             return False
 
@@ -294,8 +387,9 @@ def _fit_xgboost(spec, features, categories, train_batches, valid, n_rows, max_m
     params = {k: v for k, v in params.items() if v is not None}
     evals, es = [], None
     if valid is not None and len(valid[1]):
-        dvalid = xgb.QuantileDMatrix(valid[0], label=valid[1], weight=valid[2], feature_names=features,
-                                     feature_types=ft, enable_categorical=True, ref=dtrain, max_bin=max_bin)
+        dvalid = xgb.QuantileDMatrix(valid[0], label=valid[1], weight=valid[2], base_margin=margin(valid[0]),
+                                     feature_names=features, feature_types=ft, enable_categorical=True, ref=dtrain,
+                                     max_bin=max_bin)
         evals, es = [(dvalid, "valid")], int(p["early_stopping_rounds"]) or None  # type: ignore[arg-type]
     matrix_s = time.perf_counter() - t0
     n_rounds = int(p["n_estimators"])  # type: ignore[arg-type]
@@ -310,7 +404,8 @@ def _fit_xgboost(spec, features, categories, train_batches, valid, n_rows, max_m
              stats["round_s"], matrix_s, n_rows, len(features))
     if best is not None:
         booster = booster[: best + 1]
-    return MetaModel("xgboost", features, categories, booster, best, "external" if external else "in-memory", stats)
+    return MetaModel("xgboost", features, categories, booster, best, "external" if external else "in-memory", stats,
+                     prior)
 
 
 def _collect(train_batches: Callable[[], Iterator[Batch]]) -> Batch:

@@ -15,6 +15,11 @@ positions of its gene above the floor) / (its easy rows kept above the floor), t
 recomputed exactly from the prediction store with the builder's own code
 (:func:`sampling.tn_strata`); a gene with none kept takes the pooled ratio of the training genes.
 
+Boosting (XGBoost, the default ``prior`` "linear"): every row starts from the margins of a multinomial
+logistic regression on the base models' log scores at the position, fitted on the same training rows
+(:func:`models.fit_prior`); the trees learn corrections to that start, early stopping on the validation
+genes decides how many, and the card keeps the regression (``model.prior``) for ``apply`` and ``variants``.
+
 A stacked build (several base models): "max(donor, acceptor)" above reads the max over every model of
 its top score (the ``stack_top_score`` column, :mod:`meta_spliceai.dataset.stacking`), for the rows
 trained on and for the positions scored; the comparison adds each other base model and their mean.
@@ -488,7 +493,7 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
             sub = out / name
             sub.mkdir(exist_ok=True)
             ablation_card[name] = {"kind": m.kind, "file": f"{name}/{m.save(sub)}", "features": m.features,
-                                   "categories": m.categories}
+                                   "categories": m.categories, "prior": m.prior}
     for name, c in zip(("calibrated_base", "calibrated_stack"), calib):
         if c is not None:
             ablation_card[name] = {"kind": "multinomial_logistic_on_log_scores", **c}
@@ -506,7 +511,8 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
     identities = stores.identities()
     card = {
         "tool": "meta-spliceai train", "meta_spliceai_version": __version__,
-        "model": {"kind": meta.kind, "file": model_file, "params": spec.params, "best_iteration": meta.best_iteration},
+        "model": {"kind": meta.kind, "file": model_file, "params": spec.params, "best_iteration": meta.best_iteration,
+                  "prior": meta.prior},
         "classes": list(CLASSES),
         "features": meta.features, "categories": meta.categories,
         "schema_version": ds.schema_meta.get("schema_version"),

@@ -11,13 +11,12 @@ complexity) from the gene's sequence with the allele applied (transcription orie
 indel, a position reads the alternate sequence at its own shifted place). The deltas are then taken
 exactly as SpliceAI's, on the corrected tracks; positions of the window outside the gene body keep the
 base model's values. All feature rows of a chunk of records go through the meta-model in one call.
-Base models with per-tissue outputs (Pangolin) are refused in a card here (their windows have no
-acceptor/donor columns to splice and align).
-No large variant truth set was available: ``bench/bench_truthset.py`` measures these deltas against
+A base model with per-tissue outputs (Pangolin) has no cone engine: its reference and alternate windows
+are scored as whole inputs (the same outputs, more work), its columns aligned as the others'. No large variant truth set was available: ``bench/bench_truthset.py`` measures these deltas against
 the base models' on the labelled chr20 variants.
 
 Coordinates: ``pos`` is 1-based genomic; gene positions are 0-based body indices in transcription
-orientation (``+``: ``q - start``, ``-``: ``end - q``); window tracks are ``(2D + 1, 3)`` in genome orientation.
+orientation (``+``: ``q - start``, ``-``: ``end - q``); window tracks are ``(2D + 1, C)`` (the model's columns) in genome orientation.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..basemodel.store import PredictionStore
+from ..config import PACKAGED_WEIGHTS
 from ..errors import ConfigMismatchError, InputError
 from ..dataset.schema import is_site_model
 from ..dataset.stacking import stack_top
@@ -167,10 +167,6 @@ class MetaScorer:
                              "(its gene IDs key the store), not a SpliceAI table")
         loaded = load_card(model)
         identities = card_base_models(loaded.card)
-        tissue = [m["base_model"] for m in identities if not is_site_model(m["base_model"])]
-        if tissue:
-            raise InputError(f"variants --model scores base models with acceptor/donor outputs; the card's {tissue[0]} "
-                             "has per-tissue outputs (not supported here yet): use a card without it")
         paths = as_paths(predictions)
         stores = [PredictionStore(p) for p in paths]
         for store in stores:
@@ -200,7 +196,7 @@ class MetaScorer:
             want = self.identities[i]
             name = want.get("base_model", "spliceai")
             w = self.weights.get(name)
-            if name != "spliceai" and w is None:
+            if name not in PACKAGED_WEIGHTS and w is None:
                 raise InputError(f"the model card's base model {i + 1} is {name}: give its checkpoints with "
                                  f"--weights {name}=DIR")
             m = load_base_model(name, weights=w, device="cpu")  # type: ignore[arg-type]
@@ -224,7 +220,8 @@ class MetaScorer:
                 continue
             m = self.base_model(i)
             own = Plan(entries=plan.entries, jobs=[Job(record=j.record, allele=j.allele, gene=j.gene) for j in plan.jobs])
-            engine = cone_engine(m, "onnx") if cone else None
+            # the cone engine takes site models (three classes); a tissue model (Pangolin) scores its windows
+            engine = cone_engine(m, "onnx") if cone and is_site_model(m.name) else None
             if engine is not None:
                 cone_tracks(own, records, table, genome, engine, distance=distance)
             else:

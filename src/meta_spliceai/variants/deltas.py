@@ -178,7 +178,7 @@ def align_alt(y_alt: np.ndarray, cov: int, ref_len: int, alt_len: int) -> np.nda
     """The alternate track on the reference's cov positions (SpliceAI's alignment of indels)."""
     if ref_len > 1 and alt_len == 1:
         dl = ref_len - alt_len
-        return np.concatenate([y_alt[: cov // 2 + alt_len], np.zeros((dl, 3)), y_alt[cov // 2 + alt_len:]], axis=0)
+        return np.concatenate([y_alt[: cov // 2 + alt_len], np.zeros((dl, y_alt.shape[1]), y_alt.dtype), y_alt[cov // 2 + alt_len:]], axis=0)
     if ref_len == 1 and alt_len > 1:
         merged = np.max(y_alt[cov // 2: cov // 2 + alt_len], axis=0)[None, :]
         return np.concatenate([y_alt[: cov // 2], merged, y_alt[cov // 2 + alt_len:]], axis=0)
