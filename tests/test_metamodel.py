@@ -189,3 +189,23 @@ def test_xgboost_linear_prior_starts_from_the_log_score_regression(tmp_path):
         load_model("xgboost", tmp_path / name, feats, {}, {**m.prior, "coef": [[1.0]]})
     with pytest.raises(InputError, match="prior must be one of linear, none"):
         fitted({"n_estimators": 2, "prior": "tree"})
+
+
+def test_the_cards_checksum_catches_a_damaged_file_before_xgboost_reads_it(tmp_path):
+    """A truncated model file can crash XGBoost's own reader: with the card's checksum it never gets there."""
+    from meta_spliceai.metamodel.models import file_digest
+
+    rng = np.random.default_rng(2)
+    X = rng.random((300, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 300).astype(np.int32)
+    m = fit(parse_model_spec('{"model": "xgboost", "params": {"n_estimators": 5}}'), ["a", "b"], {},
+            lambda: iter([(X, y, np.ones(300, np.float32))]), None, n_train_rows=300, max_memory=2**30, seed=0,
+            cache_dir=tmp_path / "c")
+    path = tmp_path / m.save(tmp_path)
+    digest = file_digest(path)
+    np.testing.assert_allclose(load_model("xgboost", path, ["a", "b"], {}, digest=digest).predict(X), m.predict(X))
+    data = path.read_bytes()
+    for cut in (len(data) // 3, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(InputError, match="truncated or damaged \\(its checksum is not the model card's\\)"):
+            load_model("xgboost", path, ["a", "b"], {}, digest=digest)

@@ -293,9 +293,9 @@ def pangolin_scorer(tmp_path_factory, chr22, keras_store):
 
 @pytest.mark.slow
 def test_stacked_variants_with_pangolin_score_its_windows(pangolin_scorer):
-    """A card with Pangolin (per-tissue columns, no cone engine): its reference and alternate windows are the real
-    networks' outputs on SpliceAI's masked windows (8 columns, a deletion aligned with zero rows), and the stacked
-    correction of an SNV and a deletion beside a donor is written."""
+    """A card with Pangolin (per-tissue columns): its cone engine's reference and alternate windows equal the real
+    networks' full passes over SpliceAI's masked windows (8 columns, combined per tissue; a deletion aligned with
+    zero rows), and the stacked correction of an SNV and a deletion beside a donor is written."""
     from meta_spliceai.basemodel.ensemble import load_base_model
     from meta_spliceai.variants.deltas import cone_engine, masked_window, plan_records, score_records
 
@@ -321,8 +321,8 @@ def test_stacked_variants_with_pangolin_score_its_windows(pangolin_scorer):
         x_alt = x_ref[: len(x_ref) // 2] + rec.alts[0] + x_ref[len(x_ref) // 2 + len(rec.ref):]
         want_ref, want_alt = pangolin.predict([x_ref, x_alt])
         assert y_ref.shape == (2 * D + 1, 8)
-        np.testing.assert_allclose(y_ref, want_ref, atol=1e-6)
-        np.testing.assert_allclose(y_alt, want_alt, atol=1e-6)
+        np.testing.assert_allclose(y_ref, want_ref, atol=2e-6)  # cone engine == full windows
+        np.testing.assert_allclose(y_alt, want_alt, atol=2e-6)
     from meta_spliceai.variants.deltas import align_alt
 
     aligned = align_alt(per_job[1][1][1], 2 * D + 1, 3, 1)

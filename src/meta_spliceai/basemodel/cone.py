@@ -29,7 +29,7 @@ import numpy as np
 from ..config import FLANK
 from .ensemble import cpu_threads, one_hot, ort_options
 from .onnx_graph import SKIP_AFTER, build_pieces
-from .weights import Weights, unit_trim
+from .weights import HEAD_CHANNELS, Weights, unit_trim
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,17 @@ class ConeVariant:
 
 class ConeEngine:
     """The members of a base model as ONNX Runtime pieces; :meth:`score` gives the reference and
-    alternate tracks of variant windows of one gene input, the 5-member mean as ``BaseModel.predict``
-    forms it (members summed in order, divided by their count)."""
+    alternate tracks of variant windows of one gene input, combined as ``BaseModel.predict`` combines
+    them: per group (member indices, output channels; default: every member, every channel) the mean of
+    the members' chosen channels, summed in member order, the groups' columns side by side (Pangolin:
+    per tissue P(splice) and usage)."""
 
-    def __init__(self, members: Sequence[Weights], threads: int | None = None) -> None:
+    def __init__(self, members: Sequence[Weights], threads: int | None = None,
+                 groups: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None) -> None:
         import onnxruntime as ort
+
+        channels = HEAD_CHANNELS[members[0].head]
+        self.groups = [(list(m), list(c)) for m, c in (groups or [(range(len(members)), range(channels))])]
 
         self.workers = max(1, min(threads or cpu_threads(), len(members)))
         self.members = []
@@ -74,7 +80,7 @@ class ConeEngine:
         self._pool: ThreadPoolExecutor | None = None
 
     def score(self, gene: str, variants: Sequence[ConeVariant]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(reference ``(cov, 3)``, alternate ``(cov + len(alt) - ref_len, 3)``) float32 tracks of each
+        """(reference ``(cov, C)``, alternate ``(cov + len(alt) - ref_len, C)``) float32 tracks of each
         variant: the model's outputs at the central positions of its reference and alternate windows."""
         order = sorted(range(len(variants)), key=lambda j: variants[j].start)
         clusters: list[list[int]] = []
@@ -94,18 +100,22 @@ class ConeEngine:
         else:
             results = [self._member(self.members[m], gene, [variants[j] for j in clusters[c]]) for c, m in tasks]
         out: list[tuple[np.ndarray, np.ndarray]] = [None] * len(variants)  # type: ignore[list-item]
-        n = np.float32(len(self.members))
         per = len(self.members)
         for c, js in enumerate(clusters):
             rows = results[c * per: (c + 1) * per]
             for k, j in enumerate(js):
-                ref = rows[0][k][0].copy()
-                alt = rows[0][k][1].copy()
-                for r in rows[1:]:
-                    ref += r[k][0]
-                    alt += r[k][1]
-                out[j] = ((ref / n).T, (alt / n).T)
+                out[j] = (self._combine([r[k][0] for r in rows]).T, self._combine([r[k][1] for r in rows]).T)
         return out
+
+    def _combine(self, outs: list[np.ndarray]) -> np.ndarray:
+        """Members' ``(channels, L)`` outputs as the model's ``(C, L)`` (:meth:`BaseModel._combine`'s arithmetic)."""
+        parts = []
+        for members, channels in self.groups:
+            total = outs[members[0]][channels].astype(np.float32, copy=True)
+            for m in members[1:]:
+                total += outs[m][channels]
+            parts.append(total / np.float32(len(members)))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def _member(self, pieces: dict, gene: str, variants: list[ConeVariant]) -> list[tuple[np.ndarray, np.ndarray]]:
         """One member's (reference, alternate) ``(3, L)`` outputs for variants of one cluster."""

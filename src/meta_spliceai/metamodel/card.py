@@ -131,7 +131,8 @@ def load_card(path: str | os.PathLike[str]) -> LoadedModel:
                                   f"this meta-spliceai computes version {SCHEMA_VERSION}; retrain the model")
     cfg = build_config(card["feature_settings"])
     model = load_model(card["model"]["kind"], card_path.parent / card["model"]["file"], list(card["features"]),
-                       {k: list(v) for k, v in card["categories"].items()}, card["model"].get("prior"))
+                       {k: list(v) for k, v in card["categories"].items()}, card["model"].get("prior"),
+                       card["model"].get("file_digest"))
     return LoadedModel(card, model, cfg, card_path.parent)
 
 

@@ -143,7 +143,8 @@ def evaluate_genes(loaded: LoadedModel, store: StoreSet | PredictionStore, ann, 
     for name, a in ab.items():  # the score-only model and, after --feature-ablation, one per context family
         if name not in ("calibrated_base", "calibrated_stack"):
             models[name] = load_model(a["kind"], loaded.folder / a["file"], list(a["features"]),
-                                      {k: list(v) for k, v in a["categories"].items()}, a.get("prior"))
+                                      {k: list(v) for k, v in a["categories"].items()}, a.get("prior"),
+                                      a.get("file_digest"))
     score = scorers(models, ab.get("calibrated_base"), ab.get("calibrated_stack"))
     bases = list(base_methods(corrector.cfg.base_models))
     methods = method_order(score, bases)

@@ -65,6 +65,7 @@ from .metrics import best_threshold
 from .models import (
     CLASSES,
     MetaModel,
+    file_digest,
     fit,
     memory_budget,
     parse_model_spec,
@@ -492,8 +493,9 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
         if name != "meta":
             sub = out / name
             sub.mkdir(exist_ok=True)
-            ablation_card[name] = {"kind": m.kind, "file": f"{name}/{m.save(sub)}", "features": m.features,
-                                   "categories": m.categories, "prior": m.prior}
+            file = f"{name}/{m.save(sub)}"
+            ablation_card[name] = {"kind": m.kind, "file": file, "file_digest": file_digest(out / file),
+                                   "features": m.features, "categories": m.categories, "prior": m.prior}
     for name, c in zip(("calibrated_base", "calibrated_stack"), calib):
         if c is not None:
             ablation_card[name] = {"kind": "multinomial_logistic_on_log_scores", **c}
@@ -512,7 +514,7 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
     card = {
         "tool": "meta-spliceai train", "meta_spliceai_version": __version__,
         "model": {"kind": meta.kind, "file": model_file, "params": spec.params, "best_iteration": meta.best_iteration,
-                  "prior": meta.prior},
+                  "file_digest": file_digest(out / model_file), "prior": meta.prior},
         "classes": list(CLASSES),
         "features": meta.features, "categories": meta.categories,
         "schema_version": ds.schema_meta.get("schema_version"),

@@ -11,8 +11,8 @@ complexity) from the gene's sequence with the allele applied (transcription orie
 indel, a position reads the alternate sequence at its own shifted place). The deltas are then taken
 exactly as SpliceAI's, on the corrected tracks; positions of the window outside the gene body keep the
 base model's values. All feature rows of a chunk of records go through the meta-model in one call.
-A base model with per-tissue outputs (Pangolin) has no cone engine: its reference and alternate windows
-are scored as whole inputs (the same outputs, more work), its columns aligned as the others'. No large variant truth set was available: ``bench/bench_truthset.py`` measures these deltas against
+A base model with per-tissue outputs (Pangolin) runs on the same cone engine, its members combined per
+tissue as ``predict`` combines them; its columns are aligned as the others'. No large variant truth set was available: ``bench/bench_truthset.py`` measures these deltas against
 the base models' on the labelled chr20 variants.
 
 Coordinates: ``pos`` is 1-based genomic; gene positions are 0-based body indices in transcription
@@ -33,7 +33,6 @@ import numpy as np
 from ..basemodel.store import PredictionStore
 from ..config import PACKAGED_WEIGHTS
 from ..errors import ConfigMismatchError, InputError
-from ..dataset.schema import is_site_model
 from ..dataset.stacking import stack_top
 from ..dataset.stores import as_paths, weights_map
 from ..metamodel.card import TO_STORE, Corrector, LoadedModel, card_base_models, check_stores, load_card
@@ -220,8 +219,7 @@ class MetaScorer:
                 continue
             m = self.base_model(i)
             own = Plan(entries=plan.entries, jobs=[Job(record=j.record, allele=j.allele, gene=j.gene) for j in plan.jobs])
-            # the cone engine takes site models (three classes); a tissue model (Pangolin) scores its windows
-            engine = cone_engine(m, "onnx") if cone and is_site_model(m.name) else None
+            engine = cone_engine(m, "onnx") if cone else None
             if engine is not None:
                 cone_tracks(own, records, table, genome, engine, distance=distance)
             else:
