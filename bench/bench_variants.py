@@ -3,7 +3,7 @@ one run after the other; exactness of every INFO value and variants/s with each 
 
     python bench/bench_variants.py --spliceai /path/to/throwaway-venv/bin/spliceai --work /tmp/bv \
         [--n 600] [--skip-spliceai EXPECTED.vcf] [--model MODEL_DIR] [--modes cone,no_cone,...]
-    python bench/bench_variants.py --precomputed --work /tmp/bv [--n 300]
+    python bench/bench_variants.py --precomputed --work /tmp/bv [--n 300] [--genes 12]
 
 ``--precomputed``: the cost of ``variants --precomputed`` at 0 %, 50 % and 100 % coverage: the default run's
 own output, bgzipped and tabix-indexed, cut to none (a file of other positions' records), every other and
@@ -46,8 +46,9 @@ CHR20 = ROOT.parent / "shared" / "data" / "grch37_chr20"
 
 
 def make_vcf(path: Path, n: int, seed: int = 7, gtf: Path = CHR20 / "annotation.gtf",
-             pool: set[str] | None = None) -> list[str]:
-    """Write the VCF; returns the genes drawn (12 multi-exon genes of ``gtf``, among ``pool`` when given)."""
+             pool: set[str] | None = None, n_genes: int = 12) -> list[str]:
+    """Write the VCF; returns the genes drawn (``n_genes`` multi-exon genes of ``gtf``, among ``pool`` when
+    given: 12 makes a dense VCF, a cluster of records per exon; a few hundred a sparse one, as a genome's)."""
     rng = random.Random(seed)
     fa = pysam.FastaFile(str(CHR20 / "genome.fa.gz"))
     genes: dict[str, list[tuple[int, int]]] = {}
@@ -56,7 +57,7 @@ def make_vcf(path: Path, n: int, seed: int = 7, gtf: Path = CHR20 / "annotation.
         if len(f) > 8 and f[2] == "exon":
             genes.setdefault(f[8].split('gene_id "')[1].split('"')[0], []).append((int(f[3]), int(f[4])))
     multi = sorted(g for g, ex in genes.items() if len(ex) >= 8 and (pool is None or g in pool))
-    chosen = rng.sample(multi, 12)
+    chosen = rng.sample(multi, min(n_genes, len(multi)))
     recs = set()
     while len(recs) < n:
         ex = genes[rng.choice(chosen)]
@@ -137,15 +138,17 @@ def main() -> None:
     ap.add_argument("--gtf", type=Path, help="the annotation the --stores were made with")
     ap.add_argument("--weights", nargs="+", help="with --stores: --weights of variants (openspliceai=DIR)")
     ap.add_argument("--profile", action="store_true", help="gtf_model under cProfile (its .prof beside the VCFs)")
+    ap.add_argument("--genes", type=int, default=12, help="genes the VCF's records are drawn over (12: dense, "
+                    "several records per exon; 200: sparse, as a genome-wide VCF)")
     a = ap.parse_args()
     if a.precomputed:
-        precomputed(a.work, a.n)
+        precomputed(a.work, a.n, a.genes)
         return
     a.work.mkdir(parents=True, exist_ok=True)
     vcf = a.work / "chr20_bench.vcf"
     # genes every store holds (a store may hold more genes than the others)
     pool = set.intersection(*({p.stem for p in s.glob("*.parquet")} for s in a.stores)) if a.stores else None
-    genes = make_vcf(vcf, a.n, gtf=a.gtf or CHR20 / "annotation.gtf", pool=pool)
+    genes = make_vcf(vcf, a.n, gtf=a.gtf or CHR20 / "annotation.gtf", pool=pool, n_genes=a.genes)
     fa = a.work / "chr20.fa"
     if not fa.is_file():
         with gzip.open(CHR20 / "genome.fa.gz", "rb") as src, open(fa, "wb") as dst:
@@ -203,15 +206,15 @@ def _bgzip(header: list[str], records: list[str], path: Path) -> Path:
     return Path(pysam.tabix_index(str(path), preset="vcf", force=True))
 
 
-def precomputed(work: Path, n: int) -> None:
+def precomputed(work: Path, n: int, n_genes: int = 12) -> None:
     """``variants --precomputed`` at 0, 50 and 100 % coverage beside the run without it; outputs byte-compared."""
     work.mkdir(parents=True, exist_ok=True)
     vcf = work / "chr20_bench.vcf"
-    make_vcf(vcf, n)
+    make_vcf(vcf, n, n_genes=n_genes)
     ours = [sys.executable, "-m", "meta_spliceai", "variants", "-I", str(vcf), "-R", str(CHR20 / "genome.fa.gz"),
             "-A", "grch37"]
     res: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M"), "records": n, "load": os.getloadavg(),
-                              "bench": "precomputed"}
+                              "bench": "precomputed", "genes": n_genes}
     full = work / "full.vcf"
     wall, rss = timed([*ours, "-O", str(full)])
     res["without"] = {"s": round(wall, 1), "variants_per_s": round(n / wall, 3), "peak_rss_gib": round(rss, 2)}
