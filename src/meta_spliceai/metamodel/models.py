@@ -10,7 +10,6 @@ upgrade).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -26,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..extras import require
-from ..storage import write_bytes_atomic
+from ..storage import checksum, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +169,7 @@ class MetaModel:
 
 def file_digest(path: Path) -> str:
     """The checksum the model card keeps of a model file (BLAKE2b, 16 bytes, hex)."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return checksum(path)
 
 
 def load_model(kind: str, path: Path, features: list[str], categories: dict[str, list[str]],
