@@ -193,7 +193,7 @@ def test_xgboost_linear_prior_starts_from_the_log_score_regression(tmp_path):
 
 def test_the_cards_checksum_catches_a_damaged_file_before_xgboost_reads_it(tmp_path):
     """A truncated model file can crash XGBoost's own reader: with the card's checksum it never gets there."""
-    from meta_spliceai.metamodel.models import file_digest
+    from meta_spliceai.storage import checksum
 
     rng = np.random.default_rng(2)
     X = rng.random((300, 2)).astype(np.float32)
@@ -202,7 +202,7 @@ def test_the_cards_checksum_catches_a_damaged_file_before_xgboost_reads_it(tmp_p
             lambda: iter([(X, y, np.ones(300, np.float32))]), None, n_train_rows=300, max_memory=2**30, seed=0,
             cache_dir=tmp_path / "c")
     path = tmp_path / m.save(tmp_path)
-    digest = file_digest(path)
+    digest = checksum(path)
     np.testing.assert_allclose(load_model("xgboost", path, ["a", "b"], {}, digest=digest).predict(X), m.predict(X))
     data = path.read_bytes()
     for cut in (len(data) // 3, len(data) - 1):

@@ -27,9 +27,9 @@ from itertools import accumulate
 import numpy as np
 
 from ..config import FLANK
-from .ensemble import cpu_threads, one_hot, ort_options
+from .ensemble import combine_members, cpu_threads, member_groups, one_hot, ort_options
 from .onnx_graph import SKIP_AFTER, build_pieces
-from .weights import HEAD_CHANNELS, Weights, unit_trim
+from .weights import Weights, unit_trim
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ class ConeEngine:
                  groups: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None) -> None:
         import onnxruntime as ort
 
-        channels = HEAD_CHANNELS[members[0].head]
-        self.groups = [(list(m), list(c)) for m, c in (groups or [(range(len(members)), range(channels))])]
+        self.groups = member_groups(members, groups)
 
         self.workers = max(1, min(threads or cpu_threads(), len(members)))
         self.members = []
@@ -104,18 +103,9 @@ class ConeEngine:
         for c, js in enumerate(clusters):
             rows = results[c * per: (c + 1) * per]
             for k, j in enumerate(js):
-                out[j] = (self._combine([r[k][0] for r in rows]).T, self._combine([r[k][1] for r in rows]).T)
+                out[j] = (combine_members([r[k][0] for r in rows], self.groups).T,
+                          combine_members([r[k][1] for r in rows], self.groups).T)
         return out
-
-    def _combine(self, outs: list[np.ndarray]) -> np.ndarray:
-        """Members' ``(channels, L)`` outputs as the model's ``(C, L)`` (:meth:`BaseModel._combine`'s arithmetic)."""
-        parts = []
-        for members, channels in self.groups:
-            total = outs[members[0]][channels].astype(np.float32, copy=True)
-            for m in members[1:]:
-                total += outs[m][channels]
-            parts.append(total / np.float32(len(members)))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def _member(self, pieces: dict, gene: str, variants: list[ConeVariant]) -> list[tuple[np.ndarray, np.ndarray]]:
         """One member's (reference, alternate) ``(3, L)`` outputs for variants of one cluster."""

@@ -365,8 +365,7 @@ class BaseModel:
     ) -> None:
         self.name = name
         self.columns: tuple[str, ...] = BASE_MODEL_OUTPUTS[name]
-        channels = HEAD_CHANNELS[members[0].head]
-        self.groups = [(list(m), list(c)) for m, c in (groups or [(range(len(members)), range(channels))])]
+        self.groups = member_groups(members, groups)
         if sum(len(c) for _, c in self.groups) != len(self.columns):
             raise ValueError(f"base model {name}: the member groups give {sum(len(c) for _, c in self.groups)} columns, "
                              f"expected {len(self.columns)} ({', '.join(self.columns)})")
@@ -487,15 +486,30 @@ class BaseModel:
             yield self._combine(row)
 
     def _combine(self, row: list[np.ndarray]) -> np.ndarray:
-        """The members' outputs ``(B, channels, L)`` as the model's ``(B, C, L)``: per group the mean of its
-        members' chosen channels, summed in member order (deterministic), the groups' blocks side by side."""
-        parts = []
-        for members, channels in self.groups:
-            total = row[members[0]][:, channels].astype(np.float32, copy=True)
-            for m in members[1:]:
-                total += row[m][:, channels]
-            parts.append(total / np.float32(len(members)))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        """The members' outputs ``(B, channels, L)`` as the model's ``(B, C, L)`` (:func:`combine_members`)."""
+        return combine_members(row, self.groups)
+
+
+Groups = list[tuple[list[int], list[int]]]
+
+
+def member_groups(members: Sequence[Weights], groups: Sequence[tuple[Sequence[int], Sequence[int]]] | None) -> Groups:
+    """How members combine into a model's columns: ``groups`` as lists, or by default one group of every member
+    and every output channel."""
+    channels = HEAD_CHANNELS[members[0].head]
+    return [(list(m), list(c)) for m, c in (groups or [(range(len(members)), range(channels))])]
+
+
+def combine_members(outs: Sequence[np.ndarray], groups: Groups) -> np.ndarray:
+    """Members' outputs ``(..., channels, L)`` as the model's ``(..., C, L)``: per group the mean of its members'
+    chosen channels, summed in member order (deterministic), the groups' blocks side by side."""
+    parts = []
+    for members, channels in groups:
+        total = outs[members[0]][..., channels, :].astype(np.float32, copy=True)
+        for m in members[1:]:
+            total += outs[m][..., channels, :]
+        parts.append(total / np.float32(len(members)))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-2)
 
 
 def _package_files(package: str, folder: str, names: Sequence[str], hint: str) -> list[Path]:

@@ -167,23 +167,18 @@ class MetaModel:
         return {f: float(sum(v for n, v in per.items() if n == f or n.startswith(f + "="))) for f in self.features}
 
 
-def file_digest(path: Path) -> str:
-    """The checksum the model card keeps of a model file (BLAKE2b, 16 bytes, hex)."""
-    return checksum(path)
-
-
 def load_model(kind: str, path: Path, features: list[str], categories: dict[str, list[str]],
                prior: dict | None = None, digest: str | None = None) -> MetaModel:
     """Read a native model file written by :meth:`MetaModel.save`; a missing, truncated or foreign file is
-    one :class:`InputError` naming it (the fix: re-run ``train``). ``digest``: the card's checksum of the file,
-    checked first (a damaged file can crash XGBoost's own reader)."""
+    one :class:`InputError` naming it (the fix: re-run ``train``). ``digest``: the card's checksum of the file
+    (:func:`..storage.checksum`), checked first (a damaged file can crash XGBoost's own reader)."""
     if kind not in MODEL_KINDS:
         raise InputError(f"model card names unknown model kind {kind!r}; valid: {', '.join(MODEL_KINDS)}")
     require(MODULES_OF_KIND[kind], f"a {kind} meta-model")
     if not path.is_file():
         raise InputError(f"model file {path} named by the model card is missing: the model folder {path.parent} is "
                          "incomplete; re-run meta-spliceai train into it")
-    if digest is not None and file_digest(path) != digest:
+    if digest is not None and checksum(path) != digest:
         raise InputError(f"model file {path} is truncated or damaged (its checksum is not the model card's); re-run "
                          "meta-spliceai train to write it again")
     try:

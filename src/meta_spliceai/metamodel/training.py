@@ -53,6 +53,7 @@ from ..extras import require
 from ..reference.annotation import load_annotation
 from ..storage import (
     check_output_dir,
+    checksum,
     commit,
     tmp_path_for,
     write_json_atomic,
@@ -65,7 +66,6 @@ from .metrics import best_threshold
 from .models import (
     CLASSES,
     MetaModel,
-    file_digest,
     fit,
     memory_budget,
     parse_model_spec,
@@ -494,7 +494,7 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
             sub = out / name
             sub.mkdir(exist_ok=True)
             file = f"{name}/{m.save(sub)}"
-            ablation_card[name] = {"kind": m.kind, "file": file, "file_digest": file_digest(out / file),
+            ablation_card[name] = {"kind": m.kind, "file": file, "file_digest": checksum(out / file),
                                    "features": m.features, "categories": m.categories, "prior": m.prior}
     for name, c in zip(("calibrated_base", "calibrated_stack"), calib):
         if c is not None:
@@ -514,7 +514,7 @@ def _write_outputs(out, ds, full, spec, fitted, calib, pruned, parts, thresholds
     card = {
         "tool": "meta-spliceai train", "meta_spliceai_version": __version__,
         "model": {"kind": meta.kind, "file": model_file, "params": spec.params, "best_iteration": meta.best_iteration,
-                  "file_digest": file_digest(out / model_file), "prior": meta.prior},
+                  "file_digest": checksum(out / model_file), "prior": meta.prior},
         "classes": list(CLASSES),
         "features": meta.features, "categories": meta.categories,
         "schema_version": ds.schema_meta.get("schema_version"),

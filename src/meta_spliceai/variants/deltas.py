@@ -274,7 +274,7 @@ def cone_engine(model, runtime: str) -> ConeEngine | None:  # noqa: ANN001
     run on ONNX Runtime (PyTorch, CUDA: its own windows are scored instead)."""
     if getattr(model, "runtime", None) != "onnx":
         return None
-    return worker_cache(("variant-cone", runtime, model.name, model.digest), lambda: ConeEngine(model.members, groups=getattr(model, "groups", None)))
+    return worker_cache(("variant-cone", runtime, model.name, model.digest), lambda: ConeEngine(model.members, groups=model.groups))
 
 
 def compute_tracks(plan: Plan, records: Sequence[Record], windows: list[str], table: TranscriptTable, genome: Genome,
