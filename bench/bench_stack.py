@@ -60,7 +60,7 @@ def steps(args: argparse.Namespace, work: Path) -> list[dict[str, object]]:
     store = {(b, m): str(Path(args.stores) / f"{b}_{m}") for b in BUNDLES for m in models}
     fasta, gtf = BUNDLES["chr20"]
     common = ["--fasta", str(fasta), "--gtf", str(gtf), "--gene-ids-file", args.genes, "--kmer-sizes",
-              *args.kmer_sizes.split(","), "--batch-size", "100"]
+              *args.kmer_sizes.split(","), "--batch-size", "100", *args.build_args.split()]
     done = []
     plans = {"single": models[:1], "stack": models}
     for kind, ms in plans.items():
@@ -134,6 +134,7 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=300, help="gene-level bootstrap resamples")
     ap.add_argument("--model", help="train --model (a kind or JSON spec), e.g. "
                     "'{\"model\": \"xgboost\", \"params\": {\"prior\": \"none\"}}'; default: train's")
+    ap.add_argument("--build-args", default="", help="more build flags of both builds, e.g. '--hard-prob 0.02'")
     ap.add_argument("--table-only", action="store_true", help="only print the table of what is there")
     ap.add_argument("--src", type=Path, default=SRC, help="meta_spliceai source to run (another version's src/)")
     args = ap.parse_args()

@@ -25,7 +25,7 @@ def test_outputs_and_card(chr22_model):
                                         "feature_sets": list(DEFAULT_BUILD.feature_sets)}
     assert card["features"][0] == "donor_score" and "gene_type" in card["features"] and "3mer_AAA" in card["features"]
     assert not {"gene_id", "splice_type", "pred_type", "transcript_count", "tn_kind", "batch"} & set(card["features"])
-    assert card["floor"] == 0.15 and card["schema_version"] == SCHEMA_VERSION  # the build's hard_prob and card["base_model"]["base_model"] == "spliceai"
+    assert card["floor"] == DEFAULT_BUILD.hard_prob and card["schema_version"] == SCHEMA_VERSION  # the build's hard_prob and card["base_model"]["base_model"] == "spliceai"
     assert set(card["thresholds"]) == {"donor", "acceptor"} and card["dataset"]["manifest_digest"]
     m = res.metrics
     for t in SITE_TYPES:
@@ -106,13 +106,14 @@ def test_lower_floor_uses_sampling_weights(chr22_build, tmp_path):
     ann = load_annotation(ds.build["inputs"]["gtf"], cache_dir=chr22_build / "annotation")
     genes = sorted(pl.scan_parquet(ds.files).select("gene_id").unique().collect()["gene_id"])
     store = PredictionStore(ds.store_dir)
-    assert easy_weights(ds, genes, ann, store, 0.15) == {}  # at hard_prob: every position kept, no weights
-    w = easy_weights(ds, genes, ann, store, 1e-3)
+    hard = ds.build["config"]["hard_prob"]
+    assert easy_weights(ds, genes, ann, store, hard) == {}  # at hard_prob: every position kept, no weights
+    w = easy_weights(ds, genes, ann, store, hard / 10)
     assert set(w) == set(genes) and min(w.values()) >= 1 and max(w.values()) > 10
     res = train(dataset=chr22_build, out_dir=tmp_path / "m", model=FAST_XGB, bootstrap=0, ablations=False,
-                floor=1e-3, progress=False)
+                floor=hard / 10, progress=False)
     assert res.metrics["scored_positions"] > 0
-    assert json.loads((tmp_path / "m" / "model_card.json").read_text())["floor"] == 1e-3
+    assert json.loads((tmp_path / "m" / "model_card.json").read_text())["floor"] == hard / 10
 
 
 def test_group_col_reads_the_datasets_own_gene_type(tmp_path, chr22, chr22_dataset):
