@@ -468,7 +468,7 @@ class BaseModel:
         return x
 
     def _run(self, inputs: list[tuple[np.ndarray, list[int]]]) -> Iterator[np.ndarray]:
-        """Ensemble scores ``(B, C, L)`` for each input (:meth:`_combine`), in order, each as soon as it is done. On the CPU the
+        """Ensemble scores ``(B, C, L)`` for each input (:func:`combine_members`), in order, each as soon as it is done. On the CPU the
         (input, member) tasks run on ``workers`` threads of one intra-op thread each: no thread ever waits on
         another mid-layer, which keeps throughput on a busy (shared) machine; sums are in member order
         (deterministic)."""
@@ -483,11 +483,7 @@ class BaseModel:
             futures = [[self._pool.submit(f, x, n) for f in fns] for x, n in inputs]  # all in flight at once
             rows = ([fu.result() for fu in row] for row in futures)
         for row in rows:
-            yield self._combine(row)
-
-    def _combine(self, row: list[np.ndarray]) -> np.ndarray:
-        """The members' outputs ``(B, channels, L)`` as the model's ``(B, C, L)`` (:func:`combine_members`)."""
-        return combine_members(row, self.groups)
+            yield combine_members(row, self.groups)
 
 
 Groups = list[tuple[list[int], list[int]]]
