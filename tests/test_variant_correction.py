@@ -94,6 +94,34 @@ def test_indel_alternate_sequence_is_shifted_right_of_the_allele(scorer, strand,
     np.testing.assert_allclose(got[1], _long_way(meta, genome, gene, track, pos, ref, alt), atol=1e-6)
 
 
+def test_a_position_crossing_the_floor_is_corrected_in_both_alleles(scorer):
+    """Where only the alternate reaches the floor, the reference is corrected there too (one function for both
+    alleles): its value is the meta-model's on the reference features, not the base score it had below the floor."""
+    meta, genome, table = scorer
+    g, gene, track, site = _site(scorer, "+")
+    pos = site + 2
+    ref = genome.fetch("22", pos - 1, pos)
+    alt = "A" if ref != "A" else "C"
+    q = np.arange(pos - D, pos + D + 1)
+    idx = q - int(gene["start"])
+    y = track[idx].copy()
+    floor = meta.corrector.floor
+    low = [j for j in range(2 * D + 1) if j != D and max(y[j, 1], y[j, 2]) < floor / 10]
+    assert low, "no position of the window below the floor"
+    j = low[len(low) // 2]
+    y_alt = y.copy()
+    y_alt[j] = (0.6, 0.0, 0.4)  # only the alternate fires at j
+    (same,) = meta.correct_jobs(table, [(g, pos, ref, alt, [(y, y)])], D)
+    (got,) = meta.correct_jobs(table, [(g, pos, ref, alt, [(y, y_alt)])], D)
+    np.testing.assert_array_equal(same[0][j], y[j])  # below the floor in both alleles: the base score
+    others = np.arange(2 * D + 1) != j
+    np.testing.assert_array_equal(got[0][others], same[0][others])  # the reference's other corrections unchanged
+    g_data = meta._gene(str(table.gene_ids[g]))
+    X = meta._features(gene, g_data, np.array([idx[j]]), 0, int(idx[D]), ref, alt)[0]
+    np.testing.assert_allclose(got[0][j], meta.loaded.model.predict(X)[0, TO_STORE], atol=1e-6)
+    assert not np.allclose(got[0][j], y[j])
+
+
 def _long_way(meta: MetaScorer, genome: Genome, gene, track, pos: int, ref: str, alt: str) -> np.ndarray:
     """The corrected window (scores unchanged) the long way: the whole transcription-oriented alternate gene sequence, each position read at its own
     place in it (upstream of the allele unshifted, downstream shifted by len(ALT) - len(REF))."""

@@ -3,8 +3,9 @@
 For a scored (variant, gene) and each base model of the card (card order; the first is the labelling
 model), the gene's whole track comes from that model's prediction store (``--predictions``, one store
 per model, as ``apply`` reads them); its +-D window is replaced by that model's reference (resp. aligned
-alternate) outputs by SpliceAI's rules (each model's own cone engine), and the meta-model corrects the
-positions of the window whose score reaches the card's floor (features by the builder's own code, with
+alternate) outputs by SpliceAI's rules (each model's own cone engine), and the meta-model corrects, in
+both alleles, the positions of the window whose score reaches the card's floor in either allele (so the
+two alleles of a position are scored by one function: no delta from crossing the floor alone; features by the builder's own code, with
 the whole-track context the features need). Every feature of the alternate track comes from the
 alternate: its scores from the alternate outputs, its sequence features (k-mers, GC content,
 complexity) from the gene's sequence with the allele applied (transcription orientation; right of an
@@ -276,16 +277,18 @@ class MetaScorer:
             inside = np.flatnonzero((idx >= 0) & (idx < length))
             a = int(gene["end"]) - (pos + len(ref) - 1) if minus else pos - int(gene["start"])
             allele = reverse_complement(alt) if minus else alt
+            # one set of corrected positions for both alleles: where either allele reaches the floor, so a
+            # position is scored by the same function in the reference and the alternate (a position that
+            # crossed the floor would otherwise jump from the base score to the meta-model's: a false delta)
+            tops = [stack_top([w[kind][inside] for w in windows], self.names) for kind in (0, 1)]
+            keep = inside[(tops[0] >= self.corrector.floor) | (tops[1] >= self.corrector.floor)]
+            keep = keep[np.argsort(idx[keep], kind="stable")]
+            positions = idx[keep]
             for kind in (0, 1):
                 ys = [w[kind] for w in windows]
                 saved = [t[idx[inside]].copy() for t in g.tracks]
                 for t, y in zip(g.tracks, ys):
                     t[idx[inside]] = y[inside]
-                top = stack_top([t[idx[inside]] for t in g.tracks], self.names)
-                keep = inside[top >= self.corrector.floor]
-                order = np.argsort(idx[keep], kind="stable")
-                keep = keep[order]
-                positions = idx[keep]
                 item = _Item(j, kind, np.asarray(ys[0], dtype=np.float32).copy(), keep)
                 if positions.size:
                     parts = self._features(gene, g, positions, kind, a, ref, allele)
