@@ -9,9 +9,10 @@ labels and sources in its README). Methods, each scored on the same variants:
 
 - ``SpliceAI= (grch37)``: the ``SpliceAI`` INFO key of ``meta-spliceai variants -A grch37 -D 50`` as
   written (two decimals); the README's check (AUROC 0.87, AP 0.34);
-- per base model (``spliceai``, ``openspliceai`` with ``--openspliceai DIR``, ...): its own delta, ``-A``
+- per base model (``spliceai``, ``openspliceai`` with ``--openspliceai DIR``, ``pangolin`` with ``--pangolin DIR``
+  (its delta: the largest |change| of a tissue's P(splice site)), ...): its own delta, ``-A``
   the bundle's GENCODE GTF (the genes the prediction stores hold), not rounded;
-- ``mean``: the delta of the base models' mean tracks (reference and alternate averaged, then the delta);
+- ``mean``: the delta of the site models' mean tracks (Pangolin not in it) (reference and alternate averaged, then the delta);
 - ``MetaSpliceAI``: the deltas of the meta-model's corrected tracks (``--model`` with its prediction
   store(s), :class:`meta_spliceai.variants.corrected.MetaScorer`), only where the store holds the gene.
 
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from meta_spliceai.basemodel.cone import ConeEngine  # noqa: E402
 from meta_spliceai.basemodel.ensemble import load_base_model  # noqa: E402
+from meta_spliceai.config import BASE_MODEL_OUTPUTS  # noqa: E402
 from meta_spliceai.reference.genome import Genome  # noqa: E402
 from meta_spliceai.variants.deltas import ACCEPTOR, DONOR, Record, align_alt, cone_tracks, plan_records  # noqa: E402
 from meta_spliceai.variants.transcripts import load_transcripts  # noqa: E402
@@ -47,10 +49,14 @@ from meta_spliceai.variants.transcripts import load_transcripts  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 CHR20 = SHARED / "grch37_chr20"
 TRUTH = SHARED / "truthsets" / "chr20_splice_variants.tsv"
+PANGOLIN_COLUMNS = BASE_MODEL_OUTPUTS["pangolin"]
 
 
 def max_delta(ref: np.ndarray, alt: np.ndarray) -> float:
-    """The largest of DS_AG, DS_AL, DS_DG, DS_DL of aligned (cov, 3) tracks (``-M 0``)."""
+    """The largest of DS_AG, DS_AL, DS_DG, DS_DL of aligned (cov, 3) tracks (``-M 0``); Pangolin's (cov, 8):
+    the largest |change| of any tissue's P(splice site) (its columns ``{tissue}_p``, the even ones)."""
+    if ref.shape[1] == len(PANGOLIN_COLUMNS):
+        return float(np.abs(alt[:, 0::2] - ref[:, 0::2]).max())
     d = alt[:, [ACCEPTOR, DONOR]] - ref[:, [ACCEPTOR, DONOR]]
     return float(np.abs(d).max())
 
@@ -66,7 +72,7 @@ def model_tracks(records: list[Record], table, genome: Genome, name: str, weight
         if np.array_equal(z["key"], key):
             return [(int(r), int(g), x, y) for (r, g), x, y in zip(key, z["ref"], z["alt"])]
     model = load_base_model(name, weights=weights, device="cpu")  # type: ignore[arg-type]
-    cone_tracks(plan, records, table, genome, ConeEngine(model.members), distance=distance)
+    cone_tracks(plan, records, table, genome, ConeEngine(model.members, groups=model.groups), distance=distance)
     cov = 2 * distance + 1
     out = []
     for job in plan.jobs:
@@ -160,6 +166,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--openspliceai", type=Path, help="OpenSpliceAI 10,000-nt checkpoints folder")
     ap.add_argument("--cispliceai", action="store_true", help="also CI-SpliceAI (the installed cispliceai package)")
+    ap.add_argument("--pangolin", type=Path, help="also Pangolin: the folder of its 12 networks")
     ap.add_argument("--model", type=Path, help="a train output folder: also the MetaSpliceAI deltas")
     ap.add_argument("--predictions", type=Path, nargs="+", help="its prediction store(s), in card order")
     ap.add_argument("--gtf", type=Path, default=CHR20 / "annotation_gencode_v19.gtf")
@@ -190,7 +197,7 @@ def main() -> None:
     scores["SpliceAI= (grch37)"] = key[keep] if keep is not None else key
     timings["SpliceAI= (grch37)"] = time.perf_counter() - t
     bases = ([("spliceai", None)] + ([("openspliceai", a.openspliceai)] if a.openspliceai else [])
-             + ([("cispliceai", None)] if a.cispliceai else []))
+             + ([("cispliceai", None)] if a.cispliceai else []) + ([("pangolin", a.pangolin)] if a.pangolin else []))
     tracks = {}
     for name, w in bases:
         t = time.perf_counter()
@@ -198,14 +205,15 @@ def main() -> None:
                                     a.work / f"tracks_{name}_D{a.distance}_{tag}.npz")
         timings[name] = time.perf_counter() - t
         scores[name] = per_record(n, [(r, max_delta(x, z)) for r, _, x, z in tracks[name]])
-    if len(bases) > 1:
-        first = tracks[bases[0][0]]
+    sites = [(m, w) for m, w in bases if m != "pangolin"]  # the mean of the site models (Pangolin: no donor/acceptor)
+    if len(sites) > 1:
+        first = tracks[sites[0][0]]
         mean = []
         for k, (r, g, _, _) in enumerate(first):
-            x = np.mean([tracks[m][k][2] for m, _ in bases], axis=0)
-            z = np.mean([tracks[m][k][3] for m, _ in bases], axis=0)
+            x = np.mean([tracks[m][k][2] for m, _ in sites], axis=0)
+            z = np.mean([tracks[m][k][3] for m, _ in sites], axis=0)
             mean.append((r, max_delta(x, z)))
-        scores["mean of " + "+".join(m for m, _ in bases)] = per_record(n, mean)
+        scores["mean of " + "+".join(m for m, _ in sites)] = per_record(n, mean)
     held = np.ones(n, dtype=bool)
     have_meta = np.ones(n, dtype=bool)
     if a.model:
@@ -215,8 +223,9 @@ def main() -> None:
         from meta_spliceai.metamodel.card import card_base_models, load_card
 
         card_models = [m["base_model"] for m in card_base_models(load_card(a.model).card)]
+        given = {"openspliceai": a.openspliceai, "pangolin": a.pangolin}
         meta = MetaScorer.open(a.model, a.predictions, genome, table_, str(a.gtf),
-                               {"openspliceai": a.openspliceai} if a.openspliceai and "openspliceai" in card_models else None)
+                               {m: w for m, w in given.items() if w and m in card_models} or None)
         order = [m["base_model"] for m in meta.identities]
         missing = sorted(set(order) - set(tracks))
         if missing:
