@@ -249,8 +249,9 @@ def test_stack_features_by_hand():
     np.testing.assert_allclose(f["openspliceai_donor_window_max"][:5], [0.4, 0.4, 0.4, 0.4, 0.4])
     assert f["pangolin_p_max"][3] == pytest.approx(0.9) and f["pangolin_p_max_m1"][4] == pytest.approx(0.9)
     assert f["pangolin_usage_max"][5] == pytest.approx(0.2) and f["pangolin_heart_p_window_max"][1] == pytest.approx(0.9)
-    np.testing.assert_allclose(stack_top((a, b, pang), names), [0, 0, 0.8, 0.9, 0.7, 0])
-    np.testing.assert_allclose(f["stack_top_score"], [0, 0, 0.8, 0.9, 0.7, 0])
+    # the floor reads the site models only: Pangolin's 0.9 at 3 is a feature, not a position above the floor
+    np.testing.assert_allclose(stack_top((a, b, pang), names), [0, 0, 0.8, 0, 0.7, 0])
+    np.testing.assert_allclose(f["stack_top_score"], [0, 0, 0.8, 0, 0.7, 0])
 
 
 @pytest.mark.slow

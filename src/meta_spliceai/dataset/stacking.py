@@ -2,9 +2,9 @@
 
 The first store (the *labelling* model, ``BuildConfig.base_model``) decides everything about the rows:
 TP/FP/FN come from its scores and the annotation, and the true-negative strata are its own, except
-that a "hard" TN is one where **any** model's top score reaches ``--hard-prob`` (:func:`stack_top`), so
-positions where only another model fires are rows too (and the meta-model, which scores every position
-above the floor by any model, has seen them in training). The other stores add features at the same
+that a "hard" TN is one where **any** site model's top score reaches ``--hard-prob`` (:func:`stack_top`;
+per-tissue models such as Pangolin add features, not positions), so positions where only another model fires are rows too (and the meta-model, which scores every position
+above the floor by any site model, has seen them in training). The other stores add features at the same
 positions (:func:`stack_features`; columns declared in :func:`meta_spliceai.dataset.schema.stack_fields`).
 
 Every store must hold every gene with the same length and the column count its model declares
@@ -38,10 +38,14 @@ def model_top(track: np.ndarray, name: str) -> np.ndarray:
 
 
 def stack_top(tracks: Sequence[np.ndarray], names: Sequence[str]) -> np.ndarray:
-    """(L,) max over every model of its top score: the value the hard-TN rule and the floor apply to."""
+    """(L,) max over the site models (donor/acceptor columns) of their top score: the value the hard-TN rule and
+    the floor apply to. A per-tissue model (Pangolin) adds features, not positions: its P(splice) is >= 0.01 at
+    every nucleotide of the shared bundles, so a floor on it would put whole gene bodies above any low floor.
+    The labelling model (``tracks[0]``) is always a site model."""
     top = model_top(tracks[0], names[0])
     for t, n in zip(tracks[1:], names[1:]):
-        top = np.maximum(top, model_top(t, n))
+        if is_site_model(n):
+            top = np.maximum(top, model_top(t, n))
     return top
 
 

@@ -3,7 +3,7 @@ its native model file, and the corrector that turns a gene's base-model tracks i
 
 A gene's corrected track: every position where the floor rule holds gets the meta-model's
 probabilities; every other position keeps the labelling base model's scores. The floor rule: one base
-model, max(donor, acceptor) >= the card's floor; several (a stacked model), the max over every model of
+model, max(donor, acceptor) >= the card's floor; several (a stacked model), the max over every site model of
 its top score (:func:`meta_spliceai.dataset.stacking.stack_top`) >= the floor, so a position where only
 another model fires is corrected too. Features come from
 :func:`meta_spliceai.dataset.rows.position_features`, the builder's own code, with the settings the

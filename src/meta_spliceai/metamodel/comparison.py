@@ -2,7 +2,7 @@
 
 Each *method* (base model, calibrated base, meta-models) yields a corrected (L, 3) track per gene
 that differs from the base track only at the *scored* positions (base max(donor, acceptor) >=
-floor; in a stacked comparison, any model's top score >= floor). The other base models of a stack
+floor; in a stacked comparison, any site model's top score >= floor). The other base models of a stack
 and their plain mean are methods too, whose tracks are their own everywhere (below the floor at
 every unscored position, as every model is there). Per site type and method this module keeps:
 

@@ -1,7 +1,7 @@
 """Corrected scores of whole genes (the meta-model over the base model) and the ``apply`` command.
 
 A gene's corrected track: every position with max(donor, acceptor) >= the model card's floor (a
-stacked model: any base model's top score >= the floor) gets the meta-model's probabilities; every
+stacked model: any site model's top score >= the floor; Pangolin adds features, not positions) gets the meta-model's probabilities; every
 other position keeps the (labelling) base model's scores. A stacked model reads one prediction store
 per base model, in the card's order (``--predictions S1 S2 ...``); another count, order or identity
 is refused. Features come
