@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from meta_spliceai.basemodel.cone import ConeEngine  # noqa: E402
 from meta_spliceai.basemodel.ensemble import load_base_model  # noqa: E402
 from meta_spliceai.config import BASE_MODEL_OUTPUTS  # noqa: E402
+from meta_spliceai.dataset.schema import is_site_model  # noqa: E402
 from meta_spliceai.reference.genome import Genome  # noqa: E402
 from meta_spliceai.variants.deltas import ACCEPTOR, DONOR, Record, align_alt, cone_tracks, plan_records  # noqa: E402
 from meta_spliceai.variants.transcripts import load_transcripts  # noqa: E402
@@ -50,13 +51,14 @@ SHARED = ROOT.parent / "shared" / "data"
 CHR20 = SHARED / "grch37_chr20"
 TRUTH = SHARED / "truthsets" / "chr20_splice_variants.tsv"
 PANGOLIN_COLUMNS = BASE_MODEL_OUTPUTS["pangolin"]
+PANGOLIN_P = [i for i, c in enumerate(PANGOLIN_COLUMNS) if c.endswith("_p")]  # each tissue's P(splice site)
 
 
 def max_delta(ref: np.ndarray, alt: np.ndarray) -> float:
     """The largest of DS_AG, DS_AL, DS_DG, DS_DL of aligned (cov, 3) tracks (``-M 0``); Pangolin's (cov, 8):
-    the largest |change| of any tissue's P(splice site) (its columns ``{tissue}_p``, the even ones)."""
+    the largest |change| of any tissue's P(splice site) (its columns ``{tissue}_p``)."""
     if ref.shape[1] == len(PANGOLIN_COLUMNS):
-        return float(np.abs(alt[:, 0::2] - ref[:, 0::2]).max())
+        return float(np.abs(alt[:, PANGOLIN_P] - ref[:, PANGOLIN_P]).max())
     d = alt[:, [ACCEPTOR, DONOR]] - ref[:, [ACCEPTOR, DONOR]]
     return float(np.abs(d).max())
 
@@ -205,7 +207,7 @@ def main() -> None:
                                     a.work / f"tracks_{name}_D{a.distance}_{tag}.npz")
         timings[name] = time.perf_counter() - t
         scores[name] = per_record(n, [(r, max_delta(x, z)) for r, _, x, z in tracks[name]])
-    sites = [(m, w) for m, w in bases if m != "pangolin"]  # the mean of the site models (Pangolin: no donor/acceptor)
+    sites = [(m, w) for m, w in bases if is_site_model(m)]  # the mean of the site models (Pangolin: no donor/acceptor)
     if len(sites) > 1:
         first = tracks[sites[0][0]]
         mean = []

@@ -280,8 +280,8 @@ class MetaScorer:
             # one set of corrected positions for both alleles: where either allele reaches the floor, so a
             # position is scored by the same function in the reference and the alternate (a position that
             # crossed the floor would otherwise jump from the base score to the meta-model's: a false delta)
-            tops = [stack_top([w[kind][inside] for w in windows], self.names) for kind in (0, 1)]
-            keep = inside[(tops[0] >= self.corrector.floor) | (tops[1] >= self.corrector.floor)]
+            top = np.maximum(*(stack_top([w[kind][inside] for w in windows], self.names) for kind in (0, 1)))
+            keep = inside[top >= self.corrector.floor]
             keep = keep[np.argsort(idx[keep], kind="stable")]
             positions = idx[keep]
             for kind in (0, 1):
